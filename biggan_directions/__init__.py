@@ -1,12 +1,35 @@
-"""biggan-directions: interpretable BigGAN directions with the Hessian Penalty (public API)."""
-from .errors import UserError
-from .device import resolve_device
-from .generator import BigGANGenerator, Generator, latents_for_seeds, truncated_normal
-from .directions import DirectionMatrix, load_directions, save_directions, orthonormalize
-from .walks import easing, walk_latents
+"""biggan-directions: interpretable BigGAN directions with the Hessian Penalty (public API).
 
-__all__ = [
-    "UserError", "resolve_device", "BigGANGenerator", "Generator", "latents_for_seeds",
-    "truncated_normal", "DirectionMatrix", "load_directions", "save_directions",
-    "orthonormalize", "easing", "walk_latents",
-]
+Names are imported lazily on first use, so `import biggan_directions` (and commands such as
+`biggan-directions classes`) stay fast and do not load torch until it is needed.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "UserError": "errors",
+    "resolve_device": "device",
+    "resolve_class": "classes", "search_classes": "classes", "ImageNetClass": "classes",
+    "load_biggan": "weights", "save_biggan": "weights",
+    "Generator": "generator", "BigGANGenerator": "generator",
+    "latents_for_seeds": "generator", "truncated_normal": "generator",
+    "hessian_penalty": "penalty",
+    "DirectionMatrix": "directions", "orthonormalize": "directions",
+    "load_directions": "directions", "save_directions": "directions",
+    "easing": "walks", "walk_latents": "walks",
+    "open_run": "runs",
+    "DiscoverConfig": "discover", "discover_directions": "discover", "run_discover": "discover",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'biggan_directions' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
