@@ -1,0 +1,309 @@
+"""Discovery: recovery of a hidden basis, run files, exact resume, NaN stop, hostile files."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from biggan_directions.directions import load_directions, save_directions
+from biggan_directions.discover import (DiscoverConfig, Discovery, DiscoveryDiverged,
+                                        DiscoveryInterrupted, discover_directions, run_discover)
+from biggan_directions.errors import UserError
+from biggan_directions.generator import BigGANGenerator
+from biggan_directions.runs import open_run
+from cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class HiddenBasis:
+    """G(z) = C f(R z), f(u) = tanh(u) + 0.1 u^3: its Hessian is diagonal exactly in R's rows."""
+
+    def __init__(self, d: int = 8, outputs: int = 16, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.R = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0].float()
+        self.C = torch.randn(outputs, d, generator=g)
+        self.z_dim = d
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        u = z @ self.R.T
+        return (torch.tanh(u) + 0.1 * u ** 3) @ self.C.T
+
+
+def alignment(q: torch.Tensor, r: torch.Tensor) -> float:
+    """Mean over rows of q of the largest |cosine| with a row of r."""
+    return (q @ r.T).abs().max(dim=1).values.mean().item()
+
+
+def test_recovers_hidden_basis_from_random_start():
+    G = HiddenBasis()
+    cfg = DiscoverConfig(steps=150, batch_size=16, lr=0.05, path_size=1.0, seed=1)
+    start = Discovery(G, cfg)
+    assert alignment(start.directions(), G.R) < 0.9          # the random start is not aligned
+    before = start.evaluate()
+    q = discover_directions(G, cfg, progress=False)
+    assert q.shape == (8, 8)
+    assert torch.allclose(q @ q.T, torch.eye(8), atol=1e-5)
+    assert alignment(q, G.R) > 0.98
+    after = Discovery(G, cfg).evaluate(q)
+    assert after < 1e-3 * before                              # the penalty is driven to ~0
+    # and the hidden basis itself scores ~0 on the same fixed evaluation
+    assert Discovery(G, cfg).evaluate(G.R) < 1e-6 * before
+
+
+def test_same_seed_same_matrix_and_settings_override():
+    G = HiddenBasis()
+    a = discover_directions(G, steps=5, batch_size=4, progress=False, seed=3)
+    b = discover_directions(G, DiscoverConfig(steps=5, batch_size=4, seed=3), progress=False)
+    c = discover_directions(G, steps=5, batch_size=4, progress=False, seed=4)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_callback_sees_every_step():
+    seen = []
+    discover_directions(HiddenBasis(), steps=4, batch_size=2, progress=False,
+                        callback=lambda step, value: seen.append((step, value)))
+    assert [s for s, _ in seen] == [1, 2, 3, 4]
+    assert all(v >= 0 for _, v in seen)
+
+
+def test_subspace_directions_stay_inside():
+    G = HiddenBasis(d=8)
+    q = discover_directions(G, steps=3, batch_size=2, subspace=(2, 6), progress=False)
+    assert q.shape == (4, 8)
+    assert torch.count_nonzero(q[:, :2]) == 0 and torch.count_nonzero(q[:, 6:]) == 0
+    assert torch.allclose(q @ q.T, torch.eye(4), atol=1e-5)
+
+
+def test_invalid_settings_are_user_errors():
+    for bad in (dict(k=1), dict(epsilon=0.0), dict(truncation=1.5), dict(reduction="sum"),
+                dict(ndirs=9), dict(subspace=(4, 2))):
+        with pytest.raises(UserError):
+            discover_directions(HiddenBasis(), steps=1, progress=False, **bad)
+
+
+# ---------------------------------------------------------------- run folders
+def small_config(**kw) -> DiscoverConfig:
+    base = dict(steps=6, batch_size=2, checkpoint_every=2, eval_every=3, eval_samples=2, eval_k=2,
+                ndirs=8)
+    return DiscoverConfig(**{**base, **kw})
+
+
+def test_run_writes_every_file(tmp_path, small_biggan):
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    folder = tmp_path / "run"
+    result = run_discover(G, small_config(), folder, meta={"model": "m", "class_index": 207},
+                          progress=False)
+    assert result.status == "finished" and result.step == 6
+    for name in ("directions.safetensors", "run.json", "log.csv", "checkpoint.pt"):
+        assert (folder / name).is_file(), name
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and record["step"] == 6
+    assert record["config"]["steps"] == 6 and record["config"]["seed"] == 0
+    assert set(record["reference_eval"]) == {"identity", "random"}
+    assert record["final_penalty"] == pytest.approx(result.final_penalty)
+    assert "torch" in record["versions"] and record["device"] == "cpu"
+    rows = list(csv.DictReader(open(folder / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [bool(r["eval_penalty"]) for r in rows] == [False, False, True, False, False, True]
+    q, meta = load_directions(folder / "directions.safetensors")
+    assert q.shape == (8, 128)
+    assert (q @ q.T - torch.eye(8)).abs().max() < 1e-5
+    assert meta["step"] == 6 and meta["class_index"] == 207 and meta["path_size"] == 5.0
+    assert open_run(folder).meta == meta
+
+
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path, small_biggan):
+    cfg = small_config(checkpoint_every=100)                  # only the Ctrl-C checkpoint
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    whole = run_discover(G, cfg, tmp_path / "whole", progress=False)
+
+    calls = {"n": 0}
+
+    def interrupting(z):                                     # Ctrl-C during step 3's forward
+        calls["n"] += torch.is_grad_enabled()                # training calls only
+        if calls["n"] == 3 and torch.is_grad_enabled():
+            os.kill(os.getpid(), signal.SIGINT)
+        return G(z)
+    interrupting.z_dim = G.z_dim
+
+    with pytest.raises(DiscoveryInterrupted) as info:
+        run_discover(interrupting, cfg, tmp_path / "cut", progress=False)
+    assert info.value.step == 3                              # the step in flight was finished
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "interrupted"
+    resumed = run_discover(G, cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.step == 6
+    q_whole, _ = load_directions(tmp_path / "whole" / "directions.safetensors")
+    q_cut, _ = load_directions(tmp_path / "cut" / "directions.safetensors")
+    assert torch.equal(q_whole, q_cut)
+    log_whole = (tmp_path / "whole" / "log.csv").read_text().splitlines()
+    log_cut = (tmp_path / "cut" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[:3] for r in log_whole] == [r.split(",")[:3] for r in log_cut]
+    record = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert record["resumed_at_steps"] == [3] and record["status"] == "finished"
+    # a finished run resumed again does nothing
+    again = run_discover(G, cfg, tmp_path / "cut", resume=True, progress=False)
+    assert again.status == "already finished"
+    # more steps extend it exactly like a longer run
+    longer = DiscoverConfig(**{**cfg.__dict__, "steps": 8})
+    run_discover(G, longer, tmp_path / "cut", resume=True, progress=False)
+    run_discover(G, longer, tmp_path / "long", progress=False)
+    assert torch.equal(load_directions(tmp_path / "cut" / "directions.safetensors")[0],
+                       load_directions(tmp_path / "long" / "directions.safetensors")[0])
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_biggan):
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    calls = {"n": 0}
+
+    def poisoned(z):                                          # NaN from step 4's forward on
+        calls["n"] += torch.is_grad_enabled()                # training calls only
+        out = G(z)
+        return out * float("nan") if calls["n"] >= 4 else out
+    poisoned.z_dim = G.z_dim
+    cfg = small_config(eval_every=100)
+    with pytest.raises(DiscoveryDiverged, match=r"nan at step 4.*step 2\) is kept"):
+        run_discover(poisoned, cfg, tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "failed" and "nan" in record["error"]
+    q, meta = load_directions(tmp_path / "run" / "directions.safetensors")
+    assert meta["step"] == 2 and torch.isfinite(q).all()
+
+
+def test_existing_run_is_refused_then_overwritten(tmp_path):
+    G = HiddenBasis()
+    cfg = DiscoverConfig(steps=2, batch_size=2, eval_samples=2)
+    run_discover(G, cfg, tmp_path, progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="--resume.*--overwrite"):
+        run_discover(G, cfg, tmp_path, progress=False)
+    run_discover(G, cfg, tmp_path, overwrite=True, progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"      # not ours: left alone
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    G = HiddenBasis()
+    run_discover(G, DiscoverConfig(steps=2, batch_size=2, eval_samples=2), tmp_path, progress=False)
+    with pytest.raises(UserError, match=r"lr=0.01 \(now 0.02\)"):
+        run_discover(G, DiscoverConfig(steps=4, batch_size=2, eval_samples=2, lr=0.02), tmp_path,
+                     resume=True, progress=False)
+
+
+def test_hostile_checkpoint_is_not_unpickled(tmp_path):
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+    run_discover(HiddenBasis(), DiscoverConfig(steps=2, batch_size=2, eval_samples=2,
+                                               checkpoint_every=1), tmp_path, progress=False)
+    (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps({"x": Boom()}))
+    with pytest.raises(UserError, match="unreadable checkpoint"):
+        run_discover(HiddenBasis(), DiscoverConfig(steps=3, batch_size=2, eval_samples=2),
+                     tmp_path, resume=True, progress=False)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("case", ["garbage", "no-tag", "not-orthonormal", "nan", "bad-json"])
+def test_malformed_directions_files_are_refused(tmp_path, case):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "d.safetensors"
+    if case == "garbage":
+        path.write_bytes(os.urandom(300))
+    elif case == "no-tag":
+        save_file({"directions": torch.eye(3)}, str(path))
+    elif case == "not-orthonormal":
+        save_file({"directions": 2 * torch.eye(3)}, str(path),
+                  metadata={"format": "biggan-directions", "version": "1", "meta": "{}"})
+    elif case == "nan":
+        save_file({"directions": torch.full((2, 3), float("nan"))}, str(path),
+                  metadata={"format": "biggan-directions", "version": "1", "meta": "{}"})
+    else:
+        save_file({"directions": torch.eye(3)}, str(path),
+                  metadata={"format": "biggan-directions", "version": "1", "meta": "{oops"})
+    with pytest.raises(UserError, match=str(path)):
+        load_directions(path)
+
+
+def test_directions_round_trip(tmp_path):
+    q = torch.linalg.qr(torch.randn(6, 4))[0].T                 # (4, 6) orthonormal rows
+    save_directions(tmp_path / "d.safetensors", q, {"model": "x", "path_size": 2.5})
+    back, meta = load_directions(tmp_path / "d.safetensors")
+    assert torch.allclose(back, q) and meta == {"model": "x", "path_size": 2.5, "ndirs": 4, "z_dim": 6}
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_discover_writes_run_and_refuses_existing(tmp_path, small_biggan_dir):
+    args = ["discover", "-c", "golden retriever", "--model", str(small_biggan_dir), "--steps", "3",
+            "--batch-size", "2", "--ndirs", "4", "--out", str(tmp_path), "--device", "cpu", "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / Path(small_biggan_dir).name.lower().replace("_", "-") / "207-golden-retriever"
+    assert "finished at step 3" in result.output
+    assert (folder / "directions.safetensors").is_file()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1
+    assert "already exists" in again.output and "Traceback" not in again.output
+    assert len(again.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-c", "golden retreiver"], "did you mean"),
+    (["-c", "207", "--truncation", "1.5"], "(0, 1]"),
+    (["-c", "207", "--subspace", "39"], "LO-HI"),
+    (["-c", "207", "--subspace", "40-10"], "backwards"),
+    (["-c", "207", "--layers", "block99"], "block"),
+    (["-c", "207", "--device", "cuda:7"], "cuda"),
+    (["-c", "207", "--resume", "--overwrite"], "contradict"),
+])
+def test_cli_discover_user_errors(tmp_path, small_biggan_dir, extra, message):
+    result = CliRunner().invoke(cli, ["discover", "--model", str(small_biggan_dir), "--steps", "1",
+                                      "--out", str(tmp_path), "-q", *extra])
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir):
+    """A real SIGINT to a real process: exit 130, checkpoint kept, --resume matches a run that
+    was never interrupted."""
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "25",
+            "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
+            "1000", "--device", "cpu", "-q"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args, "--out", str(tmp_path / "b")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs: list[Path] = []
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:   # wait until a few steps are done
+        logs = list((tmp_path / "b").glob("*/*/log.csv"))
+        if logs and len(logs[0].read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    folder_b = logs[0].parent
+    stopped_at = torch.load(folder_b / "checkpoint.pt", weights_only=True)["step"]
+    assert 3 <= stopped_at < 25
+    resumed = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "b"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    whole = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "a")])
+    assert whole.exit_code == 0, whole.output
+    folder_a = next((tmp_path / "a").glob("*/*"))
+    assert torch.equal(load_directions(folder_a / "directions.safetensors")[0],
+                       load_directions(folder_b / "directions.safetensors")[0])
