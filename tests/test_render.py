@@ -1,0 +1,302 @@
+"""Rendering: walk frames against the walk maths, videos and strips read back, names, errors."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio_v2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from biggan_directions.directions import random_orthonormal, save_directions
+from biggan_directions.errors import UserError
+from biggan_directions.generator import BigGANGenerator, latents_for_seeds
+from biggan_directions.ranges import parse_int_list
+from biggan_directions.render import (RenderConfig, format_int_list, frame_size, label_width,
+                                      open_render_source, render_directions, strip_image,
+                                      to_uint8, walk_frames)
+from biggan_directions.walks import easing
+from cli import cli
+
+R = 32          # the small test model's resolution
+LW = label_width(R)
+
+
+@pytest.fixture()
+def run_dir(tmp_path, small_biggan_dir) -> Path:
+    """A run folder with 8 random orthonormal directions recorded for the small model."""
+    q = random_orthonormal(8, 128, torch.Generator().manual_seed(1))
+    meta = dict(model=str(small_biggan_dir), class_index=207, class_name="golden retriever",
+                truncation=0.5, path_size=3.0)
+    save_directions(tmp_path / "run" / "directions.safetensors", q, meta)
+    return tmp_path / "run"
+
+
+@pytest.fixture(scope="module")
+def G(small_biggan):
+    return BigGANGenerator(small_biggan, 207, 0.5)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["render", *map(str, args)])
+
+
+def assert_ok(result):
+    assert result.exit_code == 0, result.output
+    return [Path(line) for line in result.output.strip().splitlines()]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ---------------------------------------------------------------- frames against the walk maths
+def test_loop_centre_frame_is_the_projected_sample(G):
+    q = random_orthonormal(3, 128, torch.Generator().manual_seed(2))
+    z = latents_for_seeds([4, 5], 128, 0.5)
+    frames = list(walk_frames(G, q, z, easing("loop", 4), 3.0, labels=None, batch_size=4))
+    assert len(frames) == 4 and frames[0].shape == (3 * R, 2 * R, 3) and frames[0].dtype == np.uint8
+    for k in range(3):
+        for s in range(2):
+            projected = z[s] - (z[s] @ q[k]) * q[k]                       # t = 0
+            with torch.no_grad():
+                want = to_uint8(G(projected[None]))[0].permute(1, 2, 0).numpy()
+            cell = frames[0][k * R:(k + 1) * R, s * R:(s + 1) * R]
+            assert np.abs(cell.astype(int) - want.astype(int)).max() <= 1
+    # the walk moves: the +1 end (frame 1 of 4, t = sin(pi/2) = 1) differs from the centre
+    assert np.abs(frames[1].astype(int) - frames[0].astype(int)).mean() > 1.0
+
+
+def test_linear_first_frame_is_the_minus_end(G):
+    q = random_orthonormal(2, 128, torch.Generator().manual_seed(3))
+    z = latents_for_seeds([0], 128, 0.5)
+    first = next(walk_frames(G, q, z, easing("linear", 5), 2.5, batch_size=8))
+    for k in range(2):
+        end = z[0] - (z[0] @ q[k]) * q[k] - 2.5 * q[k]                   # t = -1
+        with torch.no_grad():
+            want = to_uint8(G(end[None]))[0].permute(1, 2, 0).numpy()
+        got = first[k * R:(k + 1) * R]
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_frames_do_not_depend_on_batch_size_and_labels_keep_sizes(G):
+    q = random_orthonormal(2, 128, torch.Generator().manual_seed(4))
+    z = latents_for_seeds([0, 1, 2], 128, 0.5)
+    t = easing("loop", 6)
+    a = np.stack(list(walk_frames(G, q, z, t, 3.0, labels=["0", "7"], batch_size=1)))
+    b = np.stack(list(walk_frames(G, q, z, t, 3.0, labels=["0", "7"], batch_size=64)))
+    assert a.shape == (6, 2 * R, LW + 3 * R, 3) == (6, *frame_size(2, 3, R, True), 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert a[:, :, :LW].max() == 255                     # white label text on black
+    assert (a[:, :, :LW] == a[:1, :, :LW]).all()         # labels are static
+
+
+def test_frames_are_generated_lazily_in_batches(G):
+    calls = []
+
+    def counting(z):
+        calls.append(z.shape[0])
+        return G(z)
+    counting.z_dim, counting.resolution = G.z_dim, G.resolution
+    q = random_orthonormal(2, 128, torch.Generator().manual_seed(5))
+    z = latents_for_seeds([0], 128, 0.5)
+    frames = walk_frames(counting, q, z, easing("loop", 12), 3.0, batch_size=4)
+    next(frames)
+    assert calls == [4]                                  # 2 frames of 2x1 cells, not 12
+    assert sum(1 for _ in frames) == 11 and calls == [4] * 6
+
+
+def test_odd_sizes_are_padded_to_even():
+    assert frame_size(3, 3, 33, False) == (100, 100)
+    assert frame_size(2, 2, 33, True) == (66, 66 + label_width(33))
+
+
+def test_format_int_list_reads_back():
+    for values in ([0, 1, 2, 3, 7], [3, 1], [5], [0, 2, 3, 4, 9, 10]):
+        assert parse_int_list(format_int_list(values)) == values
+    assert format_int_list([0, 1, 2, 3, 7]) == "0-3,7"
+    assert format_int_list(list(range(0, 120, 2))).startswith("n60-")
+
+
+# ---------------------------------------------------------------- files through the CLI
+def test_grid_mp4_reads_back(run_dir):
+    paths = assert_ok(invoke(run_dir, "--dirs", "0-2", "--seeds", "0-1", "--frames", 7,
+                             "--fps", 24, "-q", "--device", "cpu"))
+    assert paths == [run_dir / "videos" / "grid_dirs0-2_seeds0-1_p3.0_loop.mp4"]
+    reader = imageio_v2.get_reader(paths[0])
+    try:
+        assert reader.count_frames() == 7
+        meta = reader.get_meta_data()
+        assert meta["fps"] == pytest.approx(24, abs=0.01)
+        frame = reader.get_data(0)
+    finally:
+        reader.close()
+    assert frame.shape == (3 * R, LW + 2 * R, 3)
+    assert files_in(run_dir / "videos") == [paths[0].name]       # no temp file left
+
+
+def test_per_direction_gif_loops_with_frame_count(run_dir):
+    paths = assert_ok(invoke(run_dir, "--dirs", "1,2", "--seeds", "0-1", "--frames", 10, "--fps",
+                             10, "--format", "gif", "--layout", "per-direction", "-q"))
+    assert [p.name for p in paths] == ["dir001_seeds0-1_p3.0_loop.gif",
+                                       "dir002_seeds0-1_p3.0_loop.gif"]
+    for path in paths:
+        # 10 frames although loop easing repeats positions (frames 2 and 3: t = sin 72 deg)
+        frames = iio.imread(path, index=None)
+        assert frames.shape == (10, R, 2 * R, 3)                 # one row, no label column
+        meta = iio.immeta(path, index=0)
+        assert meta["loop"] == 0 and meta["duration"] == 100
+    from PIL import Image
+    with Image.open(paths[1]) as im:                             # the settings travel along
+        record = json.loads(im.info["comment"])
+    assert record["directions"] == [2] and record["seeds"] == [0, 1]
+    assert record["class_index"] == 207 and record["truncation"] == 0.5
+    assert record["config"]["frames"] == 10 and record["config"]["path_size"] == 3.0
+
+
+def test_same_seeds_give_identical_frames(run_dir, G, tmp_path):
+    q = random_orthonormal(2, 128, torch.Generator().manual_seed(6))
+    out = [render_directions(G, q, [3, 4], tmp_path / name, frames=4, fmt="gif", progress=False)
+           for name in ("a", "b")]
+    assert out[0][0].name == out[1][0].name == "grid_dirs0-1_seeds3-4_p5.0_loop.gif"
+    a, b = (iio.imread(p[0], index=None) for p in out)
+    assert a.shape == (4, 2 * R, LW + 2 * R, 3) and np.array_equal(a, b)
+
+
+def test_strip_png_size_and_centre_column(run_dir, G):
+    paths = assert_ok(invoke(run_dir, "--dirs", "1-2", "--strip", "--strip-steps", 3, "-q"))
+    assert paths == [run_dir / "videos" / "strip_dirs1-2_seed0_p3.0.png"]
+    image = iio.imread(paths[0])
+    assert image.shape == (2 * R, LW + 3 * R, 3)
+    from PIL import Image
+    with Image.open(paths[0]) as im:
+        assert json.loads(im.info["biggan-directions"])["directions"] == [1, 2]
+    # the middle column (t = 0) is the projected first seed
+    src = open_render_source(run_dir, dirs="1-2")
+    z = latents_for_seeds([0], 128, 0.5)[0]
+    for k, q in enumerate(src.directions):
+        with torch.no_grad():
+            want = to_uint8(G((z - (z @ q) * q)[None]))[0].permute(1, 2, 0).numpy()
+        cell = image[k * R:(k + 1) * R, LW + R:LW + 2 * R]
+        assert np.abs(cell.astype(int) - want.astype(int)).max() <= 1
+    direct = strip_image(G, src.directions, z, 3, 3.0, labels=["1", "2"])
+    assert np.abs(direct.astype(int) - image.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["random", "coords"])
+def test_baselines_render(kind, small_biggan_dir, tmp_path):
+    paths = assert_ok(invoke("--directions", kind, "--class", "golden retriever", "--model",
+                             small_biggan_dir, "--dirs", "0-1", "--seeds", 0, "--frames", 4,
+                             "--format", "gif", "--out", tmp_path / "b", "-q"))
+    prefix = "random-seed0_" if kind == "random" else "coords_"
+    assert [p.name for p in paths] == [f"{prefix}grid_dirs0-1_seeds0_p5.0_loop.gif"]
+    frames = iio.imread(paths[0], index=None)
+    assert frames.shape == (4, 2 * R, LW + R, 3)
+    src = open_render_source(baseline=kind, class_query=207, model=str(small_biggan_dir), dirs="0-1")
+    G, q = src.load("cpu", progress=False)
+    assert torch.allclose(q @ q.T, torch.eye(2), atol=1e-5)
+    if kind == "coords":
+        assert torch.equal(q, torch.eye(2, 128))
+
+
+def test_baseline_with_a_run_takes_its_settings(run_dir):
+    paths = assert_ok(invoke(run_dir, "--directions", "coords", "--dirs", 5, "--seeds", 0,
+                             "--frames", 3, "--format", "gif", "-q"))
+    assert paths == [run_dir / "videos" / "coords_grid_dirs5_seeds0_p3.0_loop.gif"]
+
+
+def test_overrides_are_named_and_existing_files_kept(run_dir):
+    args = [run_dir, "--dirs", 0, "--seeds", 0, "--frames", 3, "--format", "gif", "-q"]
+    paths = assert_ok(invoke(*args, "--class", 208, "--truncation", 0.4, "--path-size", 2))
+    assert paths[0].name == "c208_t0.4_grid_dirs0_seeds0_p2.0_loop.gif"
+    target = paths[0]
+    target.write_bytes(b"mine")
+    result = invoke(*args, "--class", 208, "--truncation", 0.4, "--path-size", 2)
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert target.read_bytes() == b"mine"
+    assert_ok(invoke(*args, "--class", 208, "--truncation", 0.4, "--path-size", 2, "--overwrite"))
+    assert iio.imread(target, index=None).shape[0] == 3
+
+
+# ---------------------------------------------------------------- --top
+def test_top_without_scores_says_run_score(run_dir):
+    result = invoke(run_dir, "--top", 2)
+    assert result.exit_code == 1
+    assert "biggan-directions score" in result.output and "Traceback" not in result.output
+
+
+def test_top_follows_the_ranking(run_dir):
+    (run_dir / "scores.json").write_text(json.dumps({"ranking": [3, 1, 0, 2]}))
+    paths = assert_ok(invoke(run_dir, "--top", 2, "--seeds", 0, "--frames", 3, "--format", "gif",
+                             "-q"))
+    assert paths[0].name == "grid_dirs3,1_seeds0_p3.0_loop.gif"
+    src = open_render_source(run_dir, top=2)
+    assert src.indices == [3, 1]
+    from biggan_directions.runs import open_run
+    assert torch.equal(src.directions, open_run(run_dir).directions[[3, 1]])
+
+
+# ---------------------------------------------------------------- errors: one line, no file
+def _no_ffmpeg_exe():
+    raise RuntimeError("No ffmpeg exe could be found.")
+
+
+@pytest.mark.parametrize("args, needle, patch", [
+    (["RUN", "--dirs", "9"], "out of range", None),
+    (["RUN", "--dirs", "7-3"], "backwards", None),
+    (["RUN", "--dirs", ""], "empty", None),
+    (["RUN", "--dirs", "0", "--top", "1"], "--top", None),
+    (["--seeds", "0"], "RUN", None),
+    (["MISSING"], "no such run", None),
+    (["GARBAGE"], "unreadable", None),
+    (["RUN", "--directions", "coords", "--top", "2"], "--dirs", None),
+    (["--directions", "random"], "--class", None),
+    (["RUN", "--truncation", "1.5"], "truncation", None),
+    (["RUN", "--out", "FILE/videos"], "cannot write", None),
+    (["RUN"], "pip install imageio-ffmpeg", "no-exe"),
+    (["RUN"], "pip install imageio-ffmpeg", "no-module"),
+])
+def test_errors_are_one_line_and_write_nothing(args, needle, patch, run_dir, tmp_path, monkeypatch):
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00not a safetensors file")
+    (tmp_path / "file").write_text("x")
+    names = {"RUN": str(run_dir), "MISSING": str(tmp_path / "nope"),
+             "GARBAGE": str(tmp_path / "garbage.safetensors"), "FILE/videos": str(tmp_path / "file" / "v")}
+    if patch == "no-exe":
+        import imageio_ffmpeg
+        monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", _no_ffmpeg_exe)
+    elif patch == "no-module":
+        monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    result = invoke(*[names.get(a, a) for a in args], "--frames", 2, "-q")
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.output
+    assert "Traceback" not in result.output
+    assert files_in(run_dir / "videos") == []
+
+
+def test_failure_mid_render_leaves_no_file(G, tmp_path):
+    for exc in (RuntimeError("device lost"), KeyboardInterrupt()):
+        calls = []
+
+        def failing(z):
+            calls.append(1)
+            if len(calls) == 3:
+                raise exc
+            return G(z)
+        failing.z_dim, failing.resolution = G.z_dim, G.resolution
+        q = random_orthonormal(2, 128, torch.Generator().manual_seed(7))
+        with pytest.raises(type(exc)):
+            render_directions(failing, q, [0, 1], tmp_path, frames=20, batch_size=4,
+                              progress=False, truncation=0.5)
+        assert files_in(tmp_path) == []
+
+
+def test_config_is_checked():
+    with pytest.raises(UserError, match="--fps"):
+        RenderConfig(fps=0).check()
+    with pytest.raises(UserError, match="--format"):
+        RenderConfig(fmt="avi").check()
