@@ -1,0 +1,624 @@
+"""LPIPS scores per direction (effect, smoothness, consistency, inactive), ranking, scores files.
+
+For each direction q and seed z the scorer renders ONE linear walk of `steps` frames (odd, default 9)
+at t = -1 .. +1 with `walks.walk_latents` (z minus its projection on q, plus t * P * q), so the
+centre t = 0 is frame (steps - 1) / 2 and the ends are frames 0 and steps - 1. Each frame is
+generated once and its LPIPS features computed once; every distance below is taken between those
+features (LPIPS is a distance between per-layer unit-normalised backbone features, weighted by the
+package's learned linear layers, so features can be reused across pairs).
+
+  effect         mean over seeds of LPIPS(frame -P, frame +P): how much the direction changes
+                 the image end to end. This is the number the ranking uses.
+  effect_centre  mean over seeds and both ends of LPIPS(centre, end): the half-walk change,
+                 reported beside it (about a quarter of `effect` for an evenly paced walk, since
+                 LPIPS behaves like a squared distance, see below).
+  smoothness     (steps - 1) * sum of LPIPS between consecutive frames / endpoint LPIPS, both
+                 summed over seeds (a ratio of sums, robust to a seed with a tiny endpoint
+                 distance). LPIPS is a weighted sum of SQUARED differences of normalised features
+                 (its linear weights are >= 0), so the plain ratio of an evenly paced walk is
+                 1/(steps-1), not 1; scaled by steps - 1 it is >= 1 always (Cauchy-Schwarz plus the
+                 triangle inequality of sqrt(LPIPS)), exactly 1 when the features move along a
+                 straight line at even pace, steps - 1 when all the change happens in one step
+                 (a jump), and larger still when the walk wanders and comes back.
+  consistency    coefficient of variation of the per-seed endpoint LPIPS (sample std / mean over
+                 seeds): 0 = the direction does the same amount on every sample. NaN with 1 seed.
+  inactive       effect < threshold (default 0.01 LPIPS). Unrelated natural images score several
+                 tenths of LPIPS apart, while changes near 0.01 are hard to see at all: a walk from
+                 -P to +P that moves the image that little does nothing useful. It is a convention
+                 (not a measured just-noticeable difference) and its scale depends on --net; tune
+                 it with --inactive-threshold. The count of inactive directions turns the paper's
+                 "shrinkage" (the penalty switches directions off) into a number. Smoothness and
+                 consistency of inactive directions are ratios of near-zero numbers (noise) and are
+                 left undefined (NaN in memory, null in JSON, empty in CSV).
+
+Ranking ("ranking" in scores.json, read by `render --top K`): ALL direction indices, best first:
+active directions by decreasing effect, then the inactive ones (also by decreasing effect), so the
+list is always a full permutation; `n_active` says where the active part ends.
+
+The LPIPS backbone (ImageNet AlexNet / VGG16 / SqueezeNet weights) is loaded through torchvision's
+own cache, torch.hub.get_dir()/checkpoints. Offline, a missing file is a UserError naming the file,
+the folder and the URL; there is no silent fallback. `random_backbone=True` builds a seeded random
+backbone instead: for tests and timing only, its numbers are not meaningful, and the output says so.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import UserError
+from .runs import SCORES_CSV, SCORES_JSON, Run, open_run
+
+NETS = ("alex", "vgg", "squeeze")
+DEFAULT_THRESHOLD = 0.01
+SCORES_FORMAT = "biggan-directions-scores"
+SCORES_VERSION = 1
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+EFFECT_DEFINITION = ("effect = mean over seeds of LPIPS between the walk's ends (t=-1 and t=+1, "
+                     "i.e. -P and +P); effect_centre = mean LPIPS between the centre (t=0) and each end")
+
+
+# ---------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Settings of one `score` job; None means 'take it from the directions file's metadata'."""
+
+    seeds: tuple[int, ...] = tuple(range(16))  # one latent per seed via latents_for_seeds
+    steps: int = 9                             # frames per linear walk; odd, so t=0 is a frame
+    path_size: float | None = None             # P: walk from -P to +P (None: the run's path_size)
+    class_index: int | None = None             # None: the run's class_index
+    truncation: float | None = None            # None: the run's truncation
+    model: str | None = None                   # name or folder (None: the run's model)
+    net: str = "alex"                          # LPIPS backbone: alex | vgg | squeeze
+    batch_size: int = 32                       # frames per generator / LPIPS batch
+    threshold: float = DEFAULT_THRESHOLD       # effect below this (LPIPS) = inactive
+    compare: str | None = None                 # 'random': also score random orthonormal directions
+    seed: int = 0                              # seed of the random directions for --compare random
+    random_backbone: bool = False              # tests/timing only: random LPIPS backbone, not meaningful
+
+
+# ---------------------------------------------------------------- LPIPS
+def backbone_checkpoint(net: str) -> tuple[str, str]:
+    """(file name, URL) of the torchvision ImageNet checkpoint lpips loads for `net`.
+
+    Read from torchvision's weight enums (lpips builds tv.alexnet / vgg16 / squeezenet1_1 with
+    pretrained=True, i.e. IMAGENET1K_V1), e.g. 'alex' -> 'alexnet-owt-7be5be79.pth'.
+    """
+    from torchvision import models as tv
+
+    weights = {"alex": tv.AlexNet_Weights, "vgg": tv.VGG16_Weights,
+               "squeeze": tv.SqueezeNet1_1_Weights}
+    if net not in weights:
+        raise UserError(f"--net {net!r}: use one of {', '.join(NETS)}.")
+    url = weights[net].IMAGENET1K_V1.url
+    return url.rsplit("/", 1)[-1], url
+
+
+def load_lpips(net: str = "alex", device: torch.device | str = "cpu", *,
+               random_backbone: bool = False, seed: int = 0) -> nn.Module:
+    """lpips.LPIPS(net) in eval mode, frozen, on `device`, loaded without any download.
+
+    The ImageNet backbone must already be in torch.hub.get_dir()/checkpoints (torchvision's
+    cache, $TORCH_HOME/hub/checkpoints); otherwise UserError saying which file to put where.
+    random_backbone=True: a backbone initialised from torch seed `seed` (not meaningful).
+    """
+    import lpips
+
+    file, url = backbone_checkpoint(net)
+    path = Path(torch.hub.get_dir()) / "checkpoints" / file
+    if not random_backbone and not path.is_file():
+        raise UserError(f"LPIPS '{net}' needs its ImageNet backbone offline: put {file} in "
+                        f"{path.parent}/ (get it from {url}) or set TORCH_HOME to a folder "
+                        f"holding hub/checkpoints/{file}.")
+    try:
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore")  # torchvision's 'pretrained is deprecated' notices
+            torch.manual_seed(seed)          # only the random backbone draws from it
+            metric = lpips.LPIPS(net=net, verbose=False, pnet_rand=random_backbone)
+    except (RuntimeError, OSError, ValueError, EOFError, KeyError) as e:
+        raise UserError(f"{path}: not a usable {net} checkpoint ({_first_line(e)}); replace it "
+                        f"with {url}.") from None
+    except Exception as e:  # unpickling errors of a corrupt file have several types
+        if type(e).__name__ == "UnpicklingError":
+            raise UserError(f"{path}: not a usable {net} checkpoint ({_first_line(e)}); replace "
+                            f"it with {url}.") from None
+        raise
+    return metric.eval().requires_grad_(False).to(device)
+
+
+def lpips_features(metric: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """Per-layer unit-normalised LPIPS features of (B, 3, H, W) images in [-1, 1].
+
+    Returns one (B, C_l, H_l, W_l) tensor per backbone layer: exactly what lpips.LPIPS.forward
+    computes for each input (v0.1 scaling layer, backbone, channel normalisation).
+    """
+    import lpips
+
+    outs = metric.net.forward(metric.scaling_layer(images))
+    return [lpips.normalize_tensor(o) for o in outs]
+
+
+def lpips_distance(metric: nn.Module, feats_a: Sequence[torch.Tensor],
+                   feats_b: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N,) LPIPS between feature lists of equal shapes (N, C_l, H_l, W_l): the learned linear
+    layer on the squared feature difference, averaged over space, summed over layers. Equals
+    lpips.LPIPS.forward(a, b, normalize=False).flatten() on the images the features came from."""
+    total = None
+    for lin, a, b in zip(metric.lins, feats_a, feats_b):
+        d = lin((a - b) ** 2).mean(dim=(2, 3))   # (N, 1)
+        total = d if total is None else total + d
+    return total.flatten()
+
+
+# ---------------------------------------------------------------- scoring
+@dataclass
+class ScoreResult:
+    """Scores of K directions over S seeds (CPU float64 tensors; NaN where undefined).
+
+    endpoint:      (K, S) LPIPS(frame -P, frame +P) per seed.
+    centre:        (K, S) mean of LPIPS(centre, -P) and LPIPS(centre, +P) per seed.
+    path:          (K, S) sum of LPIPS between consecutive frames per seed.
+    effect:        (K,) endpoint mean over seeds (the ranking figure).
+    effect_centre: (K,) centre mean over seeds.
+    smoothness:    (K,) (steps-1) * path.sum(seeds) / endpoint.sum(seeds), >= 1 (1 = evenly
+                   paced); NaN for inactive directions.
+    consistency:   (K,) std/mean of endpoint over seeds; NaN for inactive ones or one seed.
+    inactive:      (K,) bool, effect < threshold.
+    ranking:       all K indices, active by decreasing effect, then inactive ones.
+    """
+
+    endpoint: torch.Tensor
+    centre: torch.Tensor
+    path: torch.Tensor
+    effect: torch.Tensor
+    effect_centre: torch.Tensor
+    smoothness: torch.Tensor
+    consistency: torch.Tensor
+    inactive: torch.Tensor
+    ranking: list[int]
+    threshold: float
+    seeds: list[int]
+    steps: int
+    path_size: float
+    frames: int = 0        # frames generated (= K * S * steps)
+    pairs: int = 0         # LPIPS distances taken
+    seconds: float = 0.0
+
+    @property
+    def n_directions(self) -> int:
+        return int(self.effect.shape[0])
+
+    @property
+    def n_inactive(self) -> int:
+        return int(self.inactive.sum())
+
+    @property
+    def n_active(self) -> int:
+        return self.n_directions - self.n_inactive
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per direction, in direction order (rank is 1-based)."""
+        rank = {d: r + 1 for r, d in enumerate(self.ranking)}
+        return [{"direction": k, "rank": rank[k], "effect": _num(self.effect[k]),
+                 "effect_centre": _num(self.effect_centre[k]),
+                 "smoothness": _num(self.smoothness[k]), "consistency": _num(self.consistency[k]),
+                 "inactive": bool(self.inactive[k]),
+                 "effect_per_seed": [_num(v) for v in self.endpoint[k]]}
+                for k in range(self.n_directions)]
+
+
+def walk_pairs(steps: int) -> tuple[list[tuple[int, int]], dict[str, list[int]]]:
+    """The distinct frame pairs one walk of `steps` frames needs, and which pair serves what.
+
+    Returns (pairs, roles): pairs is a list of (i, j) frame indices, i < j; roles maps
+    'consecutive' (steps - 1 entries), 'endpoint' (1) and 'centre' (2) to indices into pairs.
+    With steps = 3 the centre pairs ARE the consecutive ones and are taken once.
+    """
+    if steps < 3 or steps % 2 == 0:
+        raise UserError(f"--steps {steps}: must be odd and >= 3 so the walk's centre t=0 is a frame.")
+    c = (steps - 1) // 2
+    pairs: list[tuple[int, int]] = []
+
+    def index(i: int, j: int) -> int:
+        key = (min(i, j), max(i, j))
+        if key not in pairs:
+            pairs.append(key)
+        return pairs.index(key)
+
+    roles = {"consecutive": [index(i, i + 1) for i in range(steps - 1)],
+             "endpoint": [index(0, steps - 1)],
+             "centre": [index(c, 0), index(c, steps - 1)]}
+    return pairs, roles
+
+
+@torch.inference_mode()
+def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torch.Tensor,
+                     seeds: Sequence[int], *, path_size: float, metric: nn.Module,
+                     truncation: float, steps: int = 9, batch_size: int = 32,
+                     device: torch.device | str = "cpu", threshold: float = DEFAULT_THRESHOLD,
+                     progress: bool = False, desc: str = "score") -> ScoreResult:
+    """Score each row of `directions` by LPIPS along linear walks (see the module docstring).
+
+    G:          (B, z_dim) latents on `device` -> (B, 3, H, W) images in [-1, 1] (class and
+                truncation bound, e.g. BigGANGenerator); called on at most batch_size frames at
+                a time, once per frame.
+    directions: (K, z_dim); unit rows for meaningful path sizes (a zero row is allowed: inactive).
+    seeds:      S >= 1 seeds; latents from latents_for_seeds(seeds, z_dim, truncation).
+    path_size:  P > 0; the walk goes from -P to +P.
+    metric:     an lpips.LPIPS on `device` (load_lpips).
+    Memory: LPIPS features of max(batch_size, steps) frames (whole walks) at a time, plus the
+    (steps + 2) / steps as many pair differences of one layer.
+    """
+    from tqdm import tqdm
+
+    from .generator import latents_for_seeds
+    from .walks import easing, walk_latents
+
+    device = torch.device(device)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise UserError("no seeds to score on; give --seeds or --num-seeds >= 1.")
+    if not path_size > 0:
+        raise UserError(f"--path-size {path_size}: must be > 0.")
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be >= 1.")
+    pairs, roles = walk_pairs(steps)
+    K, D = directions.shape
+    S, T = len(seeds), steps
+    z = latents_for_seeds(seeds, D, truncation)                           # (S, D)
+    t = easing("linear", T)                                               # (T,) -1 .. +1
+    lat = walk_latents(z, directions.float().cpu(), t, path_size)         # (K, T, S, D)
+    lat = lat.permute(0, 2, 1, 3).reshape(K * S, T, D)                    # walks: (K*S, T, D)
+
+    a_idx = torch.tensor([i for i, _ in pairs], device=device)
+    b_idx = torch.tensor([j for _, j in pairs], device=device)
+    dist = torch.empty(K * S, len(pairs), dtype=torch.float64)            # (walks, pairs)
+    per_chunk = max(1, batch_size // T)                                   # whole walks per chunk
+    start = time.perf_counter()
+    bar = tqdm(total=K * S * T, unit="frame", desc=desc, disable=not progress, leave=False)
+    for w0 in range(0, K * S, per_chunk):
+        w1 = min(K * S, w0 + per_chunk)
+        frames = lat[w0:w1].reshape(-1, D)                                # ((w1-w0)*T, D)
+        feats: list[list[torch.Tensor]] = []
+        for f0 in range(0, frames.shape[0], batch_size):
+            images = G(frames[f0:f0 + batch_size].to(device))             # (b, 3, H, W) in [-1, 1]
+            if not isinstance(images, torch.Tensor):
+                raise TypeError("score_directions needs a generator that returns one image tensor")
+            feats.append(lpips_features(metric, images.float()))
+            bar.update(images.shape[0])
+        layers = [torch.cat(parts).unflatten(0, (w1 - w0, T)) for parts in zip(*feats)]  # (w, T, C, H, W)
+        d = lpips_distance(metric, [f[:, a_idx].flatten(0, 1) for f in layers],
+                           [f[:, b_idx].flatten(0, 1) for f in layers])   # (w * pairs,)
+        dist[w0:w1] = d.view(w1 - w0, len(pairs)).double().cpu()
+        elapsed = time.perf_counter() - start
+        bar.set_postfix_str(f"{w1 * len(pairs) / max(elapsed, 1e-9):.0f} pairs/s")
+    bar.close()
+    seconds = time.perf_counter() - start
+
+    dist = dist.view(K, S, len(pairs))
+    if not torch.isfinite(dist).all():
+        raise UserError("the generator gave NaN or infinite images; check the model's weights "
+                        "(a random model must be run in train mode first to converge spectral norm).")
+    endpoint = dist[..., roles["endpoint"][0]]                            # (K, S)
+    centre = dist[..., roles["centre"]].mean(-1)                          # (K, S)
+    path = dist[..., roles["consecutive"]].sum(-1)                        # (K, S)
+    effect = endpoint.mean(1)
+    inactive = effect < threshold
+    nan = torch.full_like(effect, math.nan)
+    pacing = (T - 1) * path.sum(1) / endpoint.sum(1).clamp_min(1e-300)   # 1 = even, T-1 = one jump
+    smoothness = torch.where(inactive, nan, pacing)
+    if S >= 2:
+        cv = endpoint.std(1, correction=1) / effect.clamp_min(1e-300)
+        consistency = torch.where(inactive, nan, cv)
+    else:
+        consistency = nan.clone()
+    return ScoreResult(endpoint=endpoint, centre=centre, path=path, effect=effect,
+                       effect_centre=centre.mean(1), smoothness=smoothness,
+                       consistency=consistency, inactive=inactive,
+                       ranking=rank_directions(effect, inactive), threshold=float(threshold),
+                       seeds=seeds, steps=T, path_size=float(path_size), frames=K * S * T,
+                       pairs=K * S * len(pairs), seconds=seconds)
+
+
+def rank_directions(effect: torch.Tensor, inactive: torch.Tensor) -> list[int]:
+    """All indices: active ones by decreasing effect, then inactive ones by decreasing effect
+    (ties keep index order)."""
+    order = sorted(range(effect.shape[0]), key=lambda k: (bool(inactive[k]), -float(effect[k]), k))
+    return order
+
+
+# ---------------------------------------------------------------- summaries and printing
+def summarize(result: ScoreResult) -> dict[str, Any]:
+    """Distribution of the scores: counts, and quantiles (min, 25%, median, 75%, max) and mean of
+    effect over all directions and of smoothness / consistency over the active ones."""
+    active = ~result.inactive
+
+    def stats(values: torch.Tensor) -> dict[str, float | None]:
+        values = values[torch.isfinite(values)]
+        if values.numel() == 0:
+            return {**{_qname(q): None for q in QUANTILES}, "mean": None}
+        qs = torch.quantile(values, torch.tensor(QUANTILES, dtype=values.dtype))
+        return {**{_qname(q): float(v) for q, v in zip(QUANTILES, qs)}, "mean": float(values.mean())}
+
+    return {"n": result.n_directions, "active": result.n_active, "inactive": result.n_inactive,
+            "effect": stats(result.effect), "smoothness": stats(result.smoothness[active]),
+            "consistency": stats(result.consistency[active])}
+
+
+def format_table(result: ScoreResult, *, limit: int | None = 20, meaningful: bool = True,
+                 net: str = "alex") -> str:
+    """The short table: rank, direction, effect (+ centre), smoothness, consistency, and the
+    inactive count. `limit` rows at most (None: all)."""
+    head = (f"LPIPS {net}, {len(result.seeds)} seeds, {result.steps} steps, path size "
+            f"{result.path_size:g}, {result.n_directions} directions")
+    if not meaningful:
+        head = "RANDOM LPIPS BACKBONE: SCORES NOT MEANINGFUL (tests/timing only) | " + head
+    lines = [head, f"{'rank':>4} {'dir':>4} {'effect':>8} {'centre':>8} {'smooth':>8} {'consist':>8}"]
+    shown = result.ranking if limit is None else result.ranking[:limit]
+    for r, k in enumerate(shown, 1):
+        mark = "  inactive" if bool(result.inactive[k]) else ""
+        lines.append(f"{r:>4} {k:>4} {_fmt(result.effect[k])} {_fmt(result.effect_centre[k])} "
+                     f"{_fmt(result.smoothness[k])} {_fmt(result.consistency[k])}{mark}")
+    if len(shown) < result.n_directions:
+        lines.append(f"  ... {result.n_directions - len(shown)} more in the scores files")
+    lines.append(f"inactive: {result.n_inactive} of {result.n_directions} directions "
+                 f"(effect < {result.threshold:g} LPIPS)")
+    return "\n".join(lines)
+
+
+def format_compare(learned: dict[str, Any], random: dict[str, Any]) -> str:
+    """Side-by-side distributions of two `summarize` results (learned vs random directions)."""
+    lines = [f"{'metric':<12} {'stat':<5} {'learned':>9} {'random':>9}"]
+    lines.append(f"{'active':<12} {'count':<5} {learned['active']:>5}/{learned['n']:<3} "
+                 f"{random['active']:>5}/{random['n']:<3}")
+    for metric in ("effect", "smoothness", "consistency"):
+        for i, stat in enumerate([*map(_qname, QUANTILES), "mean"]):
+            lines.append(f"{metric if i == 0 else '':<12} {stat:<5} "
+                         f"{_fmt(learned[metric][stat], 9)} {_fmt(random[metric][stat], 9)}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- files
+def scores_paths(run: Run) -> tuple[Path, Path]:
+    """(scores.json, scores.csv) in the run folder, or <stem>.scores.json/.csv beside a bare
+    directions file."""
+    if run.folder is not None:
+        return run.folder / SCORES_JSON, run.folder / SCORES_CSV
+    stem = run.directions_path.with_suffix("")
+    return (stem.parent / f"{stem.name}.scores.json", stem.parent / f"{stem.name}.scores.csv")
+
+
+def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, result: ScoreResult,
+                 settings: dict[str, Any], *, compare: dict[str, Any] | None = None,
+                 meaningful: bool = True, directions_file: str | None = None,
+                 overwrite: bool = False) -> tuple[Path, Path]:
+    """Write scores.json and scores.csv atomically (temporary file + os.replace each).
+
+    scores.json: format, version, meaningful, directions_file, settings, definitions, counts,
+    "ranking" (all direction indices, best first), "directions" (one record per direction, in
+    direction order), "summary" and optionally "compare". NaN becomes null.
+    scores.csv: one row per direction in rank order. Refuses to replace existing files unless
+    overwrite.
+    """
+    json_path, csv_path = Path(json_path), Path(csv_path)
+    check_writable(json_path, csv_path, overwrite)
+    record = {"format": SCORES_FORMAT, "version": SCORES_VERSION, "meaningful": bool(meaningful),
+              "directions_file": directions_file, "settings": settings,
+              "definitions": {"effect": EFFECT_DEFINITION,
+                              "smoothness": "(steps-1) * sum of consecutive-frame LPIPS / endpoint "
+                                            "LPIPS (summed over seeds); >= 1, 1 = evenly paced, "
+                                            "steps-1 = one jump",
+                              "consistency": "std / mean of the per-seed endpoint LPIPS",
+                              "inactive": f"effect < {result.threshold:g} LPIPS",
+                              "ranking": "active directions by decreasing effect, then inactive ones"},
+              "threshold": result.threshold, "n_directions": result.n_directions,
+              "n_active": result.n_active, "n_inactive": result.n_inactive,
+              "ranking": list(result.ranking), "directions": result.rows(),
+              "summary": summarize(result), "frames": result.frames, "pairs": result.pairs,
+              "seconds": round(result.seconds, 3)}
+    if compare is not None:
+        record["compare"] = compare
+    text = json.dumps(_clean(record), indent=1, allow_nan=False) + "\n"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    columns = ["rank", "direction", "effect", "effect_centre", "smoothness", "consistency", "inactive"]
+    writer.writerow(columns)
+    rows = {row["direction"]: row for row in result.rows()}
+    for k in result.ranking:
+        row = rows[k]
+        writer.writerow(["" if row[c] is None else (int(row[c]) if c == "inactive" else row[c])
+                         for c in columns])
+    _atomic_write(json_path, text)
+    _atomic_write(csv_path, buf.getvalue())
+    return json_path, csv_path
+
+
+def read_scores(path: str | os.PathLike) -> dict[str, Any]:
+    """Load scores.json (a file, or a run folder holding one) as a dict; UserError when it is
+    missing or not a scores file. rec["ranking"] lists direction indices, best first."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SCORES_JSON
+    if not path.is_file():
+        raise UserError(f"{path}: no scores file; run `biggan-directions score` on the run first.")
+    try:
+        rec = json.loads(path.read_text())
+    except (ValueError, OSError) as e:
+        raise UserError(f"{path}: unreadable scores file ({_first_line(e)}).") from None
+    if not isinstance(rec, dict) or rec.get("format") != SCORES_FORMAT:
+        raise UserError(f"{path}: not a biggan-directions scores file.")
+    ranking = rec.get("ranking")
+    if not isinstance(ranking, list) or not all(isinstance(k, int) for k in ranking):
+        raise UserError(f"{path}: its 'ranking' is not a list of direction indices.")
+    return rec
+
+
+def check_writable(json_path: Path, csv_path: Path, overwrite: bool) -> None:
+    """UserError when scores exist and overwrite is off."""
+    if overwrite:
+        return
+    existing = [p for p in (json_path, csv_path) if p.exists()]
+    if existing:
+        raise UserError(f"{existing[0]}: scores exist already; pass --overwrite to replace them.")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---------------------------------------------------------------- the job: RUN -> files
+@dataclass
+class ScoreReport:
+    """What run_score did: the scores, the baseline's (or None), the settings used, the files."""
+
+    result: ScoreResult
+    compare: ScoreResult | None
+    settings: dict[str, Any]
+    json_path: Path
+    csv_path: Path
+    meaningful: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_settings(run: Run, config: ScoreConfig) -> dict[str, Any]:
+    """The config with model, class_index, truncation and path_size filled from the run's
+    metadata where not given; UserError naming the option when neither has a value."""
+    from .generator import check_truncation
+
+    settings = asdict(config)
+    settings["seeds"] = list(config.seeds)
+    options = {"model": "--model", "class_index": "--class-index", "truncation": "--truncation",
+               "path_size": "--path-size"}
+    for key, option in options.items():
+        if settings[key] is None:
+            if run.meta.get(key) is None:
+                raise UserError(f"{run.directions_path}: its metadata has no '{key}'; pass {option}.")
+            settings[key] = run.meta[key]
+    settings["model"] = str(settings["model"])
+    settings["class_index"] = int(settings["class_index"])
+    settings["truncation"] = check_truncation(float(settings["truncation"]))
+    settings["path_size"] = float(settings["path_size"])
+    if not settings["path_size"] > 0:
+        raise UserError(f"--path-size {settings['path_size']}: must be > 0.")
+    if config.net not in NETS:
+        raise UserError(f"--net {config.net!r}: use one of {', '.join(NETS)}.")
+    if config.compare not in (None, "random"):
+        raise UserError(f"--compare {config.compare!r}: only 'random' is supported.")
+    if not config.threshold >= 0:
+        raise UserError(f"--inactive-threshold {config.threshold}: must be >= 0.")
+    walk_pairs(config.steps)   # validates steps
+    settings["easing"] = "linear"
+    return settings
+
+
+def random_baseline(run: Run, seed: int) -> torch.Tensor:
+    """Random orthonormal directions, as many as the run's, from torch.Generator(seed). When the
+    run's metadata names a subspace as [lo, hi) (two ints), they are drawn inside it."""
+    from .directions import random_orthonormal
+
+    K, D = run.directions.shape
+    gen = torch.Generator().manual_seed(int(seed))
+    sub = run.meta.get("subspace")
+    if (isinstance(sub, (list, tuple)) and len(sub) == 2 and all(isinstance(v, int) for v in sub)
+            and 0 <= sub[0] < sub[1] <= D and K <= sub[1] - sub[0]):
+        q = torch.zeros(K, D)
+        q[:, sub[0]:sub[1]] = random_orthonormal(K, sub[1] - sub[0], generator=gen)
+        return q
+    return random_orthonormal(K, D, generator=gen)
+
+
+def run_score(run_path: str | os.PathLike, config: ScoreConfig = ScoreConfig(), *,
+              device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
+              overwrite: bool = False, progress: bool = True) -> ScoreReport:
+    """Score a run folder or directions file and write its scores files (see scores_paths).
+
+    Checks, before any heavy work: the settings, that the scores files may be written, and that
+    the LPIPS backbone is present. Then loads the model (weights.load_biggan), scores the run's
+    directions (and random ones with config.compare == 'random') and writes both files.
+    """
+    from .generator import BigGANGenerator
+    from .weights import load_biggan
+
+    run = open_run(run_path)
+    settings = resolve_settings(run, config)
+    json_path, csv_path = scores_paths(run)
+    check_writable(json_path, csv_path, overwrite)
+    device = torch.device(device)
+    metric = load_lpips(config.net, device, random_backbone=config.random_backbone)
+    net = load_biggan(settings["model"], device, weights_dir, progress)
+    G = BigGANGenerator(net, settings["class_index"], settings["truncation"]).to(device)
+    if G.z_dim != run.directions.shape[1]:
+        raise UserError(f"{run.directions_path}: directions have z_dim {run.directions.shape[1]} "
+                        f"but model {settings['model']} has {G.z_dim}; pass the right --model.")
+    common = dict(path_size=settings["path_size"], metric=metric,
+                  truncation=settings["truncation"], steps=config.steps,
+                  batch_size=config.batch_size, device=device, threshold=config.threshold,
+                  progress=progress)
+    result = score_directions(G, run.directions, config.seeds, desc="score", **common)
+    baseline = None
+    compare_record = None
+    if config.compare == "random":
+        baseline = score_directions(G, random_baseline(run, config.seed), config.seeds,
+                                    desc="random", **common)
+        compare_record = {"kind": "random", "seed": config.seed,
+                          "subspace": run.meta.get("subspace"),
+                          "learned": summarize(result), "random": summarize(baseline),
+                          "random_directions": baseline.rows()}
+    meaningful = not config.random_backbone
+    write_scores(json_path, csv_path, result, settings, compare=compare_record,
+                 meaningful=meaningful, directions_file=str(run.directions_path),
+                 overwrite=overwrite)
+    return ScoreReport(result, baseline, settings, json_path, csv_path, meaningful)
+
+
+# ---------------------------------------------------------------- small helpers
+def _num(v: torch.Tensor | float) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) or math.isinf(v) else v
+
+
+def _fmt(v: torch.Tensor | float | None, width: int = 8) -> str:
+    if v is None or math.isnan(float(v)):
+        return f"{'-':>{width}}"
+    return f"{float(v):>{width}.4f}"
+
+
+def _qname(q: float) -> str:
+    return {0.0: "min", 1.0: "max"}.get(q, f"{round(q * 100)}%")
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf -> None, tensors -> lists, recursively (so the JSON is strict)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _clean(obj.tolist())
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    return obj
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0].rstrip(":") if text else type(e).__name__
