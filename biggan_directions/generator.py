@@ -57,24 +57,22 @@ class BigGANGenerator(nn.Module):
         self.layers = list(layers) if layers else ["image"]
         self._modules_for_layers = {name: _find_layer(model, name) for name in self.layers
                                     if name != "image"}
-        self._captured: dict[str, torch.Tensor] = {}
-        for name, module in self._modules_for_layers.items():
-            module.register_forward_hook(self._capture(name))
-
-    def _capture(self, name: str):
-        def hook(_module, _inputs, output):
-            self._captured[name] = output
-        return hook
 
     def forward(self, z: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         cond = torch.cat([z, self.embed.to(z.dtype).expand(z.shape[0], -1)], dim=1)  # (B, 2*z_dim)
-        self._captured.clear()
-        image = self.model.generator(cond, self.truncation)  # (B, 3, H, W) in [-1, 1]
         if self.layers == ["image"]:
-            return image
-        out = [image if name == "image" else self._captured[name] for name in self.layers]
-        self._captured.clear()
-        return out
+            return self.model.generator(cond, self.truncation)  # (B, 3, H, W) in [-1, 1]
+        # Hooks live only for this call, so several adapters can share one model.
+        captured: dict[str, torch.Tensor] = {}
+        handles = [module.register_forward_hook(
+                       lambda _m, _i, output, name=name: captured.__setitem__(name, output))
+                   for name, module in self._modules_for_layers.items()]
+        try:
+            image = self.model.generator(cond, self.truncation)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [image if name == "image" else captured[name] for name in self.layers]
 
 
 def freeze_spectral_norm(model: nn.Module) -> int:

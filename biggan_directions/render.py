@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .discover import DiscoverConfig
 from .generator import check_truncation, latents_for_seeds
 from .walks import easing as easing_positions
 from .walks import walk_latents
@@ -38,8 +39,10 @@ FORMATS = ("mp4", "gif")
 LAYOUTS = ("grid", "per-direction")
 EASINGS = ("loop", "linear")
 BASELINES = ("random", "coords")
-DEFAULT_PATH_SIZE = 5.0     # the published discovery path size (eta); used when none is recorded
-DEFAULT_TRUNCATION = 0.5    # used for baselines and runs that record no truncation
+# Baselines and files that record no settings use discover's defaults, so a baseline video is
+# directly comparable with a default discovery run.
+DEFAULT_PATH_SIZE = DiscoverConfig.path_size    # the published path size (eta)
+DEFAULT_TRUNCATION = DiscoverConfig.truncation
 DEFAULT_NDIRS = 8           # directions per video when neither --dirs nor --top is given
 MP4_QUALITY = 8             # imageio-ffmpeg's 1-10 scale; 8 -> libx264 -crf 10 (visually lossless)
 QUEUE_FRAMES = 8            # frames waiting for the writer thread at most

@@ -283,7 +283,8 @@ def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir)
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "25",
             "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
             "1000", "--device", "cpu", "-q"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # bitwise equality needs the same float summation order: same thread count as this process
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args, "--out", str(tmp_path / "b")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     logs: list[Path] = []

@@ -42,6 +42,9 @@ def test_adapter_returns_requested_activations(small_biggan):
     G = BigGANGenerator(small_biggan, 3, 1.0, layers=("block1", "image", "block0.bn_1"))
     out = G(torch.zeros(2, 128))
     assert [tuple(t.shape) for t in out] == [(2, 16, 16, 16), (2, 3, 32, 32), (2, 16, 4, 4)]
+    other = BigGANGenerator(small_biggan, 3, 1.0, layers=("block1",))   # shares the model
+    assert torch.equal(other(torch.zeros(2, 128))[0], out[0])
+    assert all(not m._forward_hooks for m in small_biggan.modules())   # no hooks left behind
     with pytest.raises(UserError, match="blocks 0-3"):
         BigGANGenerator(small_biggan, 3, 1.0, layers=("block9",))
     with pytest.raises(UserError, match="unknown layer"):

@@ -1,0 +1,277 @@
+"""Batch: class lists, manifest, skip and resume, one failing class, Ctrl-C, worker processes, Ray."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from biggan_directions import discover as discover_mod
+from biggan_directions.batch import (MANIFEST_FIELDS, parse_class_list, read_class_file,
+                                     read_manifest, run_batch)
+from biggan_directions.directions import load_directions
+from biggan_directions.discover import DiscoverConfig
+from biggan_directions.errors import UserError
+from biggan_directions.runs import model_label, run_dir_for
+from cli import cli
+
+TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a small shared CPU, two threads make the tiny model's calls ~30x
+    slower (thread hand-offs dominate 32 px convolutions)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def batch(*args: str):
+    return CliRunner().invoke(cli, ["batch", *args], catch_exceptions=False)
+
+
+def manifest(out: Path, model: str, name: str = "batch") -> dict[int, dict]:
+    return {e["class_index"]: e for e in read_manifest(out / model_label(model) / name)}
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+# ---------------------------------------------------------------------- class lists
+def test_class_list_items_ranges_names_wnids_deduped(tmp_path):
+    classes = parse_class_list("0-2, 207,golden retriever,n03028079,Church,1")
+    assert [c.index for c in classes] == [0, 1, 2, 207, 497]
+    f = tmp_path / "classes.txt"
+    f.write_text("# my classes\n207   # golden retriever\n\n  church\n5-6\nn01443537\n207\n")
+    assert [c.index for c in read_class_file(f)] == [207, 497, 5, 6, 1]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("chruch", "--classes item 'chruch': unknown class 'chruch'; did you mean:"),
+    ("9-3", "--classes item '9-3': range '9-3' runs backwards; write 3-9."),
+    ("crane", "ambiguous: 134 n02012849 crane; 517 n03126707 crane"),
+    ("990-1001", "--classes item '990-1001': class index 1000 is out of range"),
+    ("1,foo,2000", "2 classes could not be resolved: --classes item 'foo'"),
+])
+def test_class_list_errors_are_one_line(text, expected):
+    with pytest.raises(UserError) as e:
+        parse_class_list(text)
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cli_errors_before_any_work(tmp_path, small_biggan_dir):
+    f = tmp_path / "c.txt"
+    f.write_text("1\n\n  nosuchclass  # typo\n")
+    cases = [([], "give the classes with --classes LIST or --classes-file FILE"),
+             (["--classes", "1", "--classes-file", str(f)], "(one of them)"),
+             (["--classes-file", str(f)], "c.txt line 3: unknown class 'nosuchclass'"),
+             (["--classes-file", str(tmp_path / "none.txt")], "none.txt: no such file"),
+             (["--classes", "1", "--ray-address", "auto"], "--ray-address needs --backend ray"),
+             (["--classes", "1", "--render-frames", "3"], "--render-frames has no effect without --render"),
+             (["--classes", "1", "--lr", "-1"], "--lr -1.0: must be a positive number")]
+    for args, message in cases:
+        r = CliRunner().invoke(cli, ["batch", "--model", str(small_biggan_dir), "--out",
+                                     str(tmp_path / "out"), *args])
+        assert r.exit_code == 1 and f"Error: " in r.output and message in r.output, (args, r.output)
+        assert "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()                  # nothing was written
+
+
+def test_missing_ray_and_missing_lpips_backbone_fail_before_any_work(tmp_path, small_biggan_dir,
+                                                                     monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setitem(sys.modules, "ray", None)           # `import ray` raises ImportError
+    r = CliRunner().invoke(cli, ["batch", "--classes", "1", "--model", str(small_biggan_dir),
+                                 "--out", str(out), "--backend", "ray"])
+    assert r.exit_code == 1
+    assert "Error: --backend ray needs Ray, which is not installed; pip install 'biggan-directions[ray]'" in r.output
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    r = CliRunner().invoke(cli, ["batch", "--classes", "1", "--model", str(small_biggan_dir),
+                                 "--out", str(out), "--score", *TINY])
+    assert r.exit_code == 1 and "--score needs the LPIPS 'alex' backbone offline" in r.output
+    assert "alexnet-owt-7be5be79.pth" in r.output and "Traceback" not in r.output
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------- local backend
+def test_failing_class_then_rerun_skips_finished_and_completes(tmp_path, small_biggan_dir):
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    bad = run_dir_for(out, model, 2, "great white shark")
+    bad.mkdir(parents=True)
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")   # resuming it fails, cleanly
+    args = ["--classes", "1,great white shark,goldfish,n01491361", "--model", model,
+            "--out", str(out), *TINY]
+
+    r = batch(*args)
+    assert r.exit_code == 1
+    assert "Error: 1 of 3 classes failed" in r.output and "run the same command again" in r.output
+    m = manifest(out, model)
+    assert list(m) == [1, 2, 3]                              # order given, goldfish deduped
+    for e in m.values():
+        assert set(e) == set(MANIFEST_FIELDS)
+    assert m[2]["status"] == "failed" and "unreadable checkpoint" in m[2]["error"]
+    assert m[2]["step"] is None and "\n" not in m[2]["error"]
+    for i in (1, 3):
+        e = m[i]
+        assert e["status"] == "finished" and e["error"] is None and not e["skipped"]
+        assert e["step"] == 2 and e["steps"] == 2 and e["seconds"] > 0
+        assert e["top_directions"] is None and e["media"] == []     # neither scored nor rendered
+        folder = (out / model_label(model) / "batch" / e["run_folder"]).resolve()
+        record = json.loads((folder / "run.json").read_text())
+        assert record["status"] == "finished"
+        assert e["final_penalty"] == pytest.approx(record["final_penalty"], rel=1e-12)
+        assert e["eval_penalty"] == pytest.approx(record["eval_penalty"], rel=1e-12)
+    assert (out / model_label(model) / "batch" / "index.html").is_file()
+    summary = json.loads((out / model_label(model) / "batch" / "batch.json").read_text())
+    assert summary["counts"]["finished"] == 2 and summary["counts"]["failed"] == 1
+
+    # the same job as `discover` itself: same folder name, same files, same directions
+    single = tmp_path / "single"
+    r1 = CliRunner().invoke(cli, ["discover", "-c", "1", "--model", model, "--out", str(single), *TINY])
+    assert r1.exit_code == 0, r1.output
+    a = run_dir_for(out, model, 1, "goldfish")
+    b = run_dir_for(single, model, 1, "goldfish")
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    qa, meta_a = load_directions(a / "directions.safetensors")
+    qb, meta_b = load_directions(b / "directions.safetensors")
+    assert (qa - qb).abs().max().item() < 1e-6
+    assert meta_a["model"] == meta_b["model"] == model and meta_a["class_index"] == 1
+
+    # fix the cause and rerun: the two finished classes are not touched
+    (bad / "checkpoint.pt").unlink()
+    before = {i: mtimes(run_dir_for(out, model, i, m[i]["class_name"])) for i in (1, 3)}
+    r = batch(*args)
+    assert r.exit_code == 0, r.output
+    assert "3 classes: 3 finished (2 already complete" in r.output
+    m2 = manifest(out, model)
+    assert [m2[i]["status"] for i in (1, 2, 3)] == ["finished"] * 3
+    assert m2[1]["skipped"] and m2[3]["skipped"] and not m2[2]["skipped"]
+    assert m2[1]["final_penalty"] == m[1]["final_penalty"] and m2[1]["seconds"] == m[1]["seconds"]
+    assert m2[2]["step"] == 2 and m2[2]["error"] is None
+    for i in (1, 3):
+        assert mtimes(run_dir_for(out, model, i, m[i]["class_name"])) == before[i]
+
+
+def test_ctrl_c_mid_class_then_rerun_resumes_from_checkpoint(tmp_path, small_biggan_dir, monkeypatch):
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    args = ["--classes", "1,2", "--model", model, "--out", str(out), *TINY, "--steps", "4"]
+    original = discover_mod.Discovery.train_step
+    fired = []
+
+    def train_step_then_ctrl_c(self):
+        value = original(self)
+        if self.step == 2 and not fired:                    # Ctrl-C after step 2 of the first class
+            fired.append(self.step)
+            os.kill(os.getpid(), signal.SIGINT)
+        return value
+
+    monkeypatch.setattr(discover_mod.Discovery, "train_step", train_step_then_ctrl_c)
+    r = batch(*args)
+    assert r.exit_code == 130 and fired == [2]
+    assert "Interrupted; checkpoints saved" in r.output
+    m = manifest(out, model)
+    assert m[1]["status"] == "interrupted" and m[1]["step"] == 2
+    assert "interrupted at step 2" in m[1]["error"]
+    assert m[2]["status"] == "pending" and m[2]["step"] is None     # never started
+    folder = run_dir_for(out, model, 1, "goldfish")
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    assert not run_dir_for(out, model, 2, "great white shark").exists()
+
+    r = batch(*args)                                        # the same command again
+    assert r.exit_code == 0, r.output
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and record["step"] == 4
+    assert record["resumed_at_steps"] == [2]
+    assert [int(line.split(",")[0]) for line in (folder / "log.csv").read_text().splitlines()[1:]] == [1, 2, 3, 4]
+    m = manifest(out, model)
+    assert m[1]["status"] == m[2]["status"] == "finished" and m[1]["step"] == m[2]["step"] == 4
+    assert m[1]["error"] is None and not m[1]["skipped"]
+
+
+def test_unexpected_error_fails_one_class_with_its_traceback_kept(tmp_path, small_biggan_dir,
+                                                                  monkeypatch):
+    from biggan_directions import batch as batch_module
+
+    def broken_render(plan, folder, load, force):
+        if "goldfish" in folder.name:
+            raise RuntimeError("boom\nsecond line")
+        return []
+
+    monkeypatch.setattr(batch_module, "_render_step", broken_render)
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    r = batch("--classes", "1,2", "--model", model, "--out", str(out), *TINY, "--render")
+    assert r.exit_code == 1 and "1 of 2 classes failed" in r.output
+    m = manifest(out, model)
+    assert m[1]["status"] == "failed" and m[2]["status"] == "finished"
+    assert m[1]["error"] == "RuntimeError: boom (traceback in errors/1-goldfish.txt)"
+    assert m[1]["step"] == 2                                 # discovery itself finished
+    log = (out / model_label(model) / "batch" / "errors" / "1-goldfish.txt").read_text()
+    assert "Traceback" in log and "second line" in log and "broken_render" in log
+
+    # --overwrite starts a finished class again: new files, no resume
+    folder = run_dir_for(out, model, 2, "great white shark")
+    before = json.loads((folder / "run.json").read_text())
+    old_times = mtimes(folder)
+    monkeypatch.undo()
+    r = batch("--classes", "2", "--model", model, "--out", str(out), *TINY, "--overwrite")
+    assert r.exit_code == 0, r.output
+    after = json.loads((folder / "run.json").read_text())
+    assert after["status"] == "finished" and after["resumed_at_steps"] == []
+    new_times = mtimes(folder)
+    assert all(new_times[name] > old_times[name] for name in ("run.json", "checkpoint.pt",
+                                                              "directions.safetensors", "log.csv"))
+    assert not manifest(out, model)[2]["skipped"]
+    assert after["final_penalty"] == pytest.approx(before["final_penalty"], rel=1e-6)  # same seed
+
+
+def test_one_worker_process_per_device(tmp_path, small_biggan_dir):
+    """With several devices the local backend spawns one worker per device (here two 'cpu's,
+    as it would for two GPUs); the results equal the in-process ones."""
+    model = str(small_biggan_dir)
+    config = DiscoverConfig(steps=2, batch_size=1, ndirs=4)
+    seen = []
+    pooled = run_batch(model, [1, 2], config, tmp_path / "pool", devices=["cpu", "cpu"],
+                       progress=False, on_entry=lambda e, done, total: seen.append((done, total)))
+    assert [e["status"] for e in pooled.entries] == ["finished"] * 2
+    assert sorted(seen) == [(1, 2), (2, 2)]
+    single = run_batch(model, [2], config, tmp_path / "one", progress=False)
+    assert pooled.entries[1]["final_penalty"] == pytest.approx(single.entries[0]["final_penalty"], rel=1e-5)
+    qa, _ = load_directions(run_dir_for(tmp_path / "pool", model, 2, "great white shark") / "directions.safetensors")
+    qb, _ = load_directions(run_dir_for(tmp_path / "one", model, 2, "great white shark") / "directions.safetensors")
+    assert (qa - qb).abs().max().item() < 1e-5
+
+
+# ---------------------------------------------------------------------- Ray
+def test_ray_backend_on_local_ray(tmp_path, small_biggan_dir, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    try:
+        r = batch("--classes", "1,2", "--model", model, "--out", str(out), *TINY,
+                  "--backend", "ray", "--ray-cpus", "2", "--gpus-per-job", "1")
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert r.exit_code == 0, r.output
+    assert not ray.is_initialized()                         # the batch shut its own Ray down
+    m = manifest(out, model)
+    assert list(m) == [1, 2]
+    for e in m.values():
+        assert set(e) == set(MANIFEST_FIELDS)
+        assert e["status"] == "finished" and e["step"] == 2 and e["seconds"] > 0
+        record = json.loads((run_dir_for(out, model, e["class_index"], e["class_name"]) / "run.json").read_text())
+        assert record["device"] == "cpu"                    # no GPU here: the task asked for 0
+        assert record["meta"]["model"] == model             # recorded as given, like `discover`
+        assert e["final_penalty"] == pytest.approx(record["final_penalty"], rel=1e-12)
+    # the same job as the local backend
+    local = run_batch(model, [2], DiscoverConfig(steps=2, batch_size=1, ndirs=4), tmp_path / "local",
+                      progress=False)
+    assert m[2]["final_penalty"] == pytest.approx(local.entries[0]["final_penalty"], rel=1e-5)

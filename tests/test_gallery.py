@@ -1,0 +1,199 @@
+"""Gallery: relative links to files that exist, self-contained page, every image and video loads in Chromium."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from biggan_directions.batch import read_manifest
+from biggan_directions.gallery import write_gallery
+from biggan_directions.runs import model_label, run_dir_for
+from cli import cli
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--virtual-time-budget=10000"]
+
+# Appended to a copy of index.html (same folder, so the same relative paths): writes the load
+# state of every <img> and <video> into <pre id="load-status"> whenever anything changes.
+LOAD_CHECK = """<script>
+(function () {
+  var out = document.createElement('pre'); out.id = 'load-status'; document.body.appendChild(out);
+  var items = [];
+  document.querySelectorAll('img, video').forEach(function (el) { items.push(el); });
+  function state(el) {
+    if (el.tagName === 'IMG') return el.complete ? (el.naturalWidth > 0 ? 'ok' : 'error') : 'pending';
+    if (el.error) return 'error';
+    return el.readyState >= 1 ? 'ok' : 'pending';
+  }
+  function update() {
+    out.textContent = JSON.stringify(items.map(function (el) {
+      return {tag: el.tagName.toLowerCase(), src: el.getAttribute('src'), state: state(el),
+              width: el.tagName === 'IMG' ? el.naturalWidth : el.videoWidth};
+    }));
+  }
+  items.forEach(function (el) {
+    ['load', 'error', 'loadedmetadata', 'loadeddata'].forEach(function (ev) { el.addEventListener(ev, update); });
+  });
+  window.addEventListener('load', update);
+  setInterval(update, 100);
+  update();
+})();
+</script>"""
+
+
+class Refs(HTMLParser):
+    """Every src and href on the page, and the tags seen."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs: list[tuple[str, str]] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        for name, value in attrs:
+            if name in ("src", "href"):
+                self.refs.append((tag, value))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: on a small shared CPU, two make the tiny model's calls far slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def galleries(tmp_path_factory, small_biggan_dir, one_thread):
+    """Two batches over classes 1, 2 and a failing 3: scored and rendered as MP4 + PNG strip
+    (default batch folder), then the same runs rendered as GIF (batch folder batch-gif)."""
+    out = tmp_path_factory.mktemp("gallery") / "out"
+    model = str(small_biggan_dir)
+    bad = run_dir_for(out, model, 3, "tiger shark")
+    bad.mkdir(parents=True)
+    (bad / "checkpoint.pt").write_bytes(b"<b>not</b> a checkpoint")
+    common = ["--classes", "1,2,3", "--model", model, "--out", str(out), "--steps", "2",
+              "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", "--score",
+              "--random-backbone", "--score-seeds", "2", "--render", "--render-frames", "4",
+              "--render-seeds", "0-1", "--top", "3"]
+    runner = CliRunner()
+    r = runner.invoke(cli, ["batch", *common])
+    assert r.exit_code == 1 and "1 of 3 classes failed" in r.output, r.output
+    r = runner.invoke(cli, ["batch", *common, "--render-format", "gif", "--batch-name", "gif"])
+    assert r.exit_code == 1, r.output
+    root = out / model_label(model)
+    return {"mp4": root / "batch", "gif": root / "batch-gif", "model": model, "out": out}
+
+
+def test_gallery_links_are_relative_and_exist(galleries):
+    for fmt in ("mp4", "gif"):
+        folder = galleries[fmt]
+        page = (folder / "index.html").read_text()
+        parser = Refs()
+        parser.feed(page)
+        assert "script" not in parser.tags and "link" not in parser.tags and "<style>" in page
+        assert "http:" not in page and "https:" not in page and "file:" not in page
+        for tag, ref in parser.refs:
+            assert not ref.startswith("/") and "://" not in ref, ref
+            assert (folder / unquote(ref)).exists(), f"{fmt}: {tag} -> {ref} does not exist"
+        media = [(t, r) for t, r in parser.refs if t in ("img", "video")]
+        suffixes = sorted(Path(unquote(r)).suffix for _, r in media)
+        assert suffixes == ([".mp4", ".mp4", ".png", ".png"] if fmt == "mp4" else
+                            [".gif", ".gif", ".png", ".png"])
+        links = [unquote(r) for t, r in parser.refs if t == "a"]
+        assert "../1-goldfish/" in links and "../1-goldfish/scores.csv" in links
+        assert "../3-tiger-shark/" in links                    # the failed run's folder exists
+        # the failed card shows its error, escaped
+        assert "unreadable checkpoint" in page and "<b>not</b>" not in page
+
+        entries = {e["class_index"]: e for e in read_manifest(folder)}
+        assert entries[3]["status"] == "failed" and entries[3]["media"] == []
+        for i in (1, 2):
+            e = entries[i]
+            assert [Path(m).suffix for m in e["media"]] == [f".{fmt}", ".png"]
+            scores = json.loads((folder / e["run_folder"] / "scores.json").read_text())
+            assert e["top_directions"] == scores["ranking"][:3]
+            # the card's first score row: the best direction and its effect (4 significant digits)
+            best = scores["directions"][scores["ranking"][0]]
+            card = page.split(f'id="c{i}"')[1].split("</section>")[0]
+            row = re.search(r"<tr><td>1</td><td>(\d+)</td><td>([^<]+)</td>", card)
+            assert int(row.group(1)) == scores["ranking"][0]
+            assert float(row.group(2)) == pytest.approx(best["effect"], rel=5e-4)
+            assert "random LPIPS backbone: not meaningful" in card
+
+
+def test_write_gallery_from_a_script_matches_the_batch(galleries):
+    folder = galleries["mp4"]
+    written = (folder / "index.html").read_text()
+    path = write_gallery(folder)                            # reads the manifest itself
+    assert path == folder / "index.html"
+    strip = lambda text: re.sub(r"Written [\d: -]+\.", "", text)  # noqa: E731
+    assert strip(path.read_text()) == strip(written)
+    assert not list(folder.glob("*.tmp"))
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def load_states(page: Path, profile: Path) -> list[dict]:
+    """Open `page` (file://) in headless Chromium and return the LOAD_CHECK states."""
+    binary = _chromium()
+    result = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                             page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="load-status">(.*?)</pre>', result.stdout, re.S)
+    assert found, f"no load status in Chromium's DOM (rc {result.returncode}): {result.stderr[-2000:]}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium binary (Debian: apt-get install chromium)")
+def test_every_image_and_video_loads_in_headless_chromium(galleries, tmp_path):
+    for fmt in ("mp4", "gif"):
+        folder = galleries[fmt]
+        page = folder / "_load_check.html"
+        text = (folder / "index.html").read_text()
+        # a control that must fail, so a checker that reports 'ok' for everything is caught
+        control = '<img src="no-such-file.png" alt="control">'
+        page.write_text(text.replace("</body>", f"{control}\n{LOAD_CHECK}\n</body>"))
+        try:
+            states = load_states(page, tmp_path / f"profile-{fmt}")
+        finally:
+            page.unlink()
+        by_src = {s["src"]: s for s in states}
+        assert by_src.pop("no-such-file.png")["state"] == "error"
+        tags = sorted(s["tag"] for s in by_src.values())
+        assert tags == (["img", "img", "video", "video"] if fmt == "mp4" else ["img"] * 4)
+        for s in by_src.values():
+            assert s["state"] == "ok" and s["width"] > 0, (fmt, s)
+        # the strip is 3 directions x 9 steps of 32 px plus the label column
+        strips = [s for s in by_src.values() if s["src"].endswith(".png")]
+        assert all(s["width"] == 9 * 32 + 32 for s in strips)
+
+
+def test_batch_renders_what_render_top_k_renders(galleries, tmp_path):
+    """The batch's strip is the file `render RUN --top 3 --strip` writes: same name, same pixels."""
+    import imageio.v3 as iio
+
+    folder = run_dir_for(galleries["out"], galleries["model"], 1, "goldfish")
+    r = CliRunner().invoke(cli, ["render", str(folder), "--top", "3", "--strip", "--seeds", "0-1",
+                                 "--out", str(tmp_path), "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    [single] = tmp_path.glob("strip_*.png")
+    from_batch = folder / "videos" / single.name
+    assert from_batch.is_file()
+    assert (iio.imread(single) == iio.imread(from_batch)).all()
