@@ -35,7 +35,6 @@ import logging
 import os
 import re
 import signal
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -47,7 +46,8 @@ import torch
 from . import runs
 from .classes import ImageNetClass, resolve_class
 from .discover import RESUMABLE_CHANGES, DiscoverConfig, DiscoveryInterrupted, run_discover
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import finite_or_none, write_text
 from .render import RenderConfig
 from .score import ScoreConfig
 
@@ -135,7 +135,7 @@ def read_class_file(path: str | os.PathLike) -> list[ImageNetClass]:
     except FileNotFoundError:
         raise UserError(f"--classes-file {path}: no such file.") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"--classes-file {path}: cannot read it ({_first_line(e)}).") from None
+        raise UserError(f"--classes-file {path}: cannot read it ({first_line(e)}).") from None
     items = []
     for number, line in enumerate(text.splitlines(), start=1):
         item = line.split("#", 1)[0].strip()
@@ -213,7 +213,7 @@ def read_manifest(batch_folder: str | os.PathLike) -> list[dict[str, Any]]:
             if not isinstance(entry, dict) or not isinstance(entry.get("class_index"), int):
                 raise ValueError("not a class record")
         except ValueError as e:
-            raise UserError(f"{path} line {number} is damaged ({_first_line(e)}); fix or delete "
+            raise UserError(f"{path} line {number} is damaged ({first_line(e)}); fix or delete "
                             f"the file (it is rebuilt from the run folders).") from None
         entries.append(entry)
     return entries
@@ -244,8 +244,8 @@ class Manifest:
         self.write()
 
     def write(self) -> None:
-        lines = [json.dumps(_clean(e), sort_keys=False, allow_nan=False) for e in self.entries.values()]
-        _atomic_write(self.path, "\n".join(lines) + "\n")
+        lines = [json.dumps(finite_or_none(e), sort_keys=False, allow_nan=False) for e in self.entries.values()]
+        write_text(self.path, "\n".join(lines) + "\n")
 
     def batch_entries(self) -> list[dict[str, Any]]:
         """This batch's entries, in the order given."""
@@ -358,11 +358,11 @@ def run_class_job(plan: JobPlan, cls: ImageNetClass, load: Callable[[], tuple[An
         log = Path(plan.batch_folder) / ERRORS_DIR / f"{cls.index}-{cls.slug}.txt"
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(log, traceback.format_exc())
+            write_text(log, traceback.format_exc())
             where = f" (traceback in {_rel(log, plan.batch_folder)})"
         except OSError:
             where = ""
-        entry.update(status="failed", error=f"{type(e).__name__}: {_first_line(e)}{where}")
+        entry.update(status="failed", error=f"{type(e).__name__}: {first_line(e)}{where}")
     try:
         _fill_from_files(entry, plan, folder, media)
     except (OSError, ValueError):
@@ -779,7 +779,7 @@ def _run_ray(ray, plan: JobPlan, todo: Sequence[ImageNetClass], device: str, add
                          logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"the Ray cluster at {address}" if address else "a local Ray"
-            raise UserError(f"cannot start or reach {where} ({_first_line(e)}); check "
+            raise UserError(f"cannot start or reach {where} ({first_line(e)}); check "
                             f"--ray-address (or `ray status`).") from None
     try:
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
@@ -818,7 +818,7 @@ def _ray_result(ray, ref, cls: ImageNetClass, plan: JobPlan) -> tuple[dict[str, 
         return ray.get(ref), False
     except Exception as e:  # noqa: BLE001 - the worker died, was cancelled, or could not unpickle
         entry = {**new_entry(cls, plan, "failed"),
-                 "error": f"Ray task failed: {type(e).__name__}: {_first_line(e)}"}
+                 "error": f"Ray task failed: {type(e).__name__}: {first_line(e)}"}
         return entry, isinstance(e, ray.exceptions.TaskCancelledError)
 
 
@@ -869,7 +869,7 @@ def _write_record(folder: Path, plan: JobPlan, classes, backend: str, started: s
               "top": plan.top, "overwrite": plan.overwrite, "started": started,
               "finished": finished,
               "counts": {s: sum(e["status"] == s for e in entries) for s in STATUSES}}
-    _atomic_write(folder / BATCH_RECORD, json.dumps(_clean(record), indent=2) + "\n")
+    write_text(folder / BATCH_RECORD, json.dumps(finite_or_none(record), indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------- small helpers
@@ -885,34 +885,11 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
-def _clean(obj: Any) -> Any:
-    """NaN/inf -> None, tuples -> lists, recursively (strict JSON)."""
-    import math
-
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    return obj
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

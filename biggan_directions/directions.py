@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import atomic_path
 
 FORMAT = "biggan-directions"
 VERSION = "1"
@@ -89,15 +89,8 @@ def save_directions(path: str | os.PathLike, directions: torch.Tensor, meta: dic
     q = directions.detach().to("cpu", torch.float32).contiguous()
     meta = {**meta, "ndirs": int(q.shape[0]), "z_dim": int(q.shape[1])}
     metadata = {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta, sort_keys=True)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"directions": q}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file({"directions": q}, str(tmp), metadata=metadata)
     return path
 
 
@@ -123,7 +116,7 @@ def load_directions(path: str | os.PathLike) -> tuple[torch.Tensor, dict[str, An
     except UserError:
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise UserError(f"{path}: unreadable directions file ({_first_line(e)}).") from None
+        raise UserError(f"{path}: unreadable directions file ({first_line(e)}).") from None
     if metadata.get("version") != VERSION:
         raise UserError(f"{path}: format version {metadata.get('version')!r} is not supported "
                         f"(this tool reads version {VERSION}).")
@@ -145,6 +138,3 @@ def load_directions(path: str | os.PathLike) -> tuple[torch.Tensor, dict[str, An
     return q, meta
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import platform
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -19,7 +19,8 @@ from typing import Any, Callable
 import torch
 
 from .directions import DirectionMatrix, coordinate_directions, random_orthonormal, save_directions
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import atomic_path, write_json as _write_json, write_text
 from .generator import truncated_normal
 from .penalty import hessian_penalty, tile_batch
 from . import runs
@@ -389,7 +390,7 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
-        raise UserError(f"{path}: unreadable checkpoint ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
+        raise UserError(f"{path}: unreadable checkpoint ({first_line(e)}); "
                         f"use --overwrite to start again.") from None
     if not isinstance(state, dict) or state.get("format") != "biggan-directions-checkpoint":
         raise UserError(f"{path}: not a biggan-directions checkpoint; use --overwrite to start again.")
@@ -401,26 +402,8 @@ def _checkpoint_step(path: Path) -> int:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read_record(folder: Path) -> dict[str, Any]:
@@ -443,10 +426,9 @@ def _truncate_log(path: Path, step: int) -> None:
     kept = [r for i, r in enumerate(rows) if i == 0 or (r and r[0].isdigit() and int(r[0]) <= step)]
     if step == 0:
         kept = []
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    csv.writer(buf).writerows(kept)
+    write_text(path, buf.getvalue())
 
 
 def _recent_penalties(path: Path) -> list[float]:

@@ -12,13 +12,13 @@ import html
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
 from . import runs
+from .fileio import write_text
 
 GALLERY = "index.html"
 VIDEO_SUFFIXES = (".mp4", ".webm")
@@ -71,15 +71,7 @@ def write_gallery(batch_folder: str | os.PathLike, entries: Sequence[dict[str, A
         entries = read_manifest(folder)
     text = gallery_html(folder, entries, title=title, rows=rows)
     path = folder / GALLERY
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=GALLERY + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_text(path, text)
 
 
 def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title: str | None = None,

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import queue
-import secrets
 import shutil
 import tempfile
 import threading
@@ -29,7 +28,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import atomic_path, temp_beside
 from .discover import DiscoverConfig
 from .generator import check_truncation, latents_for_seeds
 from .walks import easing as easing_positions
@@ -266,16 +266,6 @@ class _GifEncoder:
             self._fp.close()
 
 
-def _temp_beside(path: Path) -> Path:
-    """A new empty hidden file beside `path`, same suffix (ffmpeg picks the container by it),
-    created with the umask's permissions (mkstemp's 0600 would survive os.replace)."""
-    while True:
-        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
-        try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
 
 
 class _VideoSink:
@@ -287,7 +277,7 @@ class _VideoSink:
     def __init__(self, path: Path, fmt: str, size_hw: tuple[int, int], fps: float,
                  comment: str = ""):
         self.path = path
-        self.tmp = _temp_beside(path)
+        self.tmp = temp_beside(path)
         self._error: BaseException | None = None
         self._aborted = False
         try:
@@ -327,7 +317,7 @@ class _VideoSink:
         try:
             self._encoder.close()
         except OSError as e:
-            raise UserError(f"{self.path}: could not write the video ({_first_line(e)}).") from None
+            raise UserError(f"{self.path}: could not write the video ({first_line(e)}).") from None
         os.replace(self.tmp, self.path)
         return self.path
 
@@ -350,27 +340,20 @@ class _VideoSink:
         if self._error is not None:
             if isinstance(self._error, OSError):
                 raise UserError(f"{self.path}: could not write the video "
-                                f"({_first_line(self._error)}).") from None
+                                f"({first_line(self._error)}).") from None
             raise self._error
 
 
 def _save_png(path: Path, image: np.ndarray, comment: str = "") -> Path:
     from PIL import Image, PngImagePlugin
 
-    tmp = _temp_beside(path)
-    try:
-        text = PngImagePlugin.PngInfo()
-        text.add_text(RECORD_KEY, comment)
+    text = PngImagePlugin.PngInfo()
+    text.add_text(RECORD_KEY, comment)
+    with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG", pnginfo=text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
 
 
 # ---------------------------------------------------------------- names and checks
@@ -422,7 +405,7 @@ def preflight(paths: Sequence[Path], config: RenderConfig, overwrite: bool = Fal
             os.close(fd)
             os.unlink(probe)
         except OSError as e:
-            raise UserError(f"cannot write to the output folder {folder} ({_first_line(e)}); "
+            raise UserError(f"cannot write to the output folder {folder} ({first_line(e)}); "
                             f"choose another with --out.") from None
     existing = [p for p in paths if p.exists()]
     folders_in_the_way = [p for p in existing if p.is_dir()]

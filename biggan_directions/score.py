@@ -47,7 +47,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -57,7 +56,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import finite_or_none, write_text
 from .runs import SCORES_CSV, SCORES_JSON, Run, open_run
 
 NETS = ("alex", "vgg", "squeeze")
@@ -127,11 +127,11 @@ def load_lpips(net: str = "alex", device: torch.device | str = "cpu", *,
             torch.manual_seed(seed)          # only the random backbone draws from it
             metric = lpips.LPIPS(net=net, verbose=False, pnet_rand=random_backbone)
     except (RuntimeError, OSError, ValueError, EOFError, KeyError) as e:
-        raise UserError(f"{path}: not a usable {net} checkpoint ({_first_line(e)}); replace it "
+        raise UserError(f"{path}: not a usable {net} checkpoint ({first_line(e)}); replace it "
                         f"with {url}.") from None
     except Exception as e:  # unpickling errors of a corrupt file have several types
         if type(e).__name__ == "UnpicklingError":
-            raise UserError(f"{path}: not a usable {net} checkpoint ({_first_line(e)}); replace "
+            raise UserError(f"{path}: not a usable {net} checkpoint ({first_line(e)}); replace "
                             f"it with {url}.") from None
         raise
     return metric.eval().requires_grad_(False).to(device)
@@ -429,7 +429,7 @@ def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, resu
               "seconds": round(result.seconds, 3)}
     if compare is not None:
         record["compare"] = compare
-    text = json.dumps(_clean(record), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(finite_or_none(record), indent=1, allow_nan=False) + "\n"
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     columns = ["rank", "direction", "effect", "effect_centre", "smoothness", "consistency", "inactive"]
@@ -439,8 +439,8 @@ def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, resu
         row = rows[k]
         writer.writerow(["" if row[c] is None else (int(row[c]) if c == "inactive" else row[c])
                          for c in columns])
-    _atomic_write(json_path, text)
-    _atomic_write(csv_path, buf.getvalue())
+    write_text(json_path, text)
+    write_text(csv_path, buf.getvalue())
     return json_path, csv_path
 
 
@@ -455,7 +455,7 @@ def read_scores(path: str | os.PathLike) -> dict[str, Any]:
     try:
         rec = json.loads(path.read_text())
     except (ValueError, OSError) as e:
-        raise UserError(f"{path}: unreadable scores file ({_first_line(e)}).") from None
+        raise UserError(f"{path}: unreadable scores file ({first_line(e)}).") from None
     if not isinstance(rec, dict) or rec.get("format") != SCORES_FORMAT:
         raise UserError(f"{path}: not a biggan-directions scores file.")
     ranking = rec.get("ranking")
@@ -473,16 +473,6 @@ def check_writable(json_path: Path, csv_path: Path, overwrite: bool) -> None:
         raise UserError(f"{existing[0]}: scores exist already; pass --overwrite to replace them.")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---------------------------------------------------------------- the job: RUN -> files
@@ -606,19 +596,5 @@ def _qname(q: float) -> str:
     return {0.0: "min", 1.0: "max"}.get(q, f"{round(q * 100)}%")
 
 
-def _clean(obj: Any) -> Any:
-    """NaN/inf -> None, tensors -> lists, recursively (so the JSON is strict)."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return _clean(obj.tolist())
-    if isinstance(obj, float):
-        return None if math.isnan(obj) or math.isinf(obj) else obj
-    return obj
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0].rstrip(":") if text else type(e).__name__

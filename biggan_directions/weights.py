@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import atomic_path
 
 KNOWN_MODELS = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -124,7 +125,7 @@ def _load_folder(folder: Path, device: torch.device | str, fix: str) -> nn.Modul
         net = BigGAN(config)
     except Exception as e:  # wrong types or inconsistent layer sizes
         raise UserError(f"{config_path} does not describe a BigGAN ({type(e).__name__}: "
-                        f"{_first_line(e)}); {fix}.") from None
+                        f"{first_line(e)}); {fix}.") from None
 
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -149,7 +150,7 @@ def _load_folder(folder: Path, device: torch.device | str, fix: str) -> nn.Modul
             result = net.load_state_dict(state, strict=False)
         except (RuntimeError, KeyError, ValueError) as e:
             raise UserError(f"{weights_path} does not fit {config_path} "
-                            f"({_first_line(e)}); {fix}.") from None
+                            f"({first_line(e)}); {fix}.") from None
         missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected or wrong_shapes:
         parts = [_listing(n, what) for n, what in ((missing, "missing key"),
@@ -174,7 +175,7 @@ def _read_config(path: Path, fix: str):
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({_first_line(e)}); {fix}.") from None
+        raise UserError(f"{path} is not valid JSON ({first_line(e)}); {fix}.") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} holds a JSON {type(data).__name__}, not an object of BigGAN "
                         f"settings; {fix}.")
@@ -187,7 +188,7 @@ def _read_config(path: Path, fix: str):
 
 
 def _torch_load_reason(e: Exception) -> str:
-    text = _first_line(e)
+    text = first_line(e)
     if "Weights only load failed" in text:  # never suggest weights_only=False
         return "it holds objects other than tensors, refused since loading never runs code"
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
@@ -198,9 +199,6 @@ def _listing(items: list[str], what: str, first: int = 3) -> str:
     return f"{len(items)} {what}{'s' if len(items) != 1 else ''} ({shown})"
 
 
-def _first_line(e: BaseException, limit: int = 160) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ---------------------------------------------------------------- checksums
@@ -237,7 +235,7 @@ def verify_checksums(folder: str | os.PathLike, fix: str = "replace it") -> bool
                    if f in files}
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{record_path} is not a valid checksum record ({type(e).__name__}: "
-                        f"{_first_line(e)}); delete it to record the files afresh.") from None
+                        f"{first_line(e)}); delete it to record the files afresh.") from None
     for fname, (size, sha) in entries.items():
         path = folder / fname
         if not path.is_file():
@@ -378,17 +376,11 @@ def _request_reason(e: Exception, host: str) -> str:
         return "connection closed early"
     if isinstance(e, requests.ConnectionError):
         return f"cannot connect to {host}"
-    return f"{type(e).__name__}: {_first_line(e)}"
+    return f"{type(e).__name__}: {first_line(e)}"
 
 
 # ---------------------------------------------------------------- files
 def _atomic_write(path: Path, write) -> None:
     """Call write(binary file) on a temporary file beside `path`, then rename it into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)

@@ -80,7 +80,7 @@ def test_cli_errors_before_any_work(tmp_path, small_biggan_dir):
     for args, message in cases:
         r = CliRunner().invoke(cli, ["batch", "--model", str(small_biggan_dir), "--out",
                                      str(tmp_path / "out"), *args])
-        assert r.exit_code == 1 and f"Error: " in r.output and message in r.output, (args, r.output)
+        assert r.exit_code == 1 and "Error: " in r.output and message in r.output, (args, r.output)
         assert "Traceback" not in r.output
     assert not (tmp_path / "out").exists()                  # nothing was written
 

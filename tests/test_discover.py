@@ -126,7 +126,7 @@ def test_run_writes_every_file(tmp_path, small_biggan):
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path, small_biggan):
     cfg = small_config(checkpoint_every=100)                  # only the Ctrl-C checkpoint
     G = BigGANGenerator(small_biggan, 207, 1.0)
-    whole = run_discover(G, cfg, tmp_path / "whole", progress=False)
+    run_discover(G, cfg, tmp_path / "whole", progress=False)
 
     calls = {"n": 0}
 

@@ -1,0 +1,67 @@
+"""Atomic file writes: a temporary file beside the target, renamed into place when complete."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def temp_beside(path: str | os.PathLike) -> Path:
+    """A new, empty, hidden file in `path`'s folder with the same suffix (encoders pick the
+    format by it), created with the umask's permissions (mkstemp's 0600 would survive the
+    rename and hide the user's own outputs from their group)."""
+    path = Path(path)
+    while True:
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` in one rename, on any
+    error (Ctrl-C included) it is removed and `path` is untouched. Creates missing folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8, newlines as given) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write `data` as indented, key-sorted, strict JSON to `path` atomically; NaN and
+    infinities become null, so any JSON reader can read the file."""
+    return write_text(path, json.dumps(finite_or_none(data), indent=2, sort_keys=True,
+                                       allow_nan=False) + "\n")
+
+
+def finite_or_none(data: Any) -> Any:
+    """`data` made strict-JSON-ready: every NaN or infinite float (in nested dicts, lists,
+    tuples) becomes None; tuples, tensors and arrays become lists."""
+    if hasattr(data, "tolist") and not isinstance(data, (str, bytes)):   # tensor, ndarray, np scalar
+        data = data.tolist()
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_or_none(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(v) for v in data]
+    return data
