@@ -393,37 +393,19 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, folder: Path, load, descri
 
 def _score_step(plan: JobPlan, folder: Path, load, metrics: dict, force: bool) -> None:
     """What `score RUN` does (score.run_score), with the already loaded model and LPIPS."""
-    from .generator import BigGANGenerator
     from .runs import open_run
-    from .score import (check_writable, load_lpips, random_baseline, resolve_settings,
-                        score_directions, scores_paths, summarize, write_scores)
+    from .score import load_lpips, run_score, scores_paths
 
     config = plan.score
-    run = open_run(folder)
-    json_path, csv_path = scores_paths(run)
+    json_path, _ = scores_paths(open_run(folder))
     if json_path.is_file() and not force:
         return
-    settings = resolve_settings(run, config)
-    check_writable(json_path, csv_path, overwrite=force)
     net, device = load()
     key = (config.net, config.random_backbone, str(device))
     if key not in metrics:
         metrics[key] = load_lpips(config.net, device, random_backbone=config.random_backbone)
-    G = BigGANGenerator(net, settings["class_index"], settings["truncation"])
-    common = dict(path_size=settings["path_size"], metric=metrics[key],
-                  truncation=settings["truncation"], steps=config.steps,
-                  batch_size=config.batch_size, device=device, threshold=config.threshold,
-                  progress=plan.progress)
-    result = score_directions(G, run.directions, config.seeds, desc="score", **common)
-    compare = None
-    if config.compare == "random":
-        baseline = score_directions(G, random_baseline(run, config.seed), config.seeds,
-                                    desc="random", **common)
-        compare = {"kind": "random", "seed": config.seed, "learned": summarize(result),
-                   "random": summarize(baseline), "random_directions": baseline.rows()}
-    write_scores(json_path, csv_path, result, settings, compare=compare,
-                 meaningful=not config.random_backbone, directions_file=str(run.directions_path),
-                 overwrite=force)
+    run_score(folder, config, device=device, overwrite=force, progress=plan.progress, net=net,
+              metric=metrics[key])
 
 
 def _render_step(plan: JobPlan, folder: Path, load, force: bool) -> list[Path]:

@@ -538,12 +538,15 @@ def random_baseline(run: Run, seed: int) -> torch.Tensor:
 
 def run_score(run_path: str | os.PathLike, config: ScoreConfig = ScoreConfig(), *,
               device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
-              overwrite: bool = False, progress: bool = True) -> ScoreReport:
+              overwrite: bool = False, progress: bool = True, net: torch.nn.Module | None = None,
+              metric: torch.nn.Module | None = None) -> ScoreReport:
     """Score a run folder or directions file and write its scores files (see scores_paths).
 
     Checks, before any heavy work: the settings, that the scores files may be written, and that
     the LPIPS backbone is present. Then loads the model (weights.load_biggan), scores the run's
     directions (and random ones with config.compare == 'random') and writes both files.
+    net / metric: an already loaded BigGAN (on `device`, for the run's model) and LPIPS module
+    (load_lpips), so a caller scoring many runs loads each once.
     """
     from .generator import BigGANGenerator
     from .weights import load_biggan
@@ -553,8 +556,10 @@ def run_score(run_path: str | os.PathLike, config: ScoreConfig = ScoreConfig(), 
     json_path, csv_path = scores_paths(run)
     check_writable(json_path, csv_path, overwrite)
     device = torch.device(device)
-    metric = load_lpips(config.net, device, random_backbone=config.random_backbone)
-    net = load_biggan(settings["model"], device, weights_dir, progress)
+    if metric is None:
+        metric = load_lpips(config.net, device, random_backbone=config.random_backbone)
+    if net is None:
+        net = load_biggan(settings["model"], device, weights_dir, progress)
     G = BigGANGenerator(net, settings["class_index"], settings["truncation"]).to(device)
     if G.z_dim != run.directions.shape[1]:
         raise UserError(f"{run.directions_path}: directions have z_dim {run.directions.shape[1]} "
