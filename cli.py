@@ -132,6 +132,10 @@ def discover_options(f):
         click.option("--chunk-size", type=click.IntRange(min=1), default=None,
                      help="At most this many images per generator call (bounds memory)  [default: all "
                           "1+2k perturbations of the batch in one call]"),
+        click.option("--penalty-mode", type=click.Choice(["batched", "sequential"]),
+                     default="batched",
+                     help="batched: all 1+2k generator passes in one forward (fastest on a GPU); "
+                          "sequential: the paper's loop (can be faster on a CPU at large batch)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -156,7 +160,7 @@ def discover_config(**o):
         epsilon=o["epsilon"], reduction=o["reduction"], path_size=o["path_size"],
         truncation=o["truncation"], init=o["init"], subspace=subspace, layers=layers,
         seed=o["seed"], checkpoint_every=o["checkpoint_every"], eval_every=o["eval_every"],
-        chunk_size=o["chunk_size"]).validate()
+        chunk_size=o["chunk_size"], penalty_mode=o["penalty_mode"]).validate()
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

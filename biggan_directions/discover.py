@@ -54,6 +54,8 @@ class DiscoverConfig:
     eval_samples: int = 16        # held-out latents in the fixed evaluation
     eval_k: int = 8               # Rademacher draws in the fixed evaluation (more than training)
     chunk_size: int | None = None # at most this many rows per generator call (bounds memory); None: one call
+    penalty_mode: str = "batched" # 'batched': the 1+2k passes in one forward (fastest on GPUs and
+                                  # small CPU batches); 'sequential': the paper's loop (BENCHMARKS.md)
 
     def validate(self) -> "DiscoverConfig":
         def need(ok: bool, message: str) -> None:
@@ -72,6 +74,8 @@ class DiscoverConfig:
         need(self.checkpoint_every >= 1, "--checkpoint-every must be at least 1.")
         need(self.eval_every >= 1 and self.eval_samples >= 1, "--eval-every and eval_samples must be >= 1.")
         need(self.chunk_size is None or self.chunk_size >= 1, "--chunk-size must be at least 1.")
+        need(self.penalty_mode in ("batched", "sequential"),
+             f"--penalty-mode {self.penalty_mode!r}: use batched or sequential.")
         need(len(self.layers) >= 1, "--layers: give at least one layer, e.g. image.")
         return self
 
@@ -144,7 +148,7 @@ class Discovery:
             return self.G(tile_batch(z, w_rows.shape[0]) + w_rows @ q)
         cfg = self.config
         return hessian_penalty(G_w, w, k=k, epsilon=cfg.epsilon, reduction=cfg.reduction,
-                               generator=rng, chunk_size=cfg.chunk_size)
+                               generator=rng, chunk_size=cfg.chunk_size, mode=cfg.penalty_mode)
 
     def train_step(self) -> float:
         """One optimiser step; returns the step's penalty. Raises DiscoveryDiverged on NaN/inf

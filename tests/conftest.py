@@ -8,7 +8,13 @@ import pytest
 import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
-torch.set_num_threads(1)  # the test model is tiny: threads cost more than they give
+
+
+def pytest_configure(config):
+    # The test model is tiny: threads cost more than they give. (Set here, not at import, so
+    # benchmarks that import SMALL_CONFIG keep their own thread count.)
+    torch.set_num_threads(1)
+
 
 # 32 px, ~0.5 M parameters: 4 -> 8 -> 16 -> 32 with attention before the last block.
 SMALL_CONFIG = dict(output_dim=32, z_dim=128, class_embed_dim=128, channel_width=4, num_classes=1000,

@@ -308,3 +308,24 @@ def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir)
     folder_a = next((tmp_path / "a").glob("*/*"))
     assert torch.equal(load_directions(folder_a / "directions.safetensors")[0],
                        load_directions(folder_b / "directions.safetensors")[0])
+
+
+def test_readme_python_example_runs():
+    """The README's first Python example works as printed (with fewer steps)."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    assert "steps=2000" in code
+    scope: dict = {}
+    exec(compile(code.replace("steps=2000", "steps=3"), "README.md", "exec"), scope)
+    q = scope["Q"]
+    assert q.shape == (16, 16) and torch.allclose(q @ q.T, torch.eye(16), atol=1e-5)
+    assert scope["loss"].ndim == 0 and scope["loss"].item() >= 0
+
+
+def test_sequential_penalty_mode_learns_the_same_matrix():
+    G = HiddenBasis()
+    a = discover_directions(G, steps=4, batch_size=4, progress=False)
+    b = discover_directions(G, steps=4, batch_size=4, progress=False, penalty_mode="sequential")
+    assert torch.allclose(a, b, atol=1e-5)
