@@ -1,0 +1,58 @@
+"""The CLI as a whole: every command teaches through --help; failures are one line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import cli
+
+COMMANDS = ["classes", "discover", "render", "score", "batch"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert f"Usage: cli {command}" in result.output or f"biggan-directions {command}" in result.output
+    assert "Examples:" in result.output and "biggan-directions " + command in result.output
+
+
+def test_group_help_lists_every_command_and_version():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+    version = CliRunner().invoke(cli, ["--version"])
+    assert version.exit_code == 0 and "0.1.0" in version.output
+
+
+def test_unknown_command_and_option_are_one_clear_error():
+    result = CliRunner().invoke(cli, ["discovr"])
+    assert result.exit_code == 2 and "No such command" in result.output
+    result = CliRunner().invoke(cli, ["discover", "--class", "207", "--stpes", "3"])
+    assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_nan_penalty_through_the_cli_stops_cleanly(tmp_path, small_biggan_dir, monkeypatch):
+    from biggan_directions.generator import BigGANGenerator
+
+    forward = BigGANGenerator.forward
+    calls = {"n": 0}
+
+    def poisoned(self, z):                                   # NaN from the 3rd training step on
+        calls["n"] += torch.is_grad_enabled()
+        out = forward(self, z)
+        return out * float("nan") if calls["n"] >= 3 else out
+    monkeypatch.setattr(BigGANGenerator, "forward", poisoned)
+    result = CliRunner().invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
+                                      "--steps", "5", "--batch-size", "1", "--ndirs", "4",
+                                      "--checkpoint-every", "1", "--out", str(tmp_path), "-q"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "nan at step 3" in result.output and "(step 2) is kept" in result.output
+    folder = next(tmp_path.glob("*/207-golden-retriever"))
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert json.loads((folder / "run.json").read_text())["status"] == "failed"
