@@ -322,7 +322,8 @@ def render(ctx, run, baseline, dirs, top, seeds, seed, class_query, truncation, 
 @click.option("--truncation", type=float, default=None,
               help="Latent truncation in (0, 1]  [default: the run's]")
 @click.option("--net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex",
-              help="LPIPS backbone; its ImageNet weights must be in $TORCH_HOME/hub/checkpoints.")
+              help="LPIPS backbone; its ImageNet weights are downloaded once to "
+                   "$TORCH_HOME/hub/checkpoints (or put there by hand when offline).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32,
               help="Frames per generator / LPIPS batch (lower it if the device runs out of memory).")
 @click.option("--inactive-threshold", type=click.FloatRange(min=0), default=0.01,
@@ -356,8 +357,9 @@ def score(ctx, run, num_seeds, seeds, steps, path_size, class_query, truncation,
     larger = jumps); consistency = std/mean of the effect over seeds; inactive = effect below
     --inactive-threshold. Class, truncation, path size and model default to the run's. Writes
     RUN/scores.json and scores.csv (beside a bare directions file: <stem>.scores.json/.csv);
-    nothing is overwritten without --overwrite. Works offline: the LPIPS backbone must already
-    be in torchvision's cache ($TORCH_HOME/hub/checkpoints; alex: alexnet-owt-7be5be79.pth).
+    nothing is overwritten without --overwrite. The LPIPS backbone is downloaded once into
+    torchvision's cache ($TORCH_HOME/hub/checkpoints; alex: alexnet-owt-7be5be79.pth); offline,
+    put that file there by hand.
 
     \b
     Examples:
@@ -414,7 +416,7 @@ def score(ctx, run, num_seeds, seeds, steps, path_size, class_query, truncation,
 @click.option("--score-seeds", type=click.IntRange(min=1), default=16,
               help="With --score: score on seeds 0..N-1.")
 @click.option("--net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex",
-              help="With --score: LPIPS backbone (its ImageNet weights must be in "
+              help="With --score: LPIPS backbone (its ImageNet weights are downloaded once to "
                    "$TORCH_HOME/hub/checkpoints).")
 @click.option("--render", "do_render", is_flag=True,
               help="Render each class's --top directions into RUN/videos/: a grid video (a row "

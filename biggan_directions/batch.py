@@ -559,12 +559,8 @@ def _preflight_local(score: ScoreConfig | None, render: BatchRender | None) -> N
         from .render import ffmpeg_exe
         ffmpeg_exe()
     if score is not None and not score.random_backbone:
-        from .score import backbone_checkpoint
-        file, url = backbone_checkpoint(score.net)
-        folder = Path(torch.hub.get_dir()) / "checkpoints"
-        if not (folder / file).is_file():
-            raise UserError(f"--score needs the LPIPS '{score.net}' backbone offline: put {file} "
-                            f"in {folder}/ (get it from {url}) or set TORCH_HOME, then run again.")
+        from .score import ensure_backbone
+        ensure_backbone(score.net)           # downloads it once, or says which file to put where
 
 
 def _run_sequential(plan: JobPlan, todo: Sequence[ImageNetClass], device: torch.device,

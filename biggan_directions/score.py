@@ -106,35 +106,75 @@ def backbone_checkpoint(net: str) -> tuple[str, str]:
 
 
 def load_lpips(net: str = "alex", device: torch.device | str = "cpu", *,
-               random_backbone: bool = False, seed: int = 0) -> nn.Module:
-    """lpips.LPIPS(net) in eval mode, frozen, on `device`, loaded without any download.
+               random_backbone: bool = False, seed: int = 0, download: bool = True) -> nn.Module:
+    """lpips.LPIPS(net) in eval mode, frozen, on `device`.
 
-    The ImageNet backbone must already be in torch.hub.get_dir()/checkpoints (torchvision's
-    cache, $TORCH_HOME/hub/checkpoints); otherwise UserError saying which file to put where.
-    random_backbone=True: a backbone initialised from torch seed `seed` (not meaningful).
+    The ImageNet backbone is torchvision's checkpoint in torch.hub.get_dir()/checkpoints
+    ($TORCH_HOME/hub/checkpoints). When absent it is downloaded once (download=True, 30 s
+    socket timeout, torch.hub's temporary file moved into place when complete); when it cannot
+    be had: UserError saying which file to put where. The file is read with
+    torch.load(weights_only=True) into torchvision's architecture, strictly, never unpickled
+    with code (torchvision's own loader would). lpips' linear layers ship with the package.
+    random_backbone=True: a backbone initialised from torch seed `seed` (tests/timing only;
+    scores not meaningful).
     """
     import lpips
 
+    path = None if random_backbone else ensure_backbone(net, download)
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore")      # torchvision's 'pretrained is deprecated' notices
+        torch.manual_seed(seed)              # only the random initialisation draws from it
+        metric = lpips.LPIPS(net=net, verbose=False, pnet_rand=True)
+    if path is not None:
+        _load_backbone(metric, net, path, backbone_checkpoint(net)[1])
+    return metric.eval().requires_grad_(False).to(device)
+
+
+def ensure_backbone(net: str = "alex", download: bool = True) -> Path:
+    """The path of the backbone's checkpoint in torchvision's cache, downloaded once when
+    absent (download=True); UserError saying which file to put where when it cannot be had."""
+    import socket
+
     file, url = backbone_checkpoint(net)
     path = Path(torch.hub.get_dir()) / "checkpoints" / file
-    if not random_backbone and not path.is_file():
-        raise UserError(f"LPIPS '{net}' needs its ImageNet backbone offline: put {file} in "
-                        f"{path.parent}/ (get it from {url}) or set TORCH_HOME to a folder "
-                        f"holding hub/checkpoints/{file}.")
+    if path.is_file():
+        return path
+    hint = (f"put {path.name} in {path.parent}/ (from {url}) or set TORCH_HOME to a folder "
+            f"holding hub/checkpoints/{path.name}")
+    if not download:
+        raise UserError(f"LPIPS '{net}' needs its ImageNet backbone: {hint}.")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)             # torch.hub's download has no timeout of its own
     try:
-        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
-            warnings.simplefilter("ignore")  # torchvision's 'pretrained is deprecated' notices
-            torch.manual_seed(seed)          # only the random backbone draws from it
-            metric = lpips.LPIPS(net=net, verbose=False, pnet_rand=random_backbone)
-    except (RuntimeError, OSError, ValueError, EOFError, KeyError) as e:
-        raise UserError(f"{path}: not a usable {net} checkpoint ({first_line(e)}); replace it "
-                        f"with {url}.") from None
-    except Exception as e:  # unpickling errors of a corrupt file have several types
-        if type(e).__name__ == "UnpicklingError":
-            raise UserError(f"{path}: not a usable {net} checkpoint ({first_line(e)}); replace "
-                            f"it with {url}.") from None
-        raise
-    return metric.eval().requires_grad_(False).to(device)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), progress=True)
+    except Exception as e:  # noqa: BLE001 - URLError, timeouts, HTTP and disk errors alike
+        path.unlink(missing_ok=True)
+        raise UserError(f"LPIPS '{net}' backbone could not be downloaded ({first_line(e)}); "
+                        f"{hint}.") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return path
+
+
+def _load_backbone(metric: nn.Module, net: str, path: Path, url: str) -> None:
+    """Copy torchvision's checkpoint at `path` into lpips' backbone slices (which hold
+    torchvision's `features` modules under their original indices)."""
+    import torchvision
+
+    arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
+            "squeeze": torchvision.models.squeezenet1_1}[net]
+    bad = f"{path}: not a usable {net} checkpoint"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = arch(weights=None)
+        model.load_state_dict(state)         # strict: every key, every shape
+    except Exception as e:  # noqa: BLE001 - corrupt, truncated, pickled code, wrong keys alike
+        raise UserError(f"{bad} ({first_line(e)}); replace it with {url}.") from None
+    with torch.no_grad():
+        for part in metric.net.children():   # slice1, slice2, ...
+            for index, module in part.named_children():
+                module.load_state_dict(model.features[int(index)].state_dict())
 
 
 def lpips_features(metric: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:

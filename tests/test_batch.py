@@ -94,9 +94,14 @@ def test_missing_ray_and_missing_lpips_backbone_fail_before_any_work(tmp_path, s
     assert r.exit_code == 1
     assert "Error: --backend ray needs Ray, which is not installed; pip install 'biggan-directions[ray]'" in r.output
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    from urllib.error import URLError
+
+    def offline(url, dst, *args, **kwargs):                  # no test touches the network
+        raise URLError("offline (test)")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     r = CliRunner().invoke(cli, ["batch", "--classes", "1", "--model", str(small_biggan_dir),
                                  "--out", str(out), "--score", *TINY])
-    assert r.exit_code == 1 and "--score needs the LPIPS 'alex' backbone offline" in r.output
+    assert r.exit_code == 1 and "LPIPS 'alex' backbone could not be downloaded" in r.output
     assert "alexnet-owt-7be5be79.pth" in r.output and "Traceback" not in r.output
     assert not out.exists()
 

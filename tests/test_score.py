@@ -39,6 +39,16 @@ def backbone_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def offline_backbone_downloads(monkeypatch):
+    """No test touches the network: a backbone download fails as it does offline."""
+    from urllib.error import URLError
+
+    def offline(url, dst, *args, **kwargs):
+        raise URLError("offline (test)")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+
+
 @pytest.fixture
 def torch_home(backbone_home, monkeypatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(backbone_home))
@@ -120,6 +130,42 @@ def test_random_backbone_is_seeded_and_needs_no_file(tmp_path, monkeypatch):
     assert torch.equal(m1.net.slice1[0].weight, m2.net.slice1[0].weight)
 
 
+def test_missing_backbone_is_downloaded_once(tmp_path, backbone_home, monkeypatch):
+    import shutil
+
+    source = backbone_home / "hub" / "checkpoints" / ALEX_FILE
+    fetched = []
+
+    def fake_download(url, dst, progress=True):             # what torch.hub would fetch
+        fetched.append(url)
+        shutil.copyfile(source, dst)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    m = load_lpips("alex")
+    assert fetched == ["https://download.pytorch.org/models/" + ALEX_FILE]
+    assert (tmp_path / "hub" / "checkpoints" / ALEX_FILE).is_file()
+    load_lpips("alex")                                       # second time: from the file
+    assert len(fetched) == 1
+    saved = torch.load(source, weights_only=True)
+    assert torch.equal(m.net.slice5._modules["10"].weight, saved["features.10.weight"])
+
+
+def test_hostile_backbone_file_is_not_unpickled(tmp_path, monkeypatch):
+    import os
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / ALEX_FILE).write_bytes(pickle.dumps({"features.0.weight": Boom()}))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(UserError, match="not a usable alex checkpoint"):
+        load_lpips("alex")
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_missing_backbone_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(UserError) as e:
@@ -127,7 +173,7 @@ def test_missing_backbone_is_one_line(tmp_path, monkeypatch):
     msg = str(e.value)
     assert "\n" not in msg and "squeezenet1_1-b8a52dc0.pth" in msg
     assert str(tmp_path / "hub" / "checkpoints") in msg and "https://" in msg
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True, exist_ok=True)
     (tmp_path / "hub" / "checkpoints" / ALEX_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a usable alex checkpoint") as e:
         load_lpips("alex")
