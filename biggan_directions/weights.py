@@ -189,7 +189,7 @@ def _read_config(path: Path, fix: str):
 
 def _torch_load_reason(e: Exception) -> str:
     text = first_line(e)
-    if "Weights only load failed" in text:  # never suggest weights_only=False
+    if "Weights only load failed" in text:  # torch advises turning the safe mode off: never
         return "it holds objects other than tensors, refused since loading never runs code"
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 

@@ -103,7 +103,7 @@ def test_pickled_objects_are_refused_without_running_them(model_dir):
     torch.save({"config": Path("x")}, model_dir / WEIGHTS_NAME)  # not loadable with weights_only
     with pytest.raises(UserError, match="holds objects other than tensors") as err:
         load_biggan(str(model_dir))
-    assert "weights_only=False" not in str(err.value)
+    assert "weights_only" not in str(err.value)   # no advice to turn safe loading off
 
 
 def edit_state(folder: Path, edit) -> None:
