@@ -81,6 +81,22 @@ def coordinate_directions(ndirs: int, z_dim: int) -> torch.Tensor:
     return torch.eye(ndirs, z_dim)
 
 
+def baseline_directions(kind: str, ndirs: int, z_dim: int,
+                        subspace: tuple[int, int] | None = None,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """The paper's comparison directions, (ndirs, z_dim): 'random' orthonormal (from
+    `generator`) or 'coords' (the first coordinate axes), inside z[lo:hi] when `subspace` is
+    given (zero outside it), so a baseline spans what the learned directions could span."""
+    lo, hi = subspace if subspace is not None else (0, z_dim)
+    if kind == "random":
+        q = random_orthonormal(ndirs, hi - lo, generator)
+    elif kind == "coords":
+        q = coordinate_directions(ndirs, hi - lo)
+    else:
+        raise UserError(f"baseline {kind!r}: use random or coords.")
+    return nn.functional.pad(q, (lo, z_dim - hi))
+
+
 def save_directions(path: str | os.PathLike, directions: torch.Tensor, meta: dict[str, Any]) -> Path:
     """Write Q and its metadata atomically (temporary file, then rename)."""
     from safetensors.torch import save_file

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from .directions import DirectionMatrix, coordinate_directions, random_orthonormal, save_directions
+from .directions import DirectionMatrix, baseline_directions, save_directions
 from .errors import UserError, first_line
 from .fileio import atomic_path, write_json as _write_json, write_text
 from .generator import truncated_normal
@@ -186,11 +186,10 @@ class Discovery:
     def reference_values(self) -> dict[str, float]:
         """Fixed-evaluation penalty of the identity (coordinate axes) and of a random
         orthonormal matrix in the same subspace: what a learned matrix should beat."""
-        lo, hi = self.config.subspace or (0, self.z_dim)
-        pad = lambda m: torch.nn.functional.pad(m, (lo, self.z_dim - hi))  # noqa: E731
+        sub = self.config.subspace
         rng = torch.Generator().manual_seed(_derived_seed(self.config.seed, "reference"))
-        return {"identity": self.evaluate(pad(coordinate_directions(self.ndirs, hi - lo))),
-                "random": self.evaluate(pad(random_orthonormal(self.ndirs, hi - lo, rng)))}
+        return {"identity": self.evaluate(baseline_directions("coords", self.ndirs, self.z_dim, sub)),
+                "random": self.evaluate(baseline_directions("random", self.ndirs, self.z_dim, sub, rng))}
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

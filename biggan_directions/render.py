@@ -517,6 +517,7 @@ class RenderSource:
     directions: torch.Tensor | None = None
     baseline: str | None = None          # 'random' | 'coords' | None
     seed: int = 0                        # random baseline's seed
+    subspace: tuple[int, int] | None = None  # the run's latent range: baselines stay inside it
     source: str | None = None            # the directions file, None for a bare baseline
 
     def record(self) -> dict[str, Any]:
@@ -530,7 +531,7 @@ class RenderSource:
     def load(self, device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
              progress: bool = True):
         """Load the model bound to class and truncation; return (BigGANGenerator, (K, D) directions)."""
-        from .directions import coordinate_directions, random_orthonormal
+        from .directions import baseline_directions
         from .generator import BigGANGenerator
         from .weights import load_biggan
 
@@ -539,13 +540,12 @@ class RenderSource:
         if self.baseline is None:
             q = self.directions
         else:
-            _check_indices(self.indices, G.z_dim, f"the {self.baseline} baseline of {self.model}",
+            lo, hi = self.subspace or (0, G.z_dim)
+            _check_indices(self.indices, hi - lo, f"the {self.baseline} baseline of {self.model}",
                            "directions")
             n = max(self.indices) + 1
-            if self.baseline == "random":
-                full = random_orthonormal(n, G.z_dim, torch.Generator().manual_seed(self.seed))
-            else:
-                full = coordinate_directions(n, G.z_dim)
+            full = baseline_directions(self.baseline, n, G.z_dim, self.subspace,
+                                       torch.Generator().manual_seed(self.seed))
             q = full[self.indices]
         if q.shape[1] != G.z_dim:
             raise UserError(f"the directions have {q.shape[1]} latent coordinates but {self.model} "
@@ -631,7 +631,8 @@ def open_render_source(run: str | os.PathLike | None = None, *, baseline: str | 
     return RenderSource(model=model, class_index=class_index, class_name=class_name,
                         truncation=trunc, path_size=p, indices=indices, out_dir=out_dir,
                         tag="".join(f"{x}_" for x in tag), directions=q, baseline=baseline,
-                        seed=seed, source=str(r.directions_path) if r is not None else None)
+                        seed=seed, source=str(r.directions_path) if r is not None else None,
+                        subspace=r.subspace if r is not None else None)
 
 
 def _check_indices(indices: Sequence[int], n: int, source: str, what: str) -> None:

@@ -46,6 +46,17 @@ class Run:
     meta: dict[str, Any]
 
     @property
+    def subspace(self) -> tuple[int, int] | None:
+        """The [lo, hi) latent range the directions were learned in (metadata 'subspace'), or
+        None when absent or not a valid range for this matrix."""
+        sub = self.meta.get("subspace")
+        k, d = self.directions.shape
+        if (isinstance(sub, (list, tuple)) and len(sub) == 2 and all(isinstance(v, int) for v in sub)
+                and 0 <= sub[0] < sub[1] <= d and k <= sub[1] - sub[0]):
+            return (sub[0], sub[1])
+        return None
+
+    @property
     def record(self) -> dict[str, Any]:
         """run.json as a dict ({} when absent)."""
         if self.folder is None or not (self.folder / RUN_RECORD).is_file():

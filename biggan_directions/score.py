@@ -563,17 +563,10 @@ def resolve_settings(run: Run, config: ScoreConfig) -> dict[str, Any]:
 def random_baseline(run: Run, seed: int) -> torch.Tensor:
     """Random orthonormal directions, as many as the run's, from torch.Generator(seed). When the
     run's metadata names a subspace as [lo, hi) (two ints), they are drawn inside it."""
-    from .directions import random_orthonormal
+    from .directions import baseline_directions
 
     K, D = run.directions.shape
-    gen = torch.Generator().manual_seed(int(seed))
-    sub = run.meta.get("subspace")
-    if (isinstance(sub, (list, tuple)) and len(sub) == 2 and all(isinstance(v, int) for v in sub)
-            and 0 <= sub[0] < sub[1] <= D and K <= sub[1] - sub[0]):
-        q = torch.zeros(K, D)
-        q[:, sub[0]:sub[1]] = random_orthonormal(K, sub[1] - sub[0], generator=gen)
-        return q
-    return random_orthonormal(K, D, generator=gen)
+    return baseline_directions("random", K, D, run.subspace, torch.Generator().manual_seed(int(seed)))
 
 
 def run_score(run_path: str | os.PathLike, config: ScoreConfig = ScoreConfig(), *,

@@ -131,3 +131,15 @@ def test_parse_int_list():
     for bad, message in (("7-3", "backwards"), ("", "empty"), ("a", "not a number"), ("-2", "negative")):
         with pytest.raises(UserError, match=message):
             parse_int_list(bad, "--dirs")
+
+
+def test_baselines_stay_inside_the_subspace():
+    from biggan_directions.directions import baseline_directions
+
+    r = baseline_directions("random", 3, 10, (2, 6), torch.Generator().manual_seed(0))
+    assert r.shape == (3, 10) and torch.count_nonzero(r[:, :2]) == 0 and torch.count_nonzero(r[:, 6:]) == 0
+    assert torch.allclose(r @ r.T, torch.eye(3), atol=1e-6)
+    c = baseline_directions("coords", 2, 10, (4, 8))
+    assert torch.equal(c, torch.eye(10)[4:6])
+    full = baseline_directions("random", 3, 10, None, torch.Generator().manual_seed(0))
+    assert torch.equal(full, random_orthonormal(3, 10, torch.Generator().manual_seed(0)))

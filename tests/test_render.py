@@ -300,3 +300,18 @@ def test_config_is_checked():
         RenderConfig(fps=0).check()
     with pytest.raises(UserError, match="--format"):
         RenderConfig(fmt="avi").check()
+
+
+def test_baseline_of_a_subspace_run_stays_in_its_subspace(tmp_path, small_biggan_dir):
+    from biggan_directions.directions import save_directions
+    from biggan_directions.render import open_render_source
+
+    q = random_orthonormal(4, 128, torch.Generator().manual_seed(0))
+    q[:, 40:] = 0
+    q = torch.linalg.qr(q.T)[0].T                          # orthonormal rows inside z[0:40]
+    save_directions(tmp_path / "d.safetensors", q,
+                    {"model": str(small_biggan_dir), "class_index": 207, "subspace": [0, 40]})
+    source = open_render_source(tmp_path / "d.safetensors", baseline="random", dirs="0-3")
+    assert source.subspace == (0, 40)
+    _, directions = source.load("cpu", progress=False)
+    assert directions.shape == (4, 128) and torch.count_nonzero(directions[:, 40:]) == 0
