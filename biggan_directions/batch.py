@@ -47,7 +47,7 @@ from . import runs
 from .classes import ImageNetClass, resolve_class
 from .discover import RESUMABLE_CHANGES, DiscoverConfig, DiscoveryInterrupted, run_discover
 from .errors import UserError, first_line
-from .fileio import finite_or_none, write_text
+from .fileio import finite_or_none, read_json, write_text
 from .render import RenderConfig
 from .score import ScoreConfig
 
@@ -291,10 +291,10 @@ def _render_plan(plan: JobPlan, folder: Path):
 def _fill_from_files(entry: dict[str, Any], plan: JobPlan, folder: Path,
                      media: Sequence[Path] | None) -> None:
     """Step and penalties from run.json, top directions from scores.json, media paths."""
-    record = _read_json(folder / runs.RUN_RECORD)
+    record = read_json(folder / runs.RUN_RECORD)
     entry.update(step=record.get("step"), final_penalty=record.get("final_penalty"),
                  eval_penalty=record.get("eval_penalty"))
-    scores = _read_json(folder / runs.SCORES_JSON)
+    scores = read_json(folder / runs.SCORES_JSON)
     ranking = scores.get("ranking")
     entry["top_directions"] = list(ranking[:plan.top]) if isinstance(ranking, list) else None
     if media is not None:
@@ -307,7 +307,7 @@ def completed_entry(plan: JobPlan, cls: ImageNetClass, prior: dict[str, Any] | N
     if plan.overwrite:
         return None
     folder = runs.run_dir_for(plan.out, plan.model, cls.index, cls.name)
-    if not _discover_complete(_read_json(folder / runs.RUN_RECORD), plan.discover):
+    if not _discover_complete(read_json(folder / runs.RUN_RECORD), plan.discover):
         return None
     if plan.score is not None and not (folder / runs.SCORES_JSON).is_file():
         return None
@@ -377,7 +377,7 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, folder: Path, load, descri
 
     config = plan.discover
     if not plan.overwrite:
-        if _discover_complete(_read_json(folder / runs.RUN_RECORD), config):
+        if _discover_complete(read_json(folder / runs.RUN_RECORD), config):
             return False
         if (folder / runs.DIRECTIONS_FILE).exists() and not (folder / runs.CHECKPOINT).exists():
             raise UserError(f"{folder} holds directions but no {runs.CHECKPOINT} to resume from; "
@@ -805,7 +805,7 @@ def _interrupted_from_files(plan: JobPlan, cls: ImageNetClass, manifest: Manifes
     """The line of a class whose task was cancelled: 'interrupted' (with run.json's step) when
     it had started, None (the line stays as it was, e.g. pending) when it never ran."""
     folder = runs.run_dir_for(plan.out, plan.model, cls.index, cls.name)
-    record = _read_json(folder / runs.RUN_RECORD)
+    record = read_json(folder / runs.RUN_RECORD)
     if not started and record.get("status") not in ("running", "interrupted"):
         return None
     entry = {**manifest.entries[cls.index], "status": "interrupted", "updated": _now(),
@@ -853,18 +853,6 @@ def _write_record(folder: Path, plan: JobPlan, classes, backend: str, started: s
 # ---------------------------------------------------------------------- small helpers
 def _rel(path: str | os.PathLike, base: str | os.PathLike) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-
-
 
 
 def _now() -> str:

@@ -20,7 +20,7 @@ import torch
 
 from .directions import DirectionMatrix, baseline_directions, save_directions
 from .errors import UserError, first_line
-from .fileio import atomic_path, write_json as _write_json, write_text
+from .fileio import atomic_path, read_json, write_json as _write_json, write_text
 from .generator import truncated_normal
 from .penalty import hessian_penalty, tile_batch
 from . import runs
@@ -292,7 +292,7 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
     meta = dict(meta or {})
     run = Discovery(G, config, device)
     ckpt_path = folder / runs.CHECKPOINT
-    record = _read_record(folder) if resume else {}
+    record = read_json(folder / runs.RUN_RECORD) if resume else {}
     if resume and ckpt_path.exists():
         state = _load_checkpoint(ckpt_path)
         _check_resumable(ckpt_path, state, config)
@@ -409,15 +409,6 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _read_record(folder: Path) -> dict[str, Any]:
-    path = folder / runs.RUN_RECORD
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text())
-        return record if isinstance(record, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -53,6 +53,16 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
                                        allow_nan=False) + "\n")
 
 
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON object from `path`, or {} when the file is missing, unreadable or not an object
+    (for records the tool wrote itself and can do without)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def finite_or_none(data: Any) -> Any:
     """`data` made strict-JSON-ready: every NaN or infinite float (in nested dicts, lists,
     tuples) becomes None; tuples, tensors and arrays become lists."""

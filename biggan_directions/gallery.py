@@ -9,7 +9,6 @@ the newest few media files in the run's videos/ folder), the score table of its 
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import time
@@ -18,7 +17,7 @@ from typing import Any, Sequence
 from urllib.parse import quote
 
 from . import runs
-from .fileio import write_text
+from .fileio import read_json, write_text
 
 GALLERY = "index.html"
 VIDEO_SUFFIXES = (".mp4", ".webm")
@@ -78,7 +77,7 @@ def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title
                  rows: int = TABLE_ROWS) -> str:
     """The gallery page as a string (see the module docstring)."""
     batch_folder = Path(batch_folder)
-    record = _read_json(batch_folder / "batch.json")
+    record = read_json(batch_folder / "batch.json")
     model = record.get("model") or batch_folder.resolve().parent.name
     title = title or f"biggan-directions batch: {model}"
     counts: dict[str, int] = {}
@@ -148,7 +147,7 @@ def _media(batch_folder: Path, e: dict[str, Any], run_folder: Path | None) -> st
 
 def _scores(path: Path, rows: int) -> str:
     """The best `rows` directions of scores.json as a table ('' when not scored)."""
-    rec = _read_json(path)
+    rec = read_json(path)
     ranking, directions = rec.get("ranking"), rec.get("directions")
     if not isinstance(ranking, list) or not isinstance(directions, list):
         return ""
@@ -193,9 +192,3 @@ def _num(value: Any) -> str:
     return f"{float(value):.4g}"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
