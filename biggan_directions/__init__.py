@@ -17,7 +17,7 @@ _EXPORTS = {
     "load_directions": "directions", "save_directions": "directions",
     "easing": "walks", "walk_latents": "walks",
     "open_run": "runs",
-    "DiscoverConfig": "discover", "discover_directions": "discover", "run_discover": "discover",
+    "DiscoverConfig": "discovery", "discover_directions": "discovery", "run_discover": "discover",
 }
 
 __all__ = sorted(_EXPORTS)

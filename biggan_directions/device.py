@@ -46,3 +46,28 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+THREADS_HELP = ("CPU threads for torch. Default: half the CPUs this process may use, at most 8 "
+                "(1 on a 2-core machine): torch's own default, every core, runs 17-35x slower "
+                "when other work shares the machine (BENCHMARKS.md).")
+
+
+def default_threads() -> int:
+    """Half the CPUs this process may use, at least 1, at most 8 (see THREADS_HELP)."""
+    import os
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus // 2))
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op CPU threads (None: default_threads()); returns the number set."""
+    n = default_threads() if threads is None else int(threads)
+    if n < 1:
+        raise UserError(f"threads {n}: must be at least 1.")
+    torch.set_num_threads(n)
+    return n

@@ -5,9 +5,12 @@ import json
 import math
 import os
 import secrets
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import UserError, first_line
 
 
 def temp_beside(path: str | os.PathLike) -> Path:
@@ -39,11 +42,36 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` (UTF-8, newlines as given) to `path` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+    """Write `text` (UTF-8, newlines as given) to `path` atomically. A failed write (disk full,
+    read-only folder) is a UserError naming the file; the old file stays as it was."""
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+    except OSError as e:
+        raise UserError(f"could not write {path} ({first_line(e)}); free space or choose "
+                        f"another output folder.") from None
     return Path(path)
+
+
+def check_writable_dir(folder: str | os.PathLike) -> Path:
+    """Check, before any work, that files can be created in `folder` (which may not exist yet:
+    its nearest existing parent is probed). Creates nothing that stays. UserError otherwise."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"cannot write to {folder}: {probe} is a file, not a folder; choose "
+                        f"another output folder.")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise UserError(f"cannot write to {folder} ({first_line(e)}); choose another output "
+                        f"folder.") from None
+    return folder
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

@@ -1,0 +1,74 @@
+"""The click group: one module per command, errors a user can fix printed as one line.
+
+Each command parses and validates its options, then calls one library function that a script
+can call too. UserError prints as `Error: ...` with exit status 1; a SettingError is worded with
+the option the user typed (`--path-size 0.0: ...`); Ctrl-C and SIGTERM exit 130.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import SettingError, UserError
+from .options import CONTEXT_SETTINGS, setting_options
+
+
+class Group(click.Group):
+    """A click group that turns UserError into one 'Error: ...' line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SettingError as e:
+            raise click.ClickException(_word_setting_error(self, ctx, e)) from None
+        except UserError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+def _word_setting_error(group: click.Group, ctx: click.Context, e: SettingError) -> str:
+    """The error with the option's name when the user typed the value (no recorded source)."""
+    if e.source is None:
+        name = ctx.protected_args[0] if getattr(ctx, "protected_args", None) else ctx.invoked_subcommand
+        command = group.get_command(ctx, name) if name else None
+        options = setting_options(command.callback) if command is not None else {}
+        if e.setting in options:
+            return e.describe(options[e.setting])
+    return str(e)
+
+
+@click.group(cls=Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="biggan-directions")
+def cli():
+    """Find interpretable directions in a pretrained BigGAN with the Hessian Penalty,
+    render them as videos and rank them with LPIPS.
+
+    \b
+    Typical session:
+      biggan-directions classes retriever
+      biggan-directions discover --class "golden retriever"
+      biggan-directions score outputs/biggan-deep-128/207-golden-retriever
+      biggan-directions render outputs/biggan-deep-128/207-golden-retriever --top 8
+    """
+
+
+def _register() -> None:
+    from .batch import batch
+    from .classes import classes
+    from .discover import discover
+    from .render import render
+    from .score import score
+
+    for command in (classes, discover, render, score, batch):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    return cli.main(args=argv, prog_name="biggan-directions")

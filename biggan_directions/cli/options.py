@@ -1,0 +1,154 @@
+"""Click options built from the config dataclasses, shared options, and the list types users type."""
+from __future__ import annotations
+
+from dataclasses import Field
+from typing import Any, Callable
+
+import click
+
+from ..settings import cli_fields, option_name
+
+CONTEXT_SETTINGS = dict(help_option_names=["-h", "--help"], max_content_width=100,
+                        show_default=True)
+
+
+# ---------------------------------------------------------------- config dataclass -> options
+def options_from(cls, *, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None,
+                 prefix: str = "", help: dict[str, str] | None = None) -> Callable:
+    """A decorator adding one click option per CLI field of config dataclass `cls`.
+
+    Every option's click default is None, so an option not given leaves the dataclass default
+    in force (the help shows that default); `config_from` builds the config. The parameter of
+    field `name` is `prefix + name`, its option `--<prefix-><name-with-dashes>` (or the field's
+    own `option`). `help` replaces a field's help text for this command.
+    """
+    chosen = [f for f in cli_fields(cls) if f.name not in exclude and (only is None or f.name in only)]
+
+    def decorator(func):
+        for f in reversed(chosen):
+            func = _option(f, prefix, (help or {}).get(f.name))(func)
+        names = dict(getattr(func, "__setting_options__", {}))
+        names.update({f.name: _name(f, prefix) for f in chosen})
+        func.__setting_options__ = names
+        return func
+    return decorator
+
+
+def _name(f: Field, prefix: str) -> str:
+    return "--" + prefix.replace("_", "-") + option_name(f)[2:] if prefix else option_name(f)
+
+
+def _option(f: Field, prefix: str, help_text: str | None) -> Callable:
+    meta = f.metadata
+    default = f.default
+    shown = meta.get("shown") or ("none" if default is None else
+                                  (",".join(map(str, default)) if isinstance(default, tuple) else str(default)))
+    kwargs: dict[str, Any] = dict(default=None, help=help_text or meta["help"], show_default=shown)
+    name = _name(f, prefix)
+    if meta.get("choices"):
+        kwargs["type"] = click.Choice(list(meta["choices"]))
+    elif meta.get("parse") is not None:
+        kwargs["type"] = str
+        kwargs["metavar"] = meta.get("metavar") or "TEXT"
+    elif isinstance(default, bool):
+        return click.option(f"{name}/--no-{name[2:]}", prefix + f.name, **kwargs)
+    else:
+        kwargs["type"] = _scalar_type(f)
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+    return click.option(name, prefix + f.name, **kwargs)
+
+
+def _scalar_type(f: Field):
+    if isinstance(f.default, (int, float, str)) and not isinstance(f.default, bool):
+        return type(f.default)
+    text = str(f.type)
+    return int if "int" in text else float if "float" in text else str
+
+
+def config_from(cls, values: dict[str, Any], *, prefix: str = "", **fixed: Any):
+    """An instance of config dataclass `cls` from a command's parameters: the CLI fields that
+    were given (not None; parsed with the field's `parse` when it has one), plus `fixed`."""
+    kwargs = dict(fixed)
+    for f in cli_fields(cls):
+        value = values.get(prefix + f.name)
+        if value is None:
+            continue
+        parse = f.metadata.get("parse")
+        kwargs[f.name] = parse(value) if parse is not None and isinstance(value, str) else value
+    return cls(**kwargs)
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Did the user give parameter `name` (command line or environment), not its default?"""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT,
+                                                  ParameterSource.DEFAULT_MAP)
+
+
+# ---------------------------------------------------------------- list types
+class IntList(click.ParamType):
+    """'0-3,7' -> [0, 1, 2, 3, 7] (ranges inclusive, order kept, duplicates dropped)."""
+
+    name = "LIST"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        from ..errors import UserError
+        from ..ranges import parse_int_list
+
+        try:
+            return parse_int_list(value, param.opts[0] if param is not None else "value")
+        except UserError as e:
+            self.fail(str(e).split(": ", 1)[-1], param, ctx)
+
+
+INT_LIST = IntList()
+
+
+# ---------------------------------------------------------------- shared options
+def device_option(f):
+    return click.option("--device", default="auto", metavar="DEV",
+                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")(f)
+
+
+def threads_option(f):
+    from ..device import THREADS_HELP
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        envvar="BIGGAN_DIRECTIONS_THREADS", show_envvar=True,
+                        help=THREADS_HELP, show_default="see help")(f)
+
+
+def quiet_option(f):
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
+
+
+def weights_dir_option(f):
+    return click.option("--weights-dir", type=click.Path(file_okay=False), default=None,
+                        envvar="BIGGAN_DIRECTIONS_WEIGHTS", show_envvar=True,
+                        help="Folder of the weight store  [default: ./weights/]")(f)
+
+
+def model_option(f=None, *, from_run: bool = False):
+    """--model; with from_run, its default is the model the run recorded."""
+    def decorate(f):
+        return click.option(
+            "--model", default=None, metavar="NAME|DIR",
+            show_default="the run's model" if from_run else "biggan-deep-128",
+            help="biggan-deep-128, biggan-deep-256, biggan-deep-512, or a folder holding "
+                 "config.json + pytorch_model.bin.")(f)
+    return decorate(f) if f is not None else decorate
+
+
+def runtime_options(f):
+    """--device, --threads, --quiet: how a command runs (not what it computes)."""
+    for option in (quiet_option, threads_option, device_option):
+        f = option(f)
+    return f
+
+
+def setting_options(func) -> dict[str, str]:
+    """The field -> option name map that options_from recorded on a command's callback."""
+    return getattr(func, "__setting_options__", {})

@@ -1,0 +1,58 @@
+"""Test support shared by the tests and the benchmarks: the small random BigGAN, an LPIPS backbone file.
+
+Nothing here is product code: the package has no test-only paths. Benchmarks import this module
+(`sys.path.insert(0, "tests")`) to time the exact model the tests use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+# 32 px, ~0.5 M parameters: 4 -> 8 -> 16 -> 32 with attention before the last block.
+SMALL_CONFIG = dict(output_dim=32, z_dim=128, class_embed_dim=128, channel_width=4, num_classes=1000,
+                    layers=[(True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
+                    attention_layer_position=3)
+
+
+def build_small_biggan(seed: int = 0, config: dict | None = None):
+    """A random-weight BigGAN (SMALL_CONFIG unless `config`) that gives finite, deterministic
+    output in eval mode.
+
+    Two traps of pytorch-pretrained-biggan: generator.bn.weight/bias are created uninitialised,
+    and the spectral-norm vectors start unconverged (NaN in eval mode), so a few train-mode
+    forwards under no_grad converge them first.
+    """
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+
+    torch.manual_seed(seed)
+    model = BigGAN(BigGANConfig(**(config or SMALL_CONFIG)))
+    with torch.no_grad():
+        model.generator.bn.weight.fill_(1.0)
+        model.generator.bn.bias.fill_(0.0)
+        model.train()
+        one_hot = torch.zeros(4, model.config.num_classes)
+        one_hot[:, 207 % model.config.num_classes] = 1
+        for _ in range(5):
+            model(torch.randn(4, model.config.z_dim), one_hot, 0.5)
+    model.eval()
+    return model
+
+
+def write_backbone_checkpoint(folder: str | Path, net: str = "alex", seed: int = 1234) -> Path:
+    """A seeded random torchvision backbone saved under torchvision's own file name in `folder`
+    (e.g. folder/alexnet-owt-7be5be79.pth): a stand-in for the ImageNet weights that LPIPS
+    loads, for tests that cannot download them. Returns the file's path."""
+    import torchvision
+
+    from biggan_directions.lpips_metric import backbone_checkpoint
+
+    arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
+            "squeeze": torchvision.models.squeezenet1_1}[net]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / backbone_checkpoint(net)[0]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.save(arch(weights=None).state_dict(), path)
+    return path
