@@ -57,18 +57,14 @@ import torch
 from torch import nn
 
 from .errors import UserError, first_line
-from .fileio import finite_or_none, write_text
-from .runs import SCORES_CSV, SCORES_JSON, Run, open_run
+from .lpips_metric import (NETS, backbone_checkpoint, ensure_backbone, load_lpips,  # noqa: F401
+                           lpips_distance, lpips_features)
+from .runs import Run, open_run
+from .scores_file import (EFFECT_DEFINITION, check_writable, read_scores, scores_paths,  # noqa: F401
+                          write_scores)
 
-NETS = ("alex", "vgg", "squeeze")
 DEFAULT_THRESHOLD = 0.01
-SCORES_FORMAT = "biggan-directions-scores"
-SCORES_VERSION = 1
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
-EFFECT_DEFINITION = ("effect = mean over seeds of LPIPS between the walk's ends (t=-1 and t=+1, "
-                     "i.e. -P and +P); effect_centre = mean LPIPS between the centre (t=0) and each end")
-
-
 # ---------------------------------------------------------------- configuration
 @dataclass(frozen=True)
 class ScoreConfig:
@@ -86,119 +82,6 @@ class ScoreConfig:
     compare: str | None = None                 # 'random': also score random orthonormal directions
     seed: int = 0                              # seed of the random directions for --compare random
     random_backbone: bool = False              # tests/timing only: random LPIPS backbone, not meaningful
-
-
-# ---------------------------------------------------------------- LPIPS
-def backbone_checkpoint(net: str) -> tuple[str, str]:
-    """(file name, URL) of the torchvision ImageNet checkpoint lpips loads for `net`.
-
-    Read from torchvision's weight enums (lpips builds tv.alexnet / vgg16 / squeezenet1_1 with
-    pretrained=True, i.e. IMAGENET1K_V1), e.g. 'alex' -> 'alexnet-owt-7be5be79.pth'.
-    """
-    from torchvision import models as tv
-
-    weights = {"alex": tv.AlexNet_Weights, "vgg": tv.VGG16_Weights,
-               "squeeze": tv.SqueezeNet1_1_Weights}
-    if net not in weights:
-        raise UserError(f"--net {net!r}: use one of {', '.join(NETS)}.")
-    url = weights[net].IMAGENET1K_V1.url
-    return url.rsplit("/", 1)[-1], url
-
-
-def load_lpips(net: str = "alex", device: torch.device | str = "cpu", *,
-               random_backbone: bool = False, seed: int = 0, download: bool = True) -> nn.Module:
-    """lpips.LPIPS(net) in eval mode, frozen, on `device`.
-
-    The ImageNet backbone is torchvision's checkpoint in torch.hub.get_dir()/checkpoints
-    ($TORCH_HOME/hub/checkpoints). When absent it is downloaded once (download=True, 30 s
-    socket timeout, torch.hub's temporary file moved into place when complete); when it cannot
-    be had: UserError saying which file to put where. The file is read with
-    torch.load(weights_only=True) into torchvision's architecture, strictly, never unpickled
-    with code (torchvision's own loader would). lpips' linear layers ship with the package.
-    random_backbone=True: a backbone initialised from torch seed `seed` (tests/timing only;
-    scores not meaningful).
-    """
-    import lpips
-
-    path = None if random_backbone else ensure_backbone(net, download)
-    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
-        warnings.simplefilter("ignore")      # torchvision's 'pretrained is deprecated' notices
-        torch.manual_seed(seed)              # only the random initialisation draws from it
-        metric = lpips.LPIPS(net=net, verbose=False, pnet_rand=True)
-    if path is not None:
-        _load_backbone(metric, net, path, backbone_checkpoint(net)[1])
-    return metric.eval().requires_grad_(False).to(device)
-
-
-def ensure_backbone(net: str = "alex", download: bool = True) -> Path:
-    """The path of the backbone's checkpoint in torchvision's cache, downloaded once when
-    absent (download=True); UserError saying which file to put where when it cannot be had."""
-    import socket
-
-    file, url = backbone_checkpoint(net)
-    path = Path(torch.hub.get_dir()) / "checkpoints" / file
-    if path.is_file():
-        return path
-    hint = (f"put {path.name} in {path.parent}/ (from {url}) or set TORCH_HOME to a folder "
-            f"holding hub/checkpoints/{path.name}")
-    if not download:
-        raise UserError(f"LPIPS '{net}' needs its ImageNet backbone: {hint}.")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(30)             # torch.hub's download has no timeout of its own
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(path), progress=True)
-    except Exception as e:  # noqa: BLE001 - URLError, timeouts, HTTP and disk errors alike
-        path.unlink(missing_ok=True)
-        raise UserError(f"LPIPS '{net}' backbone could not be downloaded ({first_line(e)}); "
-                        f"{hint}.") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return path
-
-
-def _load_backbone(metric: nn.Module, net: str, path: Path, url: str) -> None:
-    """Copy torchvision's checkpoint at `path` into lpips' backbone slices (which hold
-    torchvision's `features` modules under their original indices)."""
-    import torchvision
-
-    arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
-            "squeeze": torchvision.models.squeezenet1_1}[net]
-    bad = f"{path}: not a usable {net} checkpoint"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = arch(weights=None)
-        model.load_state_dict(state)         # strict: every key, every shape
-    except Exception as e:  # noqa: BLE001 - corrupt, truncated, pickled code, wrong keys alike
-        raise UserError(f"{bad} ({first_line(e)}); replace it with {url}.") from None
-    with torch.no_grad():
-        for part in metric.net.children():   # slice1, slice2, ...
-            for index, module in part.named_children():
-                module.load_state_dict(model.features[int(index)].state_dict())
-
-
-def lpips_features(metric: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    """Per-layer unit-normalised LPIPS features of (B, 3, H, W) images in [-1, 1].
-
-    Returns one (B, C_l, H_l, W_l) tensor per backbone layer: exactly what lpips.LPIPS.forward
-    computes for each input (v0.1 scaling layer, backbone, channel normalisation).
-    """
-    import lpips
-
-    outs = metric.net.forward(metric.scaling_layer(images))
-    return [lpips.normalize_tensor(o) for o in outs]
-
-
-def lpips_distance(metric: nn.Module, feats_a: Sequence[torch.Tensor],
-                   feats_b: Sequence[torch.Tensor]) -> torch.Tensor:
-    """(N,) LPIPS between feature lists of equal shapes (N, C_l, H_l, W_l): the learned linear
-    layer on the squared feature difference, averaged over space, summed over layers. Equals
-    lpips.LPIPS.forward(a, b, normalize=False).flatten() on the images the features came from."""
-    total = None
-    for lin, a, b in zip(metric.lins, feats_a, feats_b):
-        d = lin((a - b) ** 2).mean(dim=(2, 3))   # (N, 1)
-        total = d if total is None else total + d
-    return total.flatten()
 
 
 # ---------------------------------------------------------------- scoring
@@ -430,91 +313,6 @@ def format_compare(learned: dict[str, Any], random: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- files
-def scores_paths(run: Run) -> tuple[Path, Path]:
-    """(scores.json, scores.csv) in the run folder, or <stem>.scores.json/.csv beside a bare
-    directions file."""
-    if run.folder is not None:
-        return run.folder / SCORES_JSON, run.folder / SCORES_CSV
-    stem = run.directions_path.with_suffix("")
-    return (stem.parent / f"{stem.name}.scores.json", stem.parent / f"{stem.name}.scores.csv")
-
-
-def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, result: ScoreResult,
-                 settings: dict[str, Any], *, compare: dict[str, Any] | None = None,
-                 meaningful: bool = True, directions_file: str | None = None,
-                 overwrite: bool = False) -> tuple[Path, Path]:
-    """Write scores.json and scores.csv atomically (temporary file + os.replace each).
-
-    scores.json: format, version, meaningful, directions_file, settings, definitions, counts,
-    "ranking" (all direction indices, best first), "directions" (one record per direction, in
-    direction order), "summary" and optionally "compare". NaN becomes null.
-    scores.csv: one row per direction in rank order. Refuses to replace existing files unless
-    overwrite.
-    """
-    json_path, csv_path = Path(json_path), Path(csv_path)
-    check_writable(json_path, csv_path, overwrite)
-    record = {"format": SCORES_FORMAT, "version": SCORES_VERSION, "meaningful": bool(meaningful),
-              "directions_file": directions_file, "settings": settings,
-              "definitions": {"effect": EFFECT_DEFINITION,
-                              "smoothness": "(steps-1) * sum of consecutive-frame LPIPS / endpoint "
-                                            "LPIPS (summed over seeds); >= 1, 1 = evenly paced, "
-                                            "steps-1 = one jump",
-                              "consistency": "std / mean of the per-seed endpoint LPIPS",
-                              "inactive": f"effect < {result.threshold:g} LPIPS",
-                              "ranking": "active directions by decreasing effect, then inactive ones"},
-              "threshold": result.threshold, "n_directions": result.n_directions,
-              "n_active": result.n_active, "n_inactive": result.n_inactive,
-              "ranking": list(result.ranking), "directions": result.rows(),
-              "summary": summarize(result), "frames": result.frames, "pairs": result.pairs,
-              "seconds": round(result.seconds, 3)}
-    if compare is not None:
-        record["compare"] = compare
-    text = json.dumps(finite_or_none(record), indent=1, allow_nan=False) + "\n"
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    columns = ["rank", "direction", "effect", "effect_centre", "smoothness", "consistency", "inactive"]
-    writer.writerow(columns)
-    rows = {row["direction"]: row for row in result.rows()}
-    for k in result.ranking:
-        row = rows[k]
-        writer.writerow(["" if row[c] is None else (int(row[c]) if c == "inactive" else row[c])
-                         for c in columns])
-    write_text(json_path, text)
-    write_text(csv_path, buf.getvalue())
-    return json_path, csv_path
-
-
-def read_scores(path: str | os.PathLike) -> dict[str, Any]:
-    """Load scores.json (a file, or a run folder holding one) as a dict; UserError when it is
-    missing or not a scores file. rec["ranking"] lists direction indices, best first."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / SCORES_JSON
-    if not path.is_file():
-        raise UserError(f"{path}: no scores file; run `biggan-directions score` on the run first.")
-    try:
-        rec = json.loads(path.read_text())
-    except (ValueError, OSError) as e:
-        raise UserError(f"{path}: unreadable scores file ({first_line(e)}).") from None
-    if not isinstance(rec, dict) or rec.get("format") != SCORES_FORMAT:
-        raise UserError(f"{path}: not a biggan-directions scores file.")
-    ranking = rec.get("ranking")
-    if not isinstance(ranking, list) or not all(isinstance(k, int) for k in ranking):
-        raise UserError(f"{path}: its 'ranking' is not a list of direction indices.")
-    return rec
-
-
-def check_writable(json_path: Path, csv_path: Path, overwrite: bool) -> None:
-    """UserError when scores exist and overwrite is off."""
-    if overwrite:
-        return
-    existing = [p for p in (json_path, csv_path) if p.exists()]
-    if existing:
-        raise UserError(f"{existing[0]}: scores exist already; pass --overwrite to replace them.")
-
-
-
-
 # ---------------------------------------------------------------- the job: RUN -> files
 @dataclass
 class ScoreReport:
