@@ -3,7 +3,7 @@
 A step is the published BigGAN recipe (REFERENCE.md section 2): z ~ truncated normal, one
 direction j and one distance d ~ U[-5, 5] per sample, w = d e_j, generator input z + w Q with
 Q = DirectionMatrix(), penalty w.r.t. w with k = 2, eps = 0.1, mean reduction, backward to A,
-Adam step. Models have random weights (built like tests/conftest.py), so no download is needed.
+Adam step. Models have random weights (built like tests/support.py), so no download is needed.
 
 CPU suite (default without a GPU): the small test model and a 'mid' model, fp32 eager, batch
 1/8/32; time per step with the two modes interleaved step by step (fair under a shared CPU),
@@ -39,6 +39,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))                         # tests/support.py: the test model
 
 from biggan_directions.device import resolve_device            # noqa: E402
 from biggan_directions.directions import DirectionMatrix      # noqa: E402
@@ -59,10 +60,9 @@ MID_CONFIG = dict(output_dim=64, z_dim=128, class_embed_dim=128, channel_width=1
 
 
 def model_config(name: str) -> dict:
-    """'small' (the test model of tests/conftest.py), 'mid', or 'full' (biggan-deep-128)."""
+    """'small' (the test model of tests/support.py), 'mid', or 'full' (biggan-deep-128)."""
     if name == "small":
-        sys.path.insert(0, str(ROOT / "tests"))
-        from conftest import SMALL_CONFIG   # the exact test model
+        from support import SMALL_CONFIG    # the exact test model
 
         return dict(SMALL_CONFIG)
     if name == "mid":
@@ -75,7 +75,7 @@ def model_config(name: str) -> dict:
 def build_generator(name: str, device: torch.device, seed: int = 0) -> BigGANGenerator:
     """A random-weight BigGAN bound to class 207, frozen, giving finite output in eval mode.
 
-    As in tests/conftest.py: set the uninitialised generator.bn weight/bias, and converge the
+    As in tests/support.py: set the uninitialised generator.bn weight/bias, and converge the
     spectral-norm vectors with a few train-mode forwards under no_grad before eval.
     """
     from pytorch_pretrained_biggan import BigGAN, BigGANConfig

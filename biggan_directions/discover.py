@@ -1,35 +1,30 @@
-"""Discovery runs on disk: run folder, run.json, log.csv, checkpoints, resume; one run per BigGAN class."""
+"""Discovery runs on disk: one locked run folder per run, checkpointed and resumable; one run per BigGAN class."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import platform
 import shutil
-import signal
-import threading
+import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .directions import save_directions
+from . import run_files, runs
 from .discovery import (RESUMABLE_CHANGES, DiscoverConfig, Discovery, DiscoveryDiverged,
                         DiscoveryInterrupted, _progress, discover_directions)
-from .errors import UserError, first_line
-from .fileio import atomic_path, read_json, write_json as _write_json, write_text
-from . import runs
+from .errors import UserError
+from .fileio import check_writable_dir, write_json
+from .lock import FolderLock
+from .signals import stop_flag
 
 __all__ = ["DiscoverConfig", "Discovery", "DiscoveryDiverged", "DiscoveryInterrupted",
            "RESUMABLE_CHANGES", "discover_directions", "run_discover", "discover_classes",
            "RunResult", "prepare_run_folder"]
 
 
-# ---------------------------------------------------------------------- runs on disk
 @dataclass
 class RunResult:
     folder: Path
@@ -40,9 +35,9 @@ class RunResult:
 
 
 def prepare_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse an existing run unless --resume or --overwrite; with --overwrite remove only the
+    """Refuse an existing run unless resume or overwrite; with overwrite remove only the
     files this tool writes there."""
-    existing = [n for n in _owned_files() if (folder / n).exists()]
+    existing = [n for n in run_files.owned_files() if (folder / n).exists()]
     if not existing or resume:
         return
     if not overwrite:
@@ -53,90 +48,99 @@ def prepare_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
         shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
-def _owned_files() -> tuple[str, ...]:
-    return (runs.DIRECTIONS_FILE, runs.RUN_RECORD, runs.STEP_LOG, runs.CHECKPOINT,
-            runs.SCORES_JSON, runs.SCORES_CSV, runs.VIDEOS_DIR)
+def has_run(folder: Path) -> bool:
+    """Does `folder` hold a run to resume (a checkpoint or a run record)?"""
+    return (folder / runs.CHECKPOINT).exists() or (folder / runs.RUN_RECORD).exists()
 
 
 def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike, *,
                  meta: dict[str, Any] | None = None, device: torch.device | str = "cpu",
                  resume: bool = False, overwrite: bool = False, progress: bool = True,
-                 describe: str = "discover") -> RunResult:
-    """Discovery with files: run.json, log.csv, checkpoints every N steps and on Ctrl-C, the
-    directions file (also refreshed at each checkpoint), resume from the last checkpoint.
+                 describe: str = "discover",
+                 notify: Callable[[str], None] | None = None) -> RunResult:
+    """Discovery with files: run.json, log.csv, checkpoints every N steps and on Ctrl-C or
+    SIGTERM, the directions file (also refreshed at each checkpoint), resume from the last
+    checkpoint (resume=True with no run there starts one).
 
     meta: what the directions file and run.json record about the generator (model, class_index,
-    class_name, wnid, ...). Raises DiscoveryInterrupted after saving on Ctrl-C, and
+    class_name, wnid, ...). The folder is locked while the run works in it (a second process
+    gets a UserError naming the holder; a stale lock is replaced and `notify` is told, default:
+    a line on stderr). Settings, the folder's writability and its records are checked before
+    anything is created. Raises DiscoveryInterrupted after saving on Ctrl-C or SIGTERM, and
     DiscoveryDiverged (a UserError) on a NaN penalty, keeping the last good checkpoint.
     """
     folder = Path(folder)
-    config.validate()
-    prepare_run_folder(folder, resume, overwrite)
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = dict(meta or {})
-    run = Discovery(G, config, device)
-    ckpt_path = folder / runs.CHECKPOINT
-    record = read_json(folder / runs.RUN_RECORD) if resume else {}
+    run = Discovery(G, config, device)                    # checks config against G.z_dim
+    check_writable_dir(folder)
+    with FolderLock(folder, what="run") as lock:
+        if lock.stale is not None:
+            (notify or _to_stderr)(
+                f"{folder}: replaced a stale lock of process {lock.stale.get('pid')} on "
+                f"{lock.stale.get('host')} (it is no longer running).")
+        prepare_run_folder(folder, resume, overwrite)
+        return _train(run, config, folder, dict(meta or {}), resume, progress, describe)
+
+
+def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
+           resume: bool, progress: bool, describe: str) -> RunResult:
+    """The loop of run_discover, in a locked, checked folder."""
+    ckpt_path, record_path, log_path = (folder / runs.CHECKPOINT, folder / runs.RUN_RECORD,
+                                        folder / runs.STEP_LOG)
+    record = run_files.read_record(record_path) if resume else {}
     if resume and ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path)
+        state = run_files.load_checkpoint(ckpt_path)
         _check_resumable(ckpt_path, state, config)
         run.load_state_dict(state)
         if record.get("status") == "finished" and run.step >= config.steps:
             return RunResult(folder, "already finished", run.step, record.get("final_penalty"),
                              record.get("eval_penalty"))
-    _truncate_log(folder / runs.STEP_LOG, run.step)
+    run_files.truncate_log(log_path, run.step)
 
     record.update({
-        "tool": "biggan-directions", "version": _version(), "status": "running",
-        "config": config.to_json(), "meta": meta, "device": str(run.device),
-        "device_name": _device_name(run.device), "versions": _versions(),
-        "started": record.get("started") or _now(), "resumed_at_steps": record.get("resumed_at_steps", []),
+        **run_files.environment(), "status": "running", "config": config.to_json(), "meta": meta,
+        "device": str(run.device), "device_name": run_files.device_name(run.device),
+        "started": record.get("started") or run_files.now(),
+        "resumed_at_steps": record.get("resumed_at_steps", []),
     })
     if run.step > 0:
         record["resumed_at_steps"].append(run.step)
     if "reference_eval" not in record:
         record["reference_eval"] = run.reference_values()
-    _write_json(folder / runs.RUN_RECORD, record)
+    write_json(record_path, record)
 
-    recent: list[float] = _recent_penalties(folder / runs.STEP_LOG)
+    recent = run_files.recent_penalties(log_path)
     eval_value = record.get("eval_penalty")
-    log = open(folder / runs.STEP_LOG, "a", newline="")
-    writer = csv.writer(log)
-    if log.tell() == 0:
-        writer.writerow(["step", "penalty", "eval_penalty", "seconds"])
+    log = run_files.StepLog(log_path)
 
     def checkpoint(status: str) -> None:
-        log.flush()
-        _atomic_torch_save(run.state_dict(), ckpt_path)
-        save_directions(folder / runs.DIRECTIONS_FILE, run.directions(),
-                        {**meta, **_settings_meta(config, run)})
+        run_files.save_checkpoint(ckpt_path, run.state_dict())
+        run_files.save_run_directions(folder / runs.DIRECTIONS_FILE, run.directions(),
+                                      {**meta, **_settings_meta(config, run)})
         record.update(status=status, step=run.step, seconds=round(run.elapsed, 3),
                       final_penalty=_mean(recent), eval_penalty=eval_value,
                       steps_per_second=round(run.step / run.elapsed, 4) if run.elapsed else None,
-                      updated=_now())
-        _write_json(folder / runs.RUN_RECORD, record)
+                      updated=run_files.now())
+        write_json(record_path, record)
 
     try:
-        with _sigint_as_flag() as stop, _progress(config.steps, run.step, progress, describe) as bar:
+        with stop_flag() as stop, _progress(config.steps, run.step, progress, describe) as bar:
             while run.step < config.steps:
                 t0 = time.perf_counter()
                 try:
                     value = run.train_step()
                 except DiscoveryDiverged as e:
-                    record.update(status="failed", error=str(e), updated=_now())
-                    _write_json(folder / runs.RUN_RECORD, record)
-                    kept = f"the last good checkpoint (step {_checkpoint_step(ckpt_path)}) is kept" \
-                        if ckpt_path.exists() else "no checkpoint was written yet"
+                    record.update(status="failed", error=str(e), updated=run_files.now())
+                    write_json(record_path, record)
+                    kept = (f"the last good checkpoint (step {run_files.checkpoint_step(ckpt_path)})"
+                            f" is kept" if ckpt_path.exists() else "no checkpoint was written yet")
                     raise DiscoveryDiverged(f"{e}; {kept} in {folder}. Lower --lr or raise "
                                             f"--epsilon, then --overwrite (or --resume).") from None
                 run.elapsed += time.perf_counter() - t0
-                recent = (recent + [value])[-100:]
-                row_eval = ""
+                recent = (recent + [value])[-run_files.RECENT:]
+                row_eval = None
                 if run.step % config.eval_every == 0 or run.step == config.steps:
-                    eval_value = run.evaluate()
-                    row_eval = f"{eval_value:.6g}"
-                writer.writerow([run.step, f"{value:.6g}", row_eval, f"{run.elapsed:.3f}"])
-                log.flush()                               # a crash loses no logged step
+                    eval_value = row_eval = run.evaluate()
+                log.append(run.step, value, row_eval, run.elapsed)
                 bar.update(1)
                 bar.set_postfix(penalty=f"{_mean(recent):.4g}", refresh=False)
                 if run.step % config.checkpoint_every == 0 and run.step < config.steps:
@@ -144,7 +148,7 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
                 if stop.is_set() and run.step < config.steps:
                     checkpoint("interrupted")
                     raise DiscoveryInterrupted(run.step)
-        record["finished"] = _now()
+        record["finished"] = run_files.now()
         checkpoint("finished")
     finally:
         log.close()
@@ -173,124 +177,47 @@ def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) 
                         f"{config.steps}; raise --steps to continue it.")
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
-        raise UserError(f"{path}: unreadable checkpoint ({first_line(e)}); "
-                        f"use --overwrite to start again.") from None
-    if not isinstance(state, dict) or state.get("format") != "biggan-directions-checkpoint":
-        raise UserError(f"{path}: not a biggan-directions checkpoint; use --overwrite to start again.")
-    return state
-
-
-def _checkpoint_step(path: Path) -> int:
-    return int(_load_checkpoint(path)["step"])
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep log rows up to `step` (rows written after the checkpoint are redone on resume)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    kept = [r for i, r in enumerate(rows) if i == 0 or (r and r[0].isdigit() and int(r[0]) <= step)]
-    if step == 0:
-        kept = []
-    buf = io.StringIO()
-    csv.writer(buf).writerows(kept)
-    write_text(path, buf.getvalue())
-
-
-def _recent_penalties(path: Path) -> list[float]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [float(r["penalty"]) for r in rows[-100:]]
-
-
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-@contextmanager
-def _sigint_as_flag():
-    """The first Ctrl-C sets a flag the loop checks after each step (so the checkpoint holds a
-    whole step); a second one interrupts at once. Only in the main thread."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if stop.is_set():
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("biggan-directions")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    for name in ("pytorch-pretrained-biggan", "biggan-directions"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------- BigGAN classes
 def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out: str | os.PathLike, *,
                      device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
                      resume: bool = False, overwrite: bool = False, progress: bool = True,
-                     on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+                     on_result: Callable[[RunResult], None] | None = None,
+                     notify: Callable[[str], None] | None = None) -> list[RunResult]:
     """What `discover` does: load the BigGAN once, then one run per class into
-    <out>/<model>/<index>-<class-slug>/. Classes are resolved (and run folders checked) before
-    anything is loaded, so a typo in the last class fails at once."""
+    <out>/<model>/<index>-<class-slug>/. Everything that can be checked without the model
+    (classes, duplicates, existing runs, what resume would continue, writability) is checked
+    before it is loaded; run_discover checks the settings against its latent before creating
+    a folder. With resume, every class must have a run to continue."""
     from .classes import resolve_class
     from .generator import BigGANGenerator
     from .weights import load_biggan
 
     config.validate()
     resolved = [resolve_class(c) for c in classes]
+    seen: dict[int, str] = {}
+    for query, cls in zip(classes, resolved):
+        if cls.index in seen:
+            raise UserError(f"class {cls.index} ({cls.name}) is given twice (as {seen[cls.index]!r} "
+                            f"and {query!r}); give each class once.")
+        seen[cls.index] = str(query)
     folders = [runs.run_dir_for(out, model, c.index, c.name) for c in resolved]
-    if not resume and not overwrite:
-        for folder in folders:
+    for folder in folders:
+        if resume and not has_run(folder):
+            raise UserError(f"{folder}: no run to resume here; run the same command without "
+                            f"--resume to start it.")
+        if resume:
+            run_files.read_record(folder / runs.RUN_RECORD)
+        elif not overwrite:
             prepare_run_folder(folder, resume=False, overwrite=False)
+        check_writable_dir(folder)
     net = load_biggan(model, device=device, weights_dir=weights_dir, progress=progress)
     results = []
     for cls, folder in zip(resolved, folders):
@@ -298,7 +225,7 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
         meta = {"model": model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid}
         result = run_discover(G, config, folder, meta=meta, device=device, resume=resume,
                               overwrite=overwrite, progress=progress,
-                              describe=f"{cls.index} {cls.name}"[:30])
+                              describe=f"{cls.index} {cls.name}"[:30], notify=notify)
         results.append(result)
         if on_result is not None:
             on_result(result)

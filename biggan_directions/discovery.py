@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable
@@ -11,11 +12,36 @@ from typing import Any, Callable
 import torch
 
 from .directions import DirectionMatrix, baseline_directions
-from .errors import UserError
+from .errors import SettingError, UserError
 from .generator import truncated_normal
 from .penalty import hessian_penalty, tile_batch
+from .settings import at_least, need, one_of, positive, setting
 
 REDUCTIONS = ("mean", "max")
+INITS = ("random", "coords")
+PENALTY_MODES = ("batched", "sequential")
+
+
+def parse_subspace(text: str) -> tuple[int, int]:
+    """'0-39' -> (0, 40): ONE inclusive range LO-HI of latent coordinates, as [lo, hi).
+    A single number or a list ('0-3,10') is a SettingError, never silently widened."""
+    value = str(text).strip()
+    m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", value)
+    if m is None:
+        raise SettingError("subspace", value, "give one range LO-HI of latent coordinates, "
+                                              "e.g. 0-39 (not a single number or a list).")
+    lo, hi = int(m.group(1)), int(m.group(2))
+    if hi < lo:
+        raise SettingError("subspace", value, f"the range runs backwards; write {hi}-{lo}.")
+    return (lo, hi + 1)
+
+
+def parse_layers(text: str) -> tuple[str, ...]:
+    """'image,block3' -> ('image', 'block3')."""
+    layers = tuple(s.strip() for s in str(text).split(",") if s.strip())
+    if not layers:
+        raise SettingError("layers", text, "give at least one layer, e.g. image.")
+    return layers
 
 
 @dataclass(frozen=True)
@@ -23,50 +49,81 @@ class DiscoverConfig:
     """Settings of one discovery run; written to run.json and checked again on --resume.
 
     Defaults follow the published BigGAN run (Peebles et al. 2020) where it has one, scaled to
-    one GPU: the paper used batch 96 on 4 GPUs for 50 epochs x 1,000 steps.
+    one GPU: the paper used batch 96 on 4 GPUs for 50 epochs x 1,000 steps. Each field's help
+    is its CLI option's help (cli/options.py builds the options from these fields).
     """
 
-    ndirs: int | None = None      # directions to learn; None = one per latent coordinate (published: z_dim)
-    steps: int = 50_000           # optimiser steps (published: 50 epochs x 1,000 steps)
-    batch_size: int = 32          # samples per step (published 96 over 4 GPUs; 32 fits one)
-    lr: float = 0.01              # Adam learning rate on the matrix only, default betas (published)
-    k: int = 2                    # Rademacher draws per sample per step (published)
-    epsilon: float = 0.1          # finite-difference step (published); the penalty scales like 1/eps^4
-    reduction: str = "mean"       # over output elements: 'mean' (published for BigGAN) or 'max'
-    path_size: float = 5.0        # eta: each sample moves d ~ U[-eta, eta] along one direction (published)
-    truncation: float = 1.0       # latents are truncnorm(-2, 2) * truncation; 1.0 ~ the paper's z ~ N(0, I)
-    init: str = "random"          # 'random' (Kaiming-normal, published) or 'coords' (identity)
-    subspace: tuple[int, int] | None = None  # (lo, hi): learn inside z[lo:hi] only (coarse/mid/fine variant)
-    layers: tuple[str, ...] = ("image",)     # outputs the penalty is taken on (published: the image)
-    seed: int = 0                 # seeds every draw: init, latents, directions, distances, Rademacher
-    checkpoint_every: int = 1000  # steps between atomic checkpoints (also taken on Ctrl-C)
-    eval_every: int = 1000        # steps between fixed evaluations (and one at the end)
-    eval_samples: int = 16        # held-out latents in the fixed evaluation
-    eval_k: int = 8               # Rademacher draws in the fixed evaluation (more than training)
-    chunk_size: int | None = None # at most this many rows per generator call (bounds memory); None: one call
-    penalty_mode: str = "batched" # 'batched': the 1+2k passes in one forward (fastest on GPUs and
-                                  # small CPU batches); 'sequential': the paper's loop (BENCHMARKS.md)
+    ndirs: int | None = setting(
+        None, "Directions to learn.", shown="one per latent coordinate, as published")
+    steps: int = setting(50_000, "Optimiser steps (published: 50 epochs x 1,000).")
+    batch_size: int = setting(32, "Samples per step (published: 96 over 4 GPUs; 32 fits one).")
+    lr: float = setting(0.01, "Adam learning rate on the matrix (default betas, as published).")
+    k: int = setting(2, "Rademacher draws per sample per step (published: 2).")
+    epsilon: float = setting(0.1, "Finite-difference step; the penalty scales like 1/epsilon^4.")
+    reduction: str = setting("mean", "How the penalty reduces over pixels (published BigGAN "
+                                     "run: mean).", choices=REDUCTIONS)
+    path_size: float = setting(5.0, "Each sample moves d ~ U[-P, P] along one direction.")
+    truncation: float = setting(1.0, "Latents are truncnorm(-2, 2) x truncation, in (0, 1]; "
+                                     "1.0 ~ the paper's z ~ N(0, I).")
+    init: str = setting("random", "Start from a random orthonormal matrix (Kaiming-normal, "
+                                  "published) or the coordinate axes.", choices=INITS)
+    subspace: tuple[int, int] | None = setting(
+        None, "Learn inside latent coordinates LO..HI only, e.g. 0-39 (coarse).",
+        metavar="LO-HI", parse=parse_subspace)
+    layers: tuple[str, ...] = setting(
+        ("image",), "Comma-separated outputs to penalise: image, blockN (BigGAN block N).",
+        metavar="NAMES", parse=parse_layers)
+    seed: int = setting(0, "Seeds every random draw (init, latents, directions, distances, "
+                           "Rademacher).")
+    checkpoint_every: int = setting(1000, "Steps between checkpoints (one is also taken on "
+                                          "Ctrl-C or SIGTERM).")
+    eval_every: int = setting(1000, "Steps between fixed held-out evaluations (and one at the end).")
+    eval_samples: int = setting(16, "Held-out latents in the fixed evaluation.", cli=False)
+    eval_k: int = setting(8, "Rademacher draws in the fixed evaluation (more than training).",
+                          cli=False)
+    chunk_size: int | None = setting(
+        None, "At most this many images per generator call (bounds memory).",
+        shown="all 1+2k perturbations of the batch in one call")
+    penalty_mode: str = setting(
+        "batched", "batched: all 1+2k generator passes in one forward (fastest on a GPU); "
+                   "sequential: the paper's loop (can be faster on a CPU at large batch).",
+        choices=PENALTY_MODES)
 
-    def validate(self) -> "DiscoverConfig":
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise UserError(message)
-        need(self.steps >= 1, f"--steps {self.steps}: must be at least 1.")
-        need(self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1.")
-        need(self.lr > 0 and math.isfinite(self.lr), f"--lr {self.lr}: must be a positive number.")
-        need(self.k >= 2, f"--k {self.k}: the penalty's variance needs at least 2 draws.")
-        need(self.eval_k >= 2, f"eval_k {self.eval_k}: needs at least 2 draws.")
-        need(self.epsilon > 0 and math.isfinite(self.epsilon), f"--epsilon {self.epsilon}: must be > 0.")
-        need(self.reduction in REDUCTIONS, f"--reduction {self.reduction!r}: use mean or max.")
-        need(self.path_size > 0 and math.isfinite(self.path_size), f"--path-size {self.path_size}: must be > 0.")
-        need(0 < self.truncation <= 1, f"--truncation {self.truncation}: must be in (0, 1], e.g. 1.0 or 0.5.")
-        need(self.init in ("random", "coords"), f"--init {self.init!r}: use random or coords.")
-        need(self.checkpoint_every >= 1, "--checkpoint-every must be at least 1.")
-        need(self.eval_every >= 1 and self.eval_samples >= 1, "--eval-every and eval_samples must be >= 1.")
-        need(self.chunk_size is None or self.chunk_size >= 1, "--chunk-size must be at least 1.")
-        need(self.penalty_mode in ("batched", "sequential"),
-             f"--penalty-mode {self.penalty_mode!r}: use batched or sequential.")
-        need(len(self.layers) >= 1, "--layers: give at least one layer, e.g. image.")
+    def validate(self, z_dim: int | None = None) -> "DiscoverConfig":
+        """Check every field (SettingError naming the field); with `z_dim`, also that the
+        subspace and ndirs fit a latent of that size. Returns self."""
+        at_least("steps", self.steps, 1)
+        at_least("batch_size", self.batch_size, 1)
+        positive("lr", self.lr)
+        need(isinstance(self.k, int) and self.k >= 2, "k", self.k,
+             "the penalty's variance needs at least 2 draws.")
+        at_least("eval_k", self.eval_k, 2)
+        positive("epsilon", self.epsilon)
+        one_of("reduction", self.reduction, REDUCTIONS)
+        positive("path_size", self.path_size)
+        need(isinstance(self.truncation, (int, float)) and 0 < self.truncation <= 1,
+             "truncation", self.truncation, "must be in (0, 1], e.g. 1.0 or 0.5.")
+        one_of("init", self.init, INITS)
+        at_least("checkpoint_every", self.checkpoint_every, 1)
+        at_least("eval_every", self.eval_every, 1)
+        at_least("eval_samples", self.eval_samples, 1)
+        need(self.chunk_size is None or (isinstance(self.chunk_size, int) and self.chunk_size >= 1),
+             "chunk_size", self.chunk_size, "must be at least 1.")
+        one_of("penalty_mode", self.penalty_mode, PENALTY_MODES)
+        need(len(self.layers) >= 1, "layers", ",".join(self.layers),
+             "give at least one layer, e.g. image.")
+        need(self.ndirs is None or (isinstance(self.ndirs, int) and self.ndirs >= 1), "ndirs",
+             self.ndirs, "must be at least 1.")
+        if self.subspace is not None:
+            lo, hi = self.subspace
+            need(0 <= lo < hi, "subspace", f"{lo}-{hi - 1}", "give one range LO-HI, LO <= HI.")
+        if z_dim is not None:
+            lo, hi = self.subspace or (0, z_dim)
+            need(hi <= z_dim, "subspace", f"{lo}-{hi - 1}",
+                 f"not inside the latent's coordinates 0-{z_dim - 1}.")
+            need(self.ndirs is None or self.ndirs <= hi - lo, "ndirs", self.ndirs,
+                 f"must be between 1 and {hi - lo} (the {'subspace' if self.subspace else 'latent'}"
+                 f"'s size).")
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -95,7 +152,7 @@ class DiscoveryDiverged(UserError):
 
 
 class DiscoveryInterrupted(Exception):
-    """Ctrl-C: the state at the last finished step was kept."""
+    """Ctrl-C or SIGTERM: the state at the last finished step was kept."""
 
     def __init__(self, step: int):
         super().__init__(f"interrupted at step {step}")
@@ -108,8 +165,8 @@ class Discovery:
     """
 
     def __init__(self, G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu"):
-        self.G, self.config, self.device = G, config.validate(), torch.device(device)
         self.z_dim = int(G.z_dim)
+        self.G, self.config, self.device = G, config.validate(self.z_dim), torch.device(device)
         lo, hi = config.subspace or (0, self.z_dim)
         self.ndirs = config.ndirs or (hi - lo)
         self.rng = torch.Generator().manual_seed(config.seed)  # every training draw comes from here
@@ -232,7 +289,6 @@ def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
             if callback is not None:
                 callback(run.step, value)
     return run.directions()
-
 
 
 @contextmanager

@@ -265,16 +265,81 @@ def test_cli_discover_writes_run_and_refuses_existing(tmp_path, small_biggan_dir
     (["-c", "207", "--truncation", "1.5"], "(0, 1]"),
     (["-c", "207", "--subspace", "39"], "LO-HI"),
     (["-c", "207", "--subspace", "40-10"], "backwards"),
+    (["-c", "207", "--subspace", "0-3,10"], "one range"),           # never silently 0-10
+    (["-c", "207", "--steps", "0"], "--steps 0"),
+    (["-c", "6", "-c", "stingray"], "given twice"),                 # 6 is stingray: no training
+    (["-c", "207", "--resume"], "without --resume"),                # nothing to resume
     (["-c", "207", "--layers", "block99"], "block"),
     (["-c", "207", "--device", "cuda:7"], "cuda"),
     (["-c", "207", "--resume", "--overwrite"], "contradict"),
 ])
 def test_cli_discover_user_errors(tmp_path, small_biggan_dir, extra, message):
     result = CliRunner().invoke(cli, ["discover", "--model", str(small_biggan_dir), "--steps", "1",
-                                      "--out", str(tmp_path), "-q", *extra])
+                                      "--out", str(tmp_path / "out"), "-q", *extra])
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "out").exists()                   # checked before any folder is made
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--subspace", "0-200"], "subspace '0-200': not inside the latent's coordinates 0-127"),
+    (["--ndirs", "200"], "--ndirs 200: must be between 1 and 128"),
+    (["--subspace", "0-39", "--ndirs", "41"], "--ndirs 41: must be between 1 and 40"),
+])
+def test_cli_settings_that_need_the_model_leave_no_folder(tmp_path, small_biggan_dir, extra, message):
+    """Checked against the loaded model's latent, still before any class folder exists."""
+    result = CliRunner().invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
+                                      "--steps", "1", "--out", str(tmp_path / "out"), "-q", *extra])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_unwritable_out_is_one_line_before_any_work(tmp_path, small_biggan_dir):
+    (tmp_path / "file").write_text("not a folder")
+    result = CliRunner().invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
+                                      "--steps", "1", "--out", str(tmp_path / "file" / "out"), "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "is a file, not a folder" in result.output
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
+def test_cli_read_only_out_and_resume_in_read_only_run(tmp_path, small_biggan_dir):
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "2", "--batch-size",
+            "1", "--ndirs", "4", "-q"]
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o555)
+    run = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "runs")])
+    assert run.exit_code == 0, run.output
+    folder = next((tmp_path / "runs").glob("*/207-*"))
+    folder.chmod(0o555)
+    try:
+        for out, extra in ((locked / "out", []), (tmp_path / "runs", ["--resume", "--steps", "3"])):
+            result = CliRunner().invoke(cli, [*args, "--out", str(out), *extra])
+            assert result.exit_code == 1 and "Traceback" not in result.output
+            assert "cannot write" in result.output
+            assert len(result.output.strip().splitlines()) == 1
+    finally:
+        locked.chmod(0o755)
+        folder.chmod(0o755)
+
+
+def test_cli_corrupt_run_record_on_resume_is_reported_not_replaced(tmp_path, small_biggan_dir):
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--batch-size", "1",
+            "--ndirs", "4", "--out", str(tmp_path), "-q"]
+    assert CliRunner().invoke(cli, [*args, "--steps", "2"]).exit_code == 0
+    record = next(tmp_path.glob("*/207-*/run.json"))
+    record.write_text('{"status": "finis')
+    result = CliRunner().invoke(cli, [*args, "--steps", "3", "--resume"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "unreadable run record" in result.output and str(record) in result.output
+    assert record.read_text() == '{"status": "finis'                # left as it was
+    assert torch.load(record.parent / "checkpoint.pt", weights_only=True)["step"] == 2
 
 
 def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir):
@@ -282,9 +347,9 @@ def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir)
     was never interrupted."""
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "25",
             "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
-            "1000", "--device", "cpu", "-q"]
-    # bitwise equality needs the same float summation order: same thread count as this process
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
+            "1000", "--device", "cpu", "--threads", "1", "-q"]
+    # bitwise equality needs the same float summation order: the same thread count everywhere
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args, "--out", str(tmp_path / "b")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     logs: list[Path] = []

@@ -1,0 +1,99 @@
+"""One process per run folder: a live holder is named, a stale lock is replaced and reported."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from biggan_directions.discover import DiscoverConfig, run_discover
+from biggan_directions.errors import UserError
+from biggan_directions.lock import LOCK_FILE, FolderLock
+from cli import cli
+from test_discover import HiddenBasis
+
+CFG = DiscoverConfig(steps=2, batch_size=2, eval_samples=2)
+
+
+def write_lock(folder: Path, pid: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(),
+                                "started": "2026-01-01T00:00:00+0000"}))
+    return path
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a running process (not this one)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_second_process_on_a_run_folder_is_refused_naming_the_holder(tmp_path, live_pid):
+    lock = write_lock(tmp_path / "run", live_pid)
+    with pytest.raises(UserError, match=rf"in use by process {live_pid} on {socket.gethostname()}"):
+        run_discover(HiddenBasis(), CFG, tmp_path / "run", progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK_FILE]   # nothing written
+    assert json.loads(lock.read_text())["pid"] == live_pid                      # still theirs
+
+
+def test_stale_lock_is_replaced_and_reported(tmp_path, dead_pid):
+    write_lock(tmp_path / "run", dead_pid)
+    notes: list[str] = []
+    result = run_discover(HiddenBasis(), CFG, tmp_path / "run", progress=False, notify=notes.append)
+    assert result.status == "finished" and result.step == 2
+    assert len(notes) == 1 and f"stale lock of process {dead_pid}" in notes[0]
+    assert not (tmp_path / "run" / LOCK_FILE).exists()            # released at the end
+
+
+def test_lock_is_held_during_the_run_and_released_after_an_error(tmp_path):
+    seen = {}
+
+    def G(z):
+        seen.setdefault("lock", json.loads((tmp_path / LOCK_FILE).read_text()))
+        return HiddenBasis()(z)
+    G.z_dim = 8
+    run_discover(G, CFG, tmp_path, progress=False)
+    assert seen["lock"]["pid"] == __import__("os").getpid()
+    assert not (tmp_path / LOCK_FILE).exists()
+    with pytest.raises(UserError, match="already exists"):        # refused inside the lock
+        run_discover(G, CFG, tmp_path, progress=False)
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_cli_names_the_holder_and_reports_a_stale_lock(tmp_path, small_biggan_dir, live_pid, dead_pid):
+    folder = tmp_path / Path(small_biggan_dir).name.lower().replace("_", "-") / "207-golden-retriever"
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "1",
+            "--batch-size", "1", "--ndirs", "2", "--out", str(tmp_path), "--threads", "1", "-q"]
+    write_lock(folder, live_pid)
+    busy = CliRunner().invoke(cli, args)
+    assert busy.exit_code == 1 and "Traceback" not in busy.output
+    assert len(busy.output.strip().splitlines()) == 1
+    assert f"process {live_pid}" in busy.output
+    write_lock(folder, dead_pid)
+    stale = CliRunner().invoke(cli, args)
+    assert stale.exit_code == 0, stale.output
+    assert f"stale lock of process {dead_pid}" in stale.output
+    assert "finished at step 1" in stale.output
+
+
+def test_folder_lock_is_reentrant_in_one_process(tmp_path):
+    with FolderLock(tmp_path, "run") as outer:
+        with FolderLock(tmp_path, "run"):
+            assert (tmp_path / LOCK_FILE).exists()
+        assert (tmp_path / LOCK_FILE).exists() and outer.stale is None
+    assert not (tmp_path / LOCK_FILE).exists()

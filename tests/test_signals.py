@@ -1,0 +1,50 @@
+"""SIGTERM (timeout, Slurm, Ray) stops discover like Ctrl-C: checkpoint, 'interrupted', exit 130."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir):
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "200",
+            "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
+            "1000", "--device", "cpu", "--threads", "1", "-q", "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args],
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs: list[Path] = []
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:   # wait until a few steps are done
+        logs = list(tmp_path.glob("*/*/log.csv"))
+        if logs and len(logs[0].read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
+    folder = logs[0].parent
+    step = torch.load(folder / "checkpoint.pt", weights_only=True)["step"]
+    assert 3 <= step < 200
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["step"] == step
+    assert not (folder / ".lock").exists()
+    logged = (folder / "log.csv").read_text().splitlines()
+    assert int(logged[-1].split(",")[0]) == step                # the log ends at the checkpoint
+    resumed = CliRunner().invoke(cli, [*args[:5], "--steps", str(step + 2), *args[7:], "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"finished at step {step + 2}" in resumed.output
