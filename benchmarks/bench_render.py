@@ -53,7 +53,7 @@ def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, thre
     q = random_orthonormal(GRID, G.z_dim, torch.Generator().manual_seed(0)).to(dev)
     seeds = list(range(GRID))
     with tempfile.TemporaryDirectory() as tmp:
-        render_directions(G, q, seeds, Path(tmp) / "warm", frames=2, fmt=fmt,    # warm-up
+        render_directions(G, q, seeds, Path(tmp) / "warm", frames=2, fmt=fmt, path_size=5.0,
                           batch_size=batch_size, progress=False)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
@@ -61,7 +61,7 @@ def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, thre
         before = _reset_peak_rss()
         start = time.perf_counter()
         [path] = render_directions(G, q, seeds, Path(tmp) / "out", frames=frames, fmt=fmt,
-                                   batch_size=batch_size, progress=False)
+                                   path_size=5.0, batch_size=batch_size, progress=False)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         wall = time.perf_counter() - start

@@ -1,5 +1,8 @@
-"""Parse the integer lists users type: `0-7`, `0,3,5-9`, `42`."""
+"""The integer lists users type (`0-7`, `0,3,5-9`, `42`): parsed, and written back for file names."""
 from __future__ import annotations
+
+import hashlib
+from typing import Sequence
 
 from .errors import UserError
 
@@ -31,3 +34,20 @@ def parse_int_list(text: str, what: str = "value") -> list[int]:
             if v not in out:
                 out.append(v)
     return out
+
+
+def format_int_list(values: Sequence[int]) -> str:
+    """[0, 1, 2, 3, 7] -> '0-3,7' (what parse_int_list reads back); order is kept.
+    Lists whose text would be longer than 40 characters become 'n<count>-<hash>'."""
+    parts: list[str] = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        parts.append(str(values[i]) if j == i else f"{values[i]}-{values[j]}")
+        i = j + 1
+    text = ",".join(parts)
+    if len(text) > 40:
+        text = f"n{len(values)}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return text

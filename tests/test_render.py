@@ -13,13 +13,13 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.directions import random_orthonormal, save_directions
-from biggan_directions.errors import UserError
+from biggan_directions.errors import SettingError
+from biggan_directions.frames import label_width, strip_image, to_uint8
 from biggan_directions.generator import BigGANGenerator, latents_for_seeds
-from biggan_directions.ranges import parse_int_list
-from biggan_directions.render import (RenderConfig, format_int_list, frame_size, label_width,
-                                      open_render_source, render_directions, strip_image,
-                                      to_uint8, walk_frames)
-from biggan_directions.walks import easing
+from biggan_directions.render import RenderConfig, plan_render, render_directions
+from biggan_directions.runs import open_run, resolve_run_settings
+from biggan_directions.ranges import format_int_list, parse_int_list
+from biggan_directions.scores_file import SCORES_FORMAT
 from cli import cli
 
 R = 32          # the small test model's resolution
@@ -54,67 +54,14 @@ def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-# ---------------------------------------------------------------- frames against the walk maths
-def test_loop_centre_frame_is_the_projected_sample(G):
-    q = random_orthonormal(3, 128, torch.Generator().manual_seed(2))
-    z = latents_for_seeds([4, 5], 128, 0.5)
-    frames = list(walk_frames(G, q, z, easing("loop", 4), 3.0, labels=None, batch_size=4))
-    assert len(frames) == 4 and frames[0].shape == (3 * R, 2 * R, 3) and frames[0].dtype == np.uint8
-    for k in range(3):
-        for s in range(2):
-            projected = z[s] - (z[s] @ q[k]) * q[k]                       # t = 0
-            with torch.no_grad():
-                want = to_uint8(G(projected[None]))[0].permute(1, 2, 0).numpy()
-            cell = frames[0][k * R:(k + 1) * R, s * R:(s + 1) * R]
-            assert np.abs(cell.astype(int) - want.astype(int)).max() <= 1
-    # the walk moves: the +1 end (frame 1 of 4, t = sin(pi/2) = 1) differs from the centre
-    assert np.abs(frames[1].astype(int) - frames[0].astype(int)).mean() > 1.0
+def plan_of(run=None, *, model=None, class_query=None, **kwargs):
+    """The RenderPlan `render` makes of a run (a path or None) with its recorded settings."""
+    r = open_run(run) if run is not None else None
+    settings = resolve_run_settings(r, model=model, class_query=class_query)
+    return plan_render(r, settings, **kwargs)
 
 
-def test_linear_first_frame_is_the_minus_end(G):
-    q = random_orthonormal(2, 128, torch.Generator().manual_seed(3))
-    z = latents_for_seeds([0], 128, 0.5)
-    first = next(walk_frames(G, q, z, easing("linear", 5), 2.5, batch_size=8))
-    for k in range(2):
-        end = z[0] - (z[0] @ q[k]) * q[k] - 2.5 * q[k]                   # t = -1
-        with torch.no_grad():
-            want = to_uint8(G(end[None]))[0].permute(1, 2, 0).numpy()
-        got = first[k * R:(k + 1) * R]
-        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
-
-
-def test_frames_do_not_depend_on_batch_size_and_labels_keep_sizes(G):
-    q = random_orthonormal(2, 128, torch.Generator().manual_seed(4))
-    z = latents_for_seeds([0, 1, 2], 128, 0.5)
-    t = easing("loop", 6)
-    a = np.stack(list(walk_frames(G, q, z, t, 3.0, labels=["0", "7"], batch_size=1)))
-    b = np.stack(list(walk_frames(G, q, z, t, 3.0, labels=["0", "7"], batch_size=64)))
-    assert a.shape == (6, 2 * R, LW + 3 * R, 3) == (6, *frame_size(2, 3, R, True), 3)
-    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-    assert a[:, :, :LW].max() == 255                     # white label text on black
-    assert (a[:, :, :LW] == a[:1, :, :LW]).all()         # labels are static
-
-
-def test_frames_are_generated_lazily_in_batches(G):
-    calls = []
-
-    def counting(z):
-        calls.append(z.shape[0])
-        return G(z)
-    counting.z_dim, counting.resolution = G.z_dim, G.resolution
-    q = random_orthonormal(2, 128, torch.Generator().manual_seed(5))
-    z = latents_for_seeds([0], 128, 0.5)
-    frames = walk_frames(counting, q, z, easing("loop", 12), 3.0, batch_size=4)
-    next(frames)
-    assert calls == [4]                                  # 2 frames of 2x1 cells, not 12
-    assert sum(1 for _ in frames) == 11 and calls == [4] * 6
-
-
-def test_odd_sizes_are_padded_to_even():
-    assert frame_size(3, 3, 33, False) == (100, 100)
-    assert frame_size(2, 2, 33, True) == (66, 66 + label_width(33))
-
-
+# ---------------------------------------------------------------- file names
 def test_format_int_list_reads_back():
     for values in ([0, 1, 2, 3, 7], [3, 1], [5], [0, 2, 3, 4, 9, 10]):
         assert parse_int_list(format_int_list(values)) == values
@@ -160,7 +107,8 @@ def test_per_direction_gif_loops_with_frame_count(run_dir):
 
 def test_same_seeds_give_identical_frames(run_dir, G, tmp_path):
     q = random_orthonormal(2, 128, torch.Generator().manual_seed(6))
-    out = [render_directions(G, q, [3, 4], tmp_path / name, frames=4, fmt="gif", progress=False)
+    out = [render_directions(G, q, [3, 4], tmp_path / name, frames=4, fmt="gif", path_size=5.0,
+                             progress=False)
            for name in ("a", "b")]
     assert out[0][0].name == out[1][0].name == "grid_dirs0-1_seeds3-4_p5.0_loop.gif"
     a, b = (iio.imread(p[0], index=None) for p in out)
@@ -176,7 +124,7 @@ def test_strip_png_size_and_centre_column(run_dir, G):
     with Image.open(paths[0]) as im:
         assert json.loads(im.info["biggan-directions"])["directions"] == [1, 2]
     # the middle column (t = 0) is the projected first seed
-    src = open_render_source(run_dir, dirs="1-2")
+    src = plan_of(run_dir, dirs=[1, 2])
     z = latents_for_seeds([0], 128, 0.5)[0]
     for k, q in enumerate(src.directions):
         with torch.no_grad():
@@ -196,7 +144,7 @@ def test_baselines_render(kind, small_biggan_dir, tmp_path):
     assert [p.name for p in paths] == [f"{prefix}grid_dirs0-1_seeds0_p5.0_loop.gif"]
     frames = iio.imread(paths[0], index=None)
     assert frames.shape == (4, 2 * R, LW + R, 3)
-    src = open_render_source(baseline=kind, class_query=207, model=str(small_biggan_dir), dirs="0-1")
+    src = plan_of(baseline=kind, class_query=207, model=str(small_biggan_dir), dirs=[0, 1])
     G, q = src.load("cpu", progress=False)
     assert torch.allclose(q @ q.T, torch.eye(2), atol=1e-5)
     if kind == "coords":
@@ -230,13 +178,12 @@ def test_top_without_scores_says_run_score(run_dir):
 
 
 def test_top_follows_the_ranking(run_dir):
-    (run_dir / "scores.json").write_text(json.dumps({"ranking": [3, 1, 0, 2]}))
+    (run_dir / "scores.json").write_text(json.dumps({"format": SCORES_FORMAT, "ranking": [3, 1, 0, 2]}))
     paths = assert_ok(invoke(run_dir, "--top", 2, "--seeds", 0, "--frames", 3, "--format", "gif",
                              "-q"))
     assert paths[0].name == "grid_dirs3,1_seeds0_p3.0_loop.gif"
-    src = open_render_source(run_dir, top=2)
+    src = plan_of(run_dir, top=2)
     assert src.indices == [3, 1]
-    from biggan_directions.runs import open_run
     assert torch.equal(src.directions, open_run(run_dir).directions[[3, 1]])
 
 
@@ -247,8 +194,6 @@ def _no_ffmpeg_exe():
 
 @pytest.mark.parametrize("args, needle, patch", [
     (["RUN", "--dirs", "9"], "out of range", None),
-    (["RUN", "--dirs", "7-3"], "backwards", None),
-    (["RUN", "--dirs", ""], "empty", None),
     (["RUN", "--dirs", "0", "--top", "1"], "--top", None),
     (["--seeds", "0"], "RUN", None),
     (["MISSING"], "no such run", None),
@@ -275,7 +220,16 @@ def test_errors_are_one_line_and_write_nothing(args, needle, patch, run_dir, tmp
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.output
     assert "Traceback" not in result.output
-    assert files_in(run_dir / "videos") == []
+    assert not (run_dir / "videos").exists()                     # not even an empty folder
+
+
+@pytest.mark.parametrize("value, needle", [("7-3", "backwards"), ("", "empty")])
+def test_bad_lists_are_usage_errors(value, needle, run_dir):
+    result = invoke(run_dir, "--dirs", value, "-q")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: Invalid value for '--dirs'") and needle in last
+    assert not (run_dir / "videos").exists()
 
 
 def test_failure_mid_render_leaves_no_file(G, tmp_path):
@@ -290,28 +244,95 @@ def test_failure_mid_render_leaves_no_file(G, tmp_path):
         failing.z_dim, failing.resolution = G.z_dim, G.resolution
         q = random_orthonormal(2, 128, torch.Generator().manual_seed(7))
         with pytest.raises(type(exc)):
-            render_directions(failing, q, [0, 1], tmp_path, frames=20, batch_size=4,
-                              progress=False, truncation=0.5)
-        assert files_in(tmp_path) == []
+            render_directions(failing, q, [0, 1], tmp_path / "new" / "out", frames=20,
+                              batch_size=4, path_size=5.0, progress=False, truncation=0.5)
+        assert files_in(tmp_path) == []                  # no file, no folder it made
 
 
 def test_config_is_checked():
-    with pytest.raises(UserError, match="--fps"):
-        RenderConfig(fps=0).check()
-    with pytest.raises(UserError, match="--format"):
-        RenderConfig(fmt="avi").check()
+    for kwargs, field in ((dict(fps=0), "fps"), (dict(fmt="avi"), "fmt"),
+                          (dict(path_size=0.0), "path_size"), (dict(frames=0), "frames")):
+        with pytest.raises(SettingError) as info:
+            RenderConfig(**kwargs).check()
+        assert info.value.setting == field and "--" not in str(info.value)   # no CLI flag
 
 
 def test_baseline_of_a_subspace_run_stays_in_its_subspace(tmp_path, small_biggan_dir):
-    from biggan_directions.directions import save_directions
-    from biggan_directions.render import open_render_source
-
     q = random_orthonormal(4, 128, torch.Generator().manual_seed(0))
     q[:, 40:] = 0
     q = torch.linalg.qr(q.T)[0].T                          # orthonormal rows inside z[0:40]
     save_directions(tmp_path / "d.safetensors", q,
                     {"model": str(small_biggan_dir), "class_index": 207, "subspace": [0, 40]})
-    source = open_render_source(tmp_path / "d.safetensors", baseline="random", dirs="0-3")
-    assert source.subspace == (0, 40)
+    source = plan_of(tmp_path / "d.safetensors", baseline="random", dirs=[0, 1, 2, 3])
+    assert source.settings.subspace == (0, 40)
     _, directions = source.load("cpu", progress=False)
     assert directions.shape == (4, 128) and torch.count_nonzero(directions[:, 40:]) == 0
+
+
+# ---------------------------------------------------------------- defects of issue 9
+@pytest.mark.parametrize("fps", ["inf", "1e-9", "nan", "1000"])
+def test_fps_out_of_range_is_one_clear_line(fps, run_dir):
+    result = invoke(run_dir, "--fps", fps, "--frames", 2, "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --fps ") and "0.1 to 240" in lines[0]
+    assert not (run_dir / "videos").exists()
+
+
+def test_a_bad_recorded_value_names_its_file(tmp_path):
+    q = random_orthonormal(2, 128, torch.Generator().manual_seed(1))
+    file = save_directions(tmp_path / "run" / "directions.safetensors", q,
+                           dict(model="biggan-deep-128", class_index=207, path_size=0.0))
+    result = invoke(file, "--frames", 2, "-q")
+    assert result.exit_code == 1
+    line, = result.output.strip().splitlines()
+    assert "path_size 0.0" in line and f"recorded in {file}" in line and "--path-size" not in line
+    assert not (tmp_path / "run" / "videos").exists()
+    result = invoke(file, "--path-size", 0, "-q")                # a typed value names the option
+    assert result.exit_code == 1 and "Error: --path-size 0.0:" in result.output
+
+
+def test_checks_come_before_the_model_and_create_no_folder(tmp_path):
+    q = random_orthonormal(2, 128, torch.Generator().manual_seed(1))
+    missing = str(tmp_path / "no-such-model")
+    save_directions(tmp_path / "run" / "directions.safetensors", q,
+                    dict(model=missing, class_index=207, truncation=0.5, path_size=3.0))
+    (tmp_path / "file").write_text("x")
+    # an unwritable --out is reported before the (missing) model is looked for
+    result = invoke(tmp_path / "run", "--out", tmp_path / "file" / "v", "--format", "gif", "-q")
+    assert result.exit_code == 1 and "cannot write" in result.output
+    # a failure after the checks (here: the model) leaves no folder behind
+    out = tmp_path / "new" / "out"
+    result = invoke(tmp_path / "run", "--out", out, "--format", "gif", "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert not out.exists() and not (tmp_path / "new").exists()
+    assert not (tmp_path / "run" / "videos").exists()
+
+
+def test_sigterm_mid_render_leaves_no_temporary_file(run_dir):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    videos = run_dir / "videos"
+    cmd = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "render",
+           str(run_dir), "--dirs", "0", "--seeds", "0", "--frames", "100000", "--format", "gif",
+           "-q", "--device", "cpu", "--threads", "1"]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (videos.exists() and any(p.name.startswith(".") for p in videos.iterdir())):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the render never started writing"
+            time.sleep(0.05)
+        time.sleep(0.3)                                  # frames are being written
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
+    assert files_in(videos) == []                        # no .*.tmp.* file, no video

@@ -44,13 +44,16 @@ def _option(f: Field, prefix: str, help_text: str | None) -> Callable:
     shown = meta.get("shown") or ("none" if default is None else
                                   (",".join(map(str, default)) if isinstance(default, tuple) else str(default)))
     kwargs: dict[str, Any] = dict(default=None, help=help_text or meta["help"], show_default=shown)
+    if meta.get("shown") is None and default is not None and not isinstance(default, tuple) \
+            and meta.get("parse") is None:
+        kwargs.update(default=default, show_default=True)   # the dataclass's own default
     name = _name(f, prefix)
     if meta.get("choices"):
         kwargs["type"] = click.Choice(list(meta["choices"]))
     elif meta.get("parse") is not None:
         kwargs["type"] = str
         kwargs["metavar"] = meta.get("metavar") or "TEXT"
-    elif isinstance(default, bool):
+    elif isinstance(default, bool) or "bool" in str(f.type):
         return click.option(f"{name}/--no-{name[2:]}", prefix + f.name, **kwargs)
     else:
         kwargs["type"] = _scalar_type(f)
