@@ -16,6 +16,8 @@ from . import run_files, runs
 from .discovery import (RESUMABLE_CHANGES, DiscoverConfig, Discovery, DiscoveryDiverged,
                         DiscoveryInterrupted, _progress, discover_directions)
 from .errors import UserError
+from .evaluation import versus_random
+from .flops import throughput
 from .fileio import check_writable_dir, write_json
 from .lock import FolderLock
 from .signals import stop_flag
@@ -104,8 +106,11 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     })
     if run.step > 0:
         record["resumed_at_steps"].append(run.step)
+    record.update(run.setup())                          # precision (auto: checked), compile
     if "reference_eval" not in record:
         record["reference_eval"] = run.reference_values()
+    if "flops_per_step" not in record:
+        record["flops_per_step"] = run.step_flops()
     write_json(record_path, record)
 
     recent = run_files.recent_penalties(log_path)
@@ -118,8 +123,11 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                                       {**meta, **_settings_meta(config, run)})
         record.update(status=status, step=run.step, seconds=round(run.elapsed, 3),
                       final_penalty=_mean(recent), eval_penalty=eval_value,
-                      steps_per_second=round(run.step / run.elapsed, 4) if run.elapsed else None,
-                      updated=run_files.now())
+                      **throughput(run.step, run.elapsed, run.images_per_step,
+                                   record.get("flops_per_step")),
+                      **run.compile_report, updated=run_files.now())
+        if eval_value is not None:
+            record["versus_random"] = versus_random(eval_value, record["reference_eval"])
         write_json(record_path, record)
 
     try:

@@ -1,7 +1,6 @@
 """The discovery algorithm: learn an orthonormal Q that makes G(z + wQ) Hessian-diagonal in w (no files)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -11,10 +10,11 @@ from typing import Any, Callable
 
 import torch
 
-from .directions import DirectionMatrix, baseline_directions
+from .directions import DirectionMatrix
 from .errors import SettingError, UserError
 from .generator import truncated_normal
-from .penalty import hessian_penalty, tile_batch
+from .evaluation import EvalDraws, direction_penalty, eval_draws, evaluate
+from .precision import PRECISIONS
 from .settings import at_least, need, one_of, positive, setting
 
 REDUCTIONS = ("mean", "max")
@@ -78,9 +78,22 @@ class DiscoverConfig:
     checkpoint_every: int = setting(1000, "Steps between checkpoints (one is also taken on "
                                           "Ctrl-C or SIGTERM).")
     eval_every: int = setting(1000, "Steps between fixed held-out evaluations (and one at the end).")
-    eval_samples: int = setting(16, "Held-out latents in the fixed evaluation.", cli=False)
-    eval_k: int = setting(8, "Rademacher draws in the fixed evaluation (more than training).",
-                          cli=False)
+    eval_per_direction: int = setting(
+        4, "Fixed evaluation: latents per direction (each direction is measured on this many "
+           "samples, distances stratified over [-P, P]); the evaluation has ndirs x this many.")
+    eval_k: int = setting(4, "Fixed evaluation: Rademacher draws per sample.")
+    eval_references: int = setting(
+        4, "Random orthonormal matrices whose fixed-evaluation penalty (mean and spread) is the "
+           "chance level a learned matrix is compared with.")
+    precision: str = setting(
+        "auto", "Precision of the generator's forward passes: fp32, tf32 (CUDA), bf16 autocast, "
+                "or auto (bf16 on a CUDA GPU that supports it when a start-up check agrees with "
+                "fp32 within 1%, else tf32; fp32 on the CPU). The matrix, penalty and Adam stay "
+                "fp32; the fixed evaluation is always fp32.", choices=PRECISIONS)
+    compile: bool | None = setting(
+        None, "torch.compile the generator call (CUDA graphs where capture works, falling back "
+              "to the default mode, then eager, with a warning).",
+        shown="on for CUDA, off for the CPU")
     chunk_size: int | None = setting(
         None, "At most this many images per generator call (bounds memory).",
         shown="all 1+2k perturbations of the batch in one call")
@@ -106,7 +119,9 @@ class DiscoverConfig:
         one_of("init", self.init, INITS)
         at_least("checkpoint_every", self.checkpoint_every, 1)
         at_least("eval_every", self.eval_every, 1)
-        at_least("eval_samples", self.eval_samples, 1)
+        at_least("eval_per_direction", self.eval_per_direction, 1)
+        at_least("eval_references", self.eval_references, 2)
+        one_of("precision", self.precision, PRECISIONS)
         need(self.chunk_size is None or (isinstance(self.chunk_size, int) and self.chunk_size >= 1),
              "chunk_size", self.chunk_size, "must be at least 1.")
         one_of("penalty_mode", self.penalty_mode, PENALTY_MODES)
@@ -144,7 +159,9 @@ class DiscoverConfig:
 
 
 # Settings that may change on --resume without changing the result up to the old step count.
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "eval_every", "chunk_size")
+# (precision and compile change how fast the steps run, and the last bits of their values.)
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "eval_every", "chunk_size", "precision",
+                     "compile")
 
 
 class DiscoveryDiverged(UserError):
@@ -162,9 +179,14 @@ class DiscoveryInterrupted(Exception):
 class Discovery:
     """The state of one discovery: direction matrix, Adam, RNG, step. Step it, evaluate it,
     save and restore it. Works on any generator G with `z_dim` and G(z) (B, z_dim) -> tensor(s).
+
+    Training calls G at the run's precision (and compiled, when asked) through `train_G`; the
+    fixed evaluation always calls G itself in fp32, so values compare across precisions.
     """
 
     def __init__(self, G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu"):
+        from . import precision
+
         self.z_dim = int(G.z_dim)
         self.G, self.config, self.device = G, config.validate(self.z_dim), torch.device(device)
         lo, hi = config.subspace or (0, self.z_dim)
@@ -175,7 +197,44 @@ class Discovery:
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=config.lr)
         self.step = 0
         self.elapsed = 0.0          # seconds of stepping, carried across resumes
-        self._eval_set = None
+        self.precision = precision.candidate(config.precision, self.device)   # checked by setup() for auto
+        self.compile = config.compile if config.compile is not None else self.device.type == "cuda"
+        self.precision_check: dict[str, Any] | None = None
+        self._train_G: Callable | None = None
+        self._draws: EvalDraws | None = None
+
+    # ------------------------------------------------------------------ precision and compile
+    def setup(self) -> dict[str, Any]:
+        """Resolve the training precision ('auto' -> bf16 only when the fixed evaluation's
+        penalty at bf16 is within 1% of fp32, else tf32), set TF32, build the training call
+        (compiled when asked). Idempotent; returns what it chose, for the run record."""
+        from .compiling import compiled
+        from .precision import BF16_TOLERANCE, at_precision, relative_error, set_tf32
+
+        if self._train_G is None:
+            if self.config.precision == "auto" and self.precision == "bf16":
+                q = self.matrix().detach()
+                fp32 = self.evaluate(q)
+                bf16 = self._evaluate_with(at_precision(self.G, "bf16", self.device), q)
+                error = relative_error(bf16, fp32)
+                self.precision_check = {"fp32": fp32, "bf16": bf16, "relative_error": error,
+                                        "tolerance": BF16_TOLERANCE}
+                if not error <= BF16_TOLERANCE:
+                    self.precision = "tf32" if self.device.type == "cuda" else "fp32"
+            set_tf32(self.device, self.precision != "fp32")
+            modes_ok = self.config.penalty_mode == "batched" and self.config.chunk_size is None
+            self._train_G = compiled(at_precision(self.G, self.precision, self.device),
+                                     self.device, self.compile, cuda_graphs=modes_ok)
+        return {"precision": self.precision, "precision_asked": self.config.precision,
+                "precision_check": self.precision_check, "compile": self.compile}
+
+    @property
+    def compile_report(self) -> dict[str, Any]:
+        """The compiled call's mode and first-call seconds (compilation included), if compiled."""
+        G = self._train_G
+        return {"compile_mode": getattr(G, "mode", None) if self.compile else "eager",
+                "compile_seconds": getattr(G, "compile_seconds", None),
+                "compile_warnings": getattr(G, "warnings", [])}
 
     # ------------------------------------------------------------------ training
     def _draw(self, rng: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,20 +247,22 @@ class Discovery:
         w[torch.arange(n), j] = d
         return z.to(self.device), w.to(self.device)
 
-    def _penalty(self, q: torch.Tensor, z: torch.Tensor, w: torch.Tensor, k: int,
-                 rng: torch.Generator) -> torch.Tensor:
-        """Hessian Penalty of w -> G(z + w Q) at w, for q (ndirs, z_dim)."""
-        def G_w(w_rows: torch.Tensor):                       # (m*B, ndirs) -> G((m*B, z_dim))
-            return self.G(tile_batch(z, w_rows.shape[0]) + w_rows @ q)
+    def _loss(self) -> torch.Tensor:
+        """The penalty of one training batch (draws advance the training RNG)."""
         cfg = self.config
-        return hessian_penalty(G_w, w, k=k, epsilon=cfg.epsilon, reduction=cfg.reduction,
-                               generator=rng, chunk_size=cfg.chunk_size, mode=cfg.penalty_mode)
+        z, w = self._draw(self.rng, cfg.batch_size)
+        mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+        if self.compile and self.device.type == "cuda" and mark_step is not None:
+            mark_step()                      # CUDA graphs: the previous step's outputs are done
+        return direction_penalty(self._train_G, self.matrix(), z, w, k=cfg.k,
+                                 epsilon=cfg.epsilon, reduction=cfg.reduction, generator=self.rng,
+                                 chunk_size=cfg.chunk_size, mode=cfg.penalty_mode)
 
     def train_step(self) -> float:
         """One optimiser step; returns the step's penalty. Raises DiscoveryDiverged on NaN/inf
         before touching the matrix, so the state stays that of the last good step."""
-        z, w = self._draw(self.rng, self.config.batch_size)
-        loss = self._penalty(self.matrix(), z, w, self.config.k, self.rng)
+        self.setup()
+        loss = self._loss()
         value = float(loss.detach())
         if not math.isfinite(value):
             raise DiscoveryDiverged(f"the penalty became {value} at step {self.step + 1}")
@@ -211,32 +272,69 @@ class Discovery:
         self.step += 1
         return value
 
+    def step_flops(self) -> int:
+        """FLOPs of one training step (penalty forward and backward, fp32 eager), counted on a
+        copy of the RNG so the run's draws are untouched; the optimiser is not stepped."""
+        from .flops import count_flops
+
+        saved = self.rng.get_state()
+        train_G, self._train_G = self._train_G, self.G
+        try:
+            def step():
+                loss = self._loss()
+                loss.backward()
+            flops = count_flops(step)
+        finally:
+            self._train_G = train_G
+            self.rng.set_state(saved)
+            self.optimizer.zero_grad(set_to_none=True)
+        return flops
+
+    @property
+    def images_per_step(self) -> int:
+        return self.config.batch_size * (1 + 2 * self.config.k)
+
     def directions(self) -> torch.Tensor:
         """The current (ndirs, z_dim) orthonormal matrix, detached, on the CPU."""
         with torch.no_grad():
             return self.matrix().detach().cpu()
 
     # ------------------------------------------------------------------ fixed evaluation
-    def evaluate(self, q: torch.Tensor | None = None) -> float:
-        """Penalty of q (default: the current matrix) on a fixed held-out set: the same
-        latents, directions, distances and Rademacher draws every time, eval_k draws."""
-        cfg = self.config
-        if self._eval_set is None:
-            eval_rng = torch.Generator().manual_seed(_derived_seed(cfg.seed, "eval"))
-            self._eval_set = self._draw(eval_rng, cfg.eval_samples)
-        z, w = self._eval_set
-        q = (self.matrix() if q is None else q).to(self.device)
-        draws = torch.Generator().manual_seed(_derived_seed(cfg.seed, "eval-draws"))
-        with torch.no_grad():
-            return float(self._penalty(q, z, w, cfg.eval_k, draws))
+    @property
+    def draws(self) -> EvalDraws:
+        """The run's fixed evaluation draws (evaluation.eval_draws), made once."""
+        if self._draws is None:
+            cfg = self.config
+            self._draws = eval_draws(self.ndirs, self.z_dim, per_direction=cfg.eval_per_direction,
+                                     k=cfg.eval_k, truncation=cfg.truncation,
+                                     path_size=cfg.path_size, seed=cfg.seed)
+        return self._draws
 
-    def reference_values(self) -> dict[str, float]:
-        """Fixed-evaluation penalty of the identity (coordinate axes) and of a random
-        orthonormal matrix in the same subspace: what a learned matrix should beat."""
-        sub = self.config.subspace
-        rng = torch.Generator().manual_seed(_derived_seed(self.config.seed, "reference"))
-        return {"identity": self.evaluate(baseline_directions("coords", self.ndirs, self.z_dim, sub)),
-                "random": self.evaluate(baseline_directions("random", self.ndirs, self.z_dim, sub, rng))}
+    def evaluate(self, q: torch.Tensor | None = None) -> float:
+        """Penalty of q (default: the current matrix) on the fixed evaluation draws, in fp32."""
+        from .precision import tf32_state
+
+        with tf32_state(self.device, False):
+            return self._evaluate_with(self.G, self.matrix() if q is None else q)
+
+    def _evaluate_with(self, G: Callable, q: torch.Tensor) -> float:
+        cfg = self.config
+        return evaluate(G, q, self.draws, epsilon=cfg.epsilon, reduction=cfg.reduction,
+                        device=self.device, chunk_size=cfg.chunk_size)
+
+    def reference_values(self) -> dict[str, Any]:
+        """Fixed-evaluation penalty of the identity (coordinate axes) and of eval_references
+        random orthonormal matrices in the same subspace (mean, spread): what a learned matrix
+        should beat (evaluation.reference_values), in fp32."""
+        from .evaluation import reference_values
+        from .precision import tf32_state
+
+        cfg = self.config
+        with tf32_state(self.device, False):
+            return reference_values(self.G, self.draws, self.ndirs, self.z_dim,
+                                    epsilon=cfg.epsilon, reduction=cfg.reduction,
+                                    subspace=cfg.subspace, matrices=cfg.eval_references,
+                                    seed=cfg.seed, device=self.device, chunk_size=cfg.chunk_size)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -252,11 +350,6 @@ class Discovery:
         self.rng.set_state(state["rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
 
-
-def _derived_seed(seed: int, purpose: str) -> int:
-    """A seed for a side stream (evaluation, references) that leaves the training stream alone."""
-    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 # ---------------------------------------------------------------------- Python API

@@ -43,9 +43,9 @@ def test_nan_penalty_through_the_cli_stops_cleanly(tmp_path, small_biggan_dir, m
     calls = {"n": 0}
 
     def poisoned(self, z):                                   # NaN from the 3rd training step on
-        calls["n"] += torch.is_grad_enabled()
+        calls["n"] += torch.is_grad_enabled()                # (the 1st call counts FLOPs)
         out = forward(self, z)
-        return out * float("nan") if calls["n"] >= 3 else out
+        return out * float("nan") if calls["n"] >= 4 else out
     monkeypatch.setattr(BigGANGenerator, "forward", poisoned)
     result = CliRunner().invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
                                       "--steps", "5", "--batch-size", "1", "--ndirs", "4",

@@ -94,7 +94,7 @@ def test_invalid_settings_are_user_errors():
 
 # ---------------------------------------------------------------- run folders
 def small_config(**kw) -> DiscoverConfig:
-    base = dict(steps=6, batch_size=2, checkpoint_every=2, eval_every=3, eval_samples=2, eval_k=2,
+    base = dict(steps=6, batch_size=2, checkpoint_every=2, eval_every=3, eval_per_direction=1, eval_k=2,
                 ndirs=8)
     return DiscoverConfig(**{**base, **kw})
 
@@ -110,7 +110,12 @@ def test_run_writes_every_file(tmp_path, small_biggan):
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "finished" and record["step"] == 6
     assert record["config"]["steps"] == 6 and record["config"]["seed"] == 0
-    assert set(record["reference_eval"]) == {"identity", "random"}
+    assert {"identity", "random", "random_std", "random_values"} <= set(record["reference_eval"])
+    assert len(record["reference_eval"]["random_values"]) == 4
+    assert record["versus_random"] in ("below random", "above random", "within the random spread")
+    assert record["precision"] == "fp32" and record["compile"] is False
+    for key in ("steps_per_second", "images_per_second", "tflops", "flops_per_step"):
+        assert isinstance(record[key], (int, float)) and record[key] > 0, key
     assert record["final_penalty"] == pytest.approx(result.final_penalty)
     assert "torch" in record["versions"] and record["device"] == "cpu"
     rows = list(csv.DictReader(open(folder / "log.csv")))
@@ -131,8 +136,8 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, small_biggan):
     calls = {"n": 0}
 
     def interrupting(z):                                     # Ctrl-C during step 3's forward
-        calls["n"] += torch.is_grad_enabled()                # training calls only
-        if calls["n"] == 3 and torch.is_grad_enabled():
+        calls["n"] += torch.is_grad_enabled()                # training calls only (the first
+        if calls["n"] == 4 and torch.is_grad_enabled():      # one counts a step's FLOPs)
             os.kill(os.getpid(), signal.SIGINT)
         return G(z)
     interrupting.z_dim = G.z_dim
@@ -167,9 +172,9 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_biggan):
     calls = {"n": 0}
 
     def poisoned(z):                                          # NaN from step 4's forward on
-        calls["n"] += torch.is_grad_enabled()                # training calls only
-        out = G(z)
-        return out * float("nan") if calls["n"] >= 4 else out
+        calls["n"] += torch.is_grad_enabled()                # training calls only (the first
+        out = G(z)                                           # one counts a step's FLOPs)
+        return out * float("nan") if calls["n"] >= 5 else out
     poisoned.z_dim = G.z_dim
     cfg = small_config(eval_every=100)
     with pytest.raises(DiscoveryDiverged, match=r"nan at step 4.*step 2\) is kept"):
@@ -184,7 +189,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_biggan):
 
 def test_existing_run_is_refused_then_overwritten(tmp_path):
     G = HiddenBasis()
-    cfg = DiscoverConfig(steps=2, batch_size=2, eval_samples=2)
+    cfg = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2)
     run_discover(G, cfg, tmp_path, progress=False)
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="--resume.*--overwrite"):
@@ -195,9 +200,9 @@ def test_existing_run_is_refused_then_overwritten(tmp_path):
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     G = HiddenBasis()
-    run_discover(G, DiscoverConfig(steps=2, batch_size=2, eval_samples=2), tmp_path, progress=False)
+    run_discover(G, DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2), tmp_path, progress=False)
     with pytest.raises(UserError, match=r"lr=0.01 \(now 0.02\)"):
-        run_discover(G, DiscoverConfig(steps=4, batch_size=2, eval_samples=2, lr=0.02), tmp_path,
+        run_discover(G, DiscoverConfig(steps=4, batch_size=2, eval_per_direction=1, eval_k=2, lr=0.02), tmp_path,
                      resume=True, progress=False)
 
 
@@ -207,11 +212,11 @@ def test_hostile_checkpoint_is_not_unpickled(tmp_path):
     class Boom:
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
-    run_discover(HiddenBasis(), DiscoverConfig(steps=2, batch_size=2, eval_samples=2,
+    run_discover(HiddenBasis(), DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2,
                                                checkpoint_every=1), tmp_path, progress=False)
     (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps({"x": Boom()}))
     with pytest.raises(UserError, match="unreadable checkpoint"):
-        run_discover(HiddenBasis(), DiscoverConfig(steps=3, batch_size=2, eval_samples=2),
+        run_discover(HiddenBasis(), DiscoverConfig(steps=3, batch_size=2, eval_per_direction=1, eval_k=2),
                      tmp_path, resume=True, progress=False)
     assert not (tmp_path / "pwned").exists()
 

@@ -16,7 +16,7 @@ from biggan_directions.lock import LOCK_FILE, FolderLock
 from cli import cli
 from test_discover import HiddenBasis
 
-CFG = DiscoverConfig(steps=2, batch_size=2, eval_samples=2)
+CFG = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2)
 
 
 def write_lock(folder: Path, pid: int) -> Path:

@@ -14,7 +14,7 @@ from biggan_directions.errors import UserError
 from test_discover import HiddenBasis
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = DiscoverConfig(steps=2, batch_size=2, eval_samples=2, checkpoint_every=1)
+CFG = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2, checkpoint_every=1)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")

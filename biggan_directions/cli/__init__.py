@@ -32,7 +32,7 @@ class Group(click.Group):
 def _word_setting_error(group: click.Group, ctx: click.Context, e: SettingError) -> str:
     """The error with the option's name when the user typed the value (no recorded source)."""
     if e.source is None:
-        name = ctx.protected_args[0] if getattr(ctx, "protected_args", None) else ctx.invoked_subcommand
+        name = ctx.invoked_subcommand
         command = group.get_command(ctx, name) if name else None
         options = setting_options(command.callback) if command is not None else {}
         if e.setting in options:
@@ -61,8 +61,10 @@ def _register() -> None:
     from .discover import discover
     from .render import render
     from .score import score
+    from .view import view
+    from .weights import weights
 
-    for command in (classes, discover, render, score, batch):
+    for command in (classes, discover, render, score, view, batch, weights):
         cli.add_command(command)
 
 

@@ -1,0 +1,128 @@
+"""The fixed evaluation: a direction matrix's Hessian Penalty on fixed, stratified draws, and its references.
+
+Training penalties are noisy (a new batch each step), so progress and comparisons are measured
+on one fixed set of draws, the same for every matrix of a run and for every method:
+
+- every direction j is measured on `per_direction` latents (stratified: no direction is left
+  out or over-sampled by chance), at distances d stratified over [-P, P] (one per sub-interval
+  of width 2P/per_direction, jittered inside it);
+- the Rademacher vectors come from a seed of their own, per fixed chunk of EVAL_CHUNK samples,
+  so the value does not depend on the device or its memory;
+- the random reference is the mean and spread over several random orthonormal matrices, so a
+  learned matrix can be said to beat chance only when it lies outside that spread.
+
+Always in fp32 (whatever precision the training uses), so runs stay comparable.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .generator import truncated_normal
+from .penalty import hessian_penalty, tile_batch
+
+EVAL_CHUNK = 64          # samples per penalty call in an evaluation (fixed: it orders the draws)
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for a side stream (evaluation, references) that leaves the training stream alone."""
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def direction_penalty(G: Callable, q: torch.Tensor, z: torch.Tensor, w: torch.Tensor, *, k: int,
+                      epsilon: float, reduction: str, generator: torch.Generator,
+                      chunk_size: int | None = None, mode: str = "batched") -> torch.Tensor:
+    """Hessian Penalty of w -> G(z + w Q) at w, for q (ndirs, z_dim), z (B, z_dim), w (B, ndirs):
+    the penalty that makes G's Hessian diagonal in the basis of Q's rows."""
+    def G_w(w_rows: torch.Tensor):                       # (m*B, ndirs) -> G((m*B, z_dim))
+        return G(tile_batch(z, w_rows.shape[0]) + w_rows @ q)
+    return hessian_penalty(G_w, w, k=k, epsilon=epsilon, reduction=reduction, generator=generator,
+                           chunk_size=chunk_size, mode=mode)
+
+
+@dataclass(frozen=True)
+class EvalDraws:
+    """The fixed draws: z (N, z_dim) latents and w (N, ndirs) walks (one direction each, N =
+    ndirs * per_direction), the Rademacher draws per sample `k`, and their seed."""
+
+    z: torch.Tensor
+    w: torch.Tensor
+    k: int
+    seed: int
+
+    @property
+    def samples(self) -> int:
+        return int(self.z.shape[0])
+
+
+def eval_draws(ndirs: int, z_dim: int, *, per_direction: int, k: int, truncation: float,
+               path_size: float, seed: int) -> EvalDraws:
+    """The stratified fixed draws of a run (see the module docstring), on the CPU."""
+    rng = torch.Generator().manual_seed(derived_seed(seed, "eval"))
+    n = ndirs * per_direction
+    z = truncated_normal((n, z_dim), truncation, rng)                      # (N, z_dim)
+    j = torch.arange(ndirs).repeat_interleave(per_direction)                # (N,)
+    slot = torch.arange(per_direction).repeat(ndirs).double()              # stratum of d
+    u = torch.rand(n, generator=rng, dtype=torch.float64)
+    d = ((slot + u) / per_direction * 2.0 - 1.0) * path_size               # in [-P, P]
+    w = torch.zeros(n, ndirs)
+    w[torch.arange(n), j] = d.float()
+    return EvalDraws(z, w, k, derived_seed(seed, "eval-draws"))
+
+
+def evaluate(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon: float, reduction: str,
+             device: torch.device | str = "cpu", chunk_size: int | None = None) -> float:
+    """The penalty of direction matrix q (ndirs, z_dim) on the fixed draws, without autograd:
+    mean (or max, by `reduction`) over all samples, computed EVAL_CHUNK samples at a time."""
+    q = q.detach().to(device)
+    total, count, worst = 0.0, 0, -math.inf
+    with torch.no_grad():
+        for i, start in enumerate(range(0, draws.samples, EVAL_CHUNK)):
+            z = draws.z[start:start + EVAL_CHUNK].to(device)
+            w = draws.w[start:start + EVAL_CHUNK].to(device)
+            rng = torch.Generator().manual_seed(draws.seed + i)
+            value = float(direction_penalty(G, q, z, w, k=draws.k, epsilon=epsilon,
+                                            reduction=reduction, generator=rng,
+                                            chunk_size=chunk_size))
+            total += value * z.shape[0]
+            count += z.shape[0]
+            worst = max(worst, value)
+    return worst if reduction == "max" else total / count
+
+
+def reference_values(G: Callable, draws: EvalDraws, ndirs: int, z_dim: int, *, epsilon: float,
+                     reduction: str, subspace: tuple[int, int] | None = None, matrices: int = 4,
+                     seed: int = 0, device: torch.device | str = "cpu",
+                     chunk_size: int | None = None) -> dict[str, Any]:
+    """The fixed-evaluation penalty of the identity (coordinate axes) and of `matrices` random
+    orthonormal matrices (in the same subspace): {'identity': x, 'random': mean, 'random_std':
+    sample std, 'random_values': [...]} - what a learned matrix should beat, with its spread."""
+    from .directions import baseline_directions
+
+    def run(q: torch.Tensor) -> float:
+        return evaluate(G, q, draws, epsilon=epsilon, reduction=reduction, device=device,
+                        chunk_size=chunk_size)
+
+    rng = torch.Generator().manual_seed(derived_seed(seed, "reference"))
+    values = [run(baseline_directions("random", ndirs, z_dim, subspace, rng)) for _ in range(matrices)]
+    mean = sum(values) / len(values)
+    std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+           if len(values) > 1 else 0.0)
+    return {"identity": run(baseline_directions("coords", ndirs, z_dim, subspace)),
+            "random": mean, "random_std": std, "random_values": values}
+
+
+def versus_random(value: float, reference: dict[str, Any], spread: float = 2.0) -> str:
+    """'below random' / 'above random' when `value` lies more than `spread` standard deviations
+    of the random matrices from their mean, else 'within the random spread'."""
+    mean, std = reference["random"], reference.get("random_std") or 0.0
+    if value < mean - spread * std:
+        return "below random"
+    if value > mean + spread * std:
+        return "above random"
+    return "within the random spread"
