@@ -1,8 +1,9 @@
 """Benchmark LPIPS scoring: pairs per second, and the time to score D directions x S seeds x T steps.
 
-CPU: the small random 32 px BigGAN of the tests, and a seeded RANDOM-init AlexNet LPIPS backbone
-(fine for timing: the backbone's weights do not change its cost; the scores themselves are not
-meaningful). GPU (when torch.cuda.is_available()): full-size biggan-deep-128 with random weights.
+CPU: the small random 32 px BigGAN of the tests, and the tests' seeded random AlexNet backbone file
+(support.write_backbone_checkpoint, given to load_lpips as `backbone`; fine for timing: the
+backbone's weights do not change its cost, and the scores themselves are not reported).
+GPU (when torch.cuda.is_available()): full-size biggan-deep-128 with random weights.
 
     python benchmarks/bench_score.py                   # CPU, then GPU if there is one
     python benchmarks/bench_score.py --dirs 8 --seeds 4 --skip-gpu
@@ -11,7 +12,9 @@ meaningful). GPU (when torch.cuda.is_available()): full-size biggan-deep-128 wit
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,8 +25,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from biggan_directions.directions import random_orthonormal  # noqa: E402
 from biggan_directions.generator import BigGANGenerator  # noqa: E402
-from biggan_directions.score import (load_lpips, lpips_distance, lpips_features,  # noqa: E402
-                                     score_directions, walk_pairs)
+from biggan_directions.lpips_metric import load_lpips, lpips_distance, lpips_features  # noqa: E402
+from biggan_directions.score import score_directions, walk_pairs  # noqa: E402
+from support import build_small_biggan, write_backbone_checkpoint  # noqa: E402
 
 TRUNC = 0.5
 
@@ -139,12 +143,12 @@ def main() -> None:
     p.add_argument("--full-dirs", type=int, default=None, help="directions for the full-size run")
     args = p.parse_args()
 
-    from conftest import build_small_biggan
-
     cpu = torch.device("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; LPIPS alex with a "
-          f"RANDOM-init backbone (timing only, scores not meaningful)")
-    metric = load_lpips("alex", cpu, random_backbone=True)
+          f"random backbone file (timing only)")
+    with tempfile.TemporaryDirectory(prefix="bench-score-") as folder:
+        metric = load_lpips("alex", cpu, backbone=write_backbone_checkpoint(folder))
+    cpu_metric = metric
     print("CPU, LPIPS pairs/s on walk pairs (11 per 9-step walk):")
     for size, walks in ((32, 16), (128, 4)):
         fwd, once = lpips_pairs_per_second(metric, size, walks, args.steps, cpu)
@@ -160,8 +164,8 @@ def main() -> None:
         return
     dev = torch.device(full_on)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else str(dev)
-    print(f"{name}, biggan-deep-128 full size, RANDOM weights; LPIPS alex random backbone:")
-    metric = load_lpips("alex", dev, random_backbone=True)
+    print(f"{name}, biggan-deep-128 full size, RANDOM weights; LPIPS alex random backbone file:")
+    metric = copy.deepcopy(cpu_metric).to(dev)
     fwd, once = lpips_pairs_per_second(metric, 128, 32 if dev.type == "cuda" else 2, args.steps, dev)
     print(f"  128px LPIPS: lpips.forward per pair {fwd:.3g} pairs/s; features once {once:.3g} "
           f"pairs/s ({once / fwd:.1f}x)")

@@ -1,6 +1,7 @@
 """The LPIPS metric: its ImageNet backbone (found, downloaded once, loaded without pickle) and reusable features."""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -21,36 +22,41 @@ def backbone_checkpoint(net: str) -> tuple[str, str]:
     """
     from torchvision import models as tv
 
+    from .settings import one_of
+
     weights = {"alex": tv.AlexNet_Weights, "vgg": tv.VGG16_Weights,
                "squeeze": tv.SqueezeNet1_1_Weights}
-    if net not in weights:
-        raise UserError(f"--net {net!r}: use one of {', '.join(NETS)}.")
+    one_of("net", net, NETS)
     url = weights[net].IMAGENET1K_V1.url
     return url.rsplit("/", 1)[-1], url
 
 
 def load_lpips(net: str = "alex", device: torch.device | str = "cpu", *,
-               random_backbone: bool = False, seed: int = 0, download: bool = True) -> nn.Module:
+               backbone: str | os.PathLike | None = None, download: bool = True) -> nn.Module:
     """lpips.LPIPS(net) in eval mode, frozen, on `device`.
 
-    The ImageNet backbone is torchvision's checkpoint in torch.hub.get_dir()/checkpoints
-    ($TORCH_HOME/hub/checkpoints). When absent it is downloaded once (download=True, 30 s
-    socket timeout, torch.hub's temporary file moved into place when complete); when it cannot
-    be had: UserError saying which file to put where. The file is read with
-    torch.load(weights_only=True) into torchvision's architecture, strictly, never unpickled
-    with code (torchvision's own loader would). lpips' linear layers ship with the package.
-    random_backbone=True: a backbone initialised from torch seed `seed` (tests/timing only;
-    scores not meaningful).
+    backbone: a torchvision checkpoint file of `net`'s architecture to use as the backbone
+    (like lpips' own `model_path` for its linear layers), e.g. weights kept outside torch's
+    cache. None (the default): torchvision's ImageNet checkpoint in torch.hub.get_dir()/checkpoints
+    ($TORCH_HOME/hub/checkpoints), downloaded once when absent (download=True, 30 s socket
+    timeout); when it cannot be had, a UserError says which file to put where.
+    The file is read with torch.load(weights_only=True) into torchvision's architecture,
+    strictly, never unpickled with code (torchvision's own loader would). lpips' linear layers
+    ship with the package. Loading leaves the caller's global RNG as it was.
     """
     import lpips
 
-    path = None if random_backbone else ensure_backbone(net, download)
+    if backbone is None:
+        path = ensure_backbone(net, download)
+    else:
+        backbone_checkpoint(net)             # checks the net's name first
+        path = Path(backbone)
+        if not path.is_file():
+            raise UserError(f"{path}: no such LPIPS backbone file (a torchvision {net} checkpoint).")
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")      # torchvision's 'pretrained is deprecated' notices
-        torch.manual_seed(seed)              # only the random initialisation draws from it
-        metric = lpips.LPIPS(net=net, verbose=False, pnet_rand=True)
-    if path is not None:
-        _load_backbone(metric, net, path, backbone_checkpoint(net)[1])
+        metric = lpips.LPIPS(net=net, verbose=False, pnet_rand=True)   # random init drawn here,
+        _load_backbone(metric, net, path, backbone_checkpoint(net)[1])  # then replaced by the file
     return metric.eval().requires_grad_(False).to(device)
 
 

@@ -1,4 +1,4 @@
-"""LPIPS scores per direction (effect, smoothness, consistency, inactive), ranking, scores files.
+"""Scoring directions by LPIPS along linear walks: effect, smoothness, consistency, inactive, ranking.
 
 For each direction q and seed z the scorer renders ONE linear walk of `steps` frames (odd, default 9)
 at t = -1 .. +1 with `walks.walk_latents` (z minus its projection on q, plus t * P * q), so the
@@ -25,8 +25,8 @@ package's learned linear layers, so features can be reused across pairs).
   inactive       effect < threshold (default 0.01 LPIPS). Unrelated natural images score several
                  tenths of LPIPS apart, while changes near 0.01 are hard to see at all: a walk from
                  -P to +P that moves the image that little does nothing useful. It is a convention
-                 (not a measured just-noticeable difference) and its scale depends on --net; tune
-                 it with --inactive-threshold. The count of inactive directions turns the paper's
+                 (not a measured just-noticeable difference) and its scale depends on the LPIPS
+                 net; tune it with the threshold. The count of inactive directions turns the paper's
                  "shrinkage" (the penalty switches directions off) into a number. Smoothness and
                  consistency of inactive directions are ratios of near-zero numbers (noise) and are
                  left undefined (NaN in memory, null in JSON, empty in CSV).
@@ -35,53 +35,73 @@ Ranking ("ranking" in scores.json, read by `render --top K`): ALL direction indi
 active directions by decreasing effect, then the inactive ones (also by decreasing effect), so the
 list is always a full permutation; `n_active` says where the active part ends.
 
-The LPIPS backbone (ImageNet AlexNet / VGG16 / SqueezeNet weights) is loaded through torchvision's
-own cache, torch.hub.get_dir()/checkpoints. Offline, a missing file is a UserError naming the file,
-the folder and the URL; there is no silent fallback. `random_backbone=True` builds a seeded random
-backbone instead: for tests and timing only, its numbers are not meaningful, and the output says so.
+The run's class, truncation, path size and model come from runs.resolve_run_settings (what the
+config gives, else what the run recorded, else discover's default). The LPIPS metric is
+lpips_metric.load_lpips; the files are scores_file's; the printed tables are score_tables'.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import time
-import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
-from .errors import UserError, first_line
-from .lpips_metric import (NETS, backbone_checkpoint, ensure_backbone, load_lpips,  # noqa: F401
-                           lpips_distance, lpips_features)
-from .runs import Run, open_run
-from .scores_file import (EFFECT_DEFINITION, check_writable, read_scores, scores_paths,  # noqa: F401
-                          write_scores)
+from .errors import UserError
+from .lpips_metric import NETS, load_lpips, lpips_distance, lpips_features
+from .runs import Run, RunSettings, open_run, resolve_run_settings
+from .scores_file import check_scores_writable, scores_paths, write_scores
+from .settings import at_least, need, one_of, positive, setting
 
 DEFAULT_THRESHOLD = 0.01
-QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)   # the distribution's summary: min, quartiles, max
+
+
 # ---------------------------------------------------------------- configuration
 @dataclass(frozen=True)
 class ScoreConfig:
-    """Settings of one `score` job; None means 'take it from the directions file's metadata'."""
+    """Settings of one `score` job, checked on construction (SettingError naming the field).
 
-    seeds: tuple[int, ...] = tuple(range(16))  # one latent per seed via latents_for_seeds
-    steps: int = 9                             # frames per linear walk; odd, so t=0 is a frame
-    path_size: float | None = None             # P: walk from -P to +P (None: the run's path_size)
-    class_index: int | None = None             # None: the run's class_index
-    truncation: float | None = None            # None: the run's truncation
-    model: str | None = None                   # name or folder (None: the run's model)
-    net: str = "alex"                          # LPIPS backbone: alex | vgg | squeeze
-    batch_size: int = 32                       # frames per generator / LPIPS batch
-    threshold: float = DEFAULT_THRESHOLD       # effect below this (LPIPS) = inactive
-    compare: str | None = None                 # 'random': also score random orthonormal directions
-    seed: int = 0                              # seed of the random directions for --compare random
-    random_backbone: bool = False              # tests/timing only: random LPIPS backbone, not meaningful
+    class_query, truncation, path_size and model left None take the run's recorded values
+    (runs.resolve_run_settings)."""
+
+    # one latent per seed via latents_for_seeds (CLI: --seeds LIST or --num-seeds N)
+    seeds: tuple[int, ...] = setting(tuple(range(16)), "Seeds to score on (one sample each).",
+                                     cli=False)
+    steps: int = setting(9, "Frames per linear walk from -P to +P; odd, so the centre t=0 is a frame.")
+    path_size: float | None = setting(None, "Walk length P.", shown="the run's")
+    class_query: str | None = setting(None, "ImageNet class (name, index or WordNet id).",
+                                      option="--class", metavar="CLASS", shown="the run's")
+    truncation: float | None = setting(None, "Latent truncation in (0, 1].", shown="the run's")
+    # a name or a model folder (CLI: the shared --model option)
+    model: str | None = setting(None, "The BigGAN the directions were learned on.", cli=False)
+    net: str = setting("alex", "LPIPS backbone; its ImageNet weights are downloaded once to "
+                               "$TORCH_HOME/hub/checkpoints (or put there by hand when offline).",
+                       choices=NETS)
+    batch_size: int = setting(32, "Frames per generator / LPIPS batch (lower it if the device "
+                                  "runs out of memory).")
+    threshold: float = setting(DEFAULT_THRESHOLD, "A direction whose effect (endpoint LPIPS) is "
+                                                  "below this is inactive.",
+                               option="--inactive-threshold")
+    compare: str | None = setting(None, "Also score as many random orthonormal directions "
+                                        "(seeded by --seed) and print both distributions side "
+                                        "by side.", choices=("random",))
+    seed: int = setting(0, "Seed of the random directions of --compare random.")
+
+    def __post_init__(self):
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        need(len(self.seeds) >= 1, "seeds", list(self.seeds), "give at least one seed.")
+        walk_pairs(self.steps)
+        at_least("batch_size", self.batch_size, 1)
+        need(isinstance(self.threshold, (int, float)) and 0 <= self.threshold < math.inf,
+             "threshold", self.threshold, "must be a finite number >= 0.")
+        one_of("net", self.net, NETS)
+        need(self.compare in (None, "random"), "compare", self.compare, "only 'random' is supported.")
+        at_least("seed", self.seed, 0)
 
 
 # ---------------------------------------------------------------- scoring
@@ -140,6 +160,29 @@ class ScoreResult:
                  "effect_per_seed": [_num(v) for v in self.endpoint[k]]}
                 for k in range(self.n_directions)]
 
+    def summary(self) -> dict[str, Any]:
+        """Distribution of the scores: counts, and quantiles (QUANTILES, named by quantile_name)
+        and mean of effect over all directions and of smoothness / consistency over the active
+        ones (None where there is no finite value)."""
+        active = ~self.inactive
+
+        def stats(values: torch.Tensor) -> dict[str, float | None]:
+            values = values[torch.isfinite(values)]
+            if values.numel() == 0:
+                return {**{quantile_name(q): None for q in QUANTILES}, "mean": None}
+            qs = torch.quantile(values, torch.tensor(QUANTILES, dtype=values.dtype))
+            return {**{quantile_name(q): float(v) for q, v in zip(QUANTILES, qs)},
+                    "mean": float(values.mean())}
+
+        return {"n": self.n_directions, "active": self.n_active, "inactive": self.n_inactive,
+                "effect": stats(self.effect), "smoothness": stats(self.smoothness[active]),
+                "consistency": stats(self.consistency[active])}
+
+
+def quantile_name(q: float) -> str:
+    """0.0 -> 'min', 0.25 -> '25%', 1.0 -> 'max' (the keys of ScoreResult.summary)."""
+    return {0.0: "min", 1.0: "max"}.get(q, f"{round(q * 100)}%")
+
 
 def walk_pairs(steps: int) -> tuple[list[tuple[int, int]], dict[str, list[int]]]:
     """The distinct frame pairs one walk of `steps` frames needs, and which pair serves what.
@@ -148,8 +191,8 @@ def walk_pairs(steps: int) -> tuple[list[tuple[int, int]], dict[str, list[int]]]
     'consecutive' (steps - 1 entries), 'endpoint' (1) and 'centre' (2) to indices into pairs.
     With steps = 3 the centre pairs ARE the consecutive ones and are taken once.
     """
-    if steps < 3 or steps % 2 == 0:
-        raise UserError(f"--steps {steps}: must be odd and >= 3 so the walk's centre t=0 is a frame.")
+    need(isinstance(steps, int) and steps >= 3 and steps % 2 == 1, "steps", steps,
+         "must be odd and >= 3 so the walk's centre t=0 is a frame.")
     c = (steps - 1) // 2
     pairs: list[tuple[int, int]] = []
 
@@ -190,12 +233,9 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
 
     device = torch.device(device)
     seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise UserError("no seeds to score on; give --seeds or --num-seeds >= 1.")
-    if not path_size > 0:
-        raise UserError(f"--path-size {path_size}: must be > 0.")
-    if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size}: must be >= 1.")
+    need(len(seeds) >= 1, "seeds", seeds, "give at least one seed.")
+    positive("path_size", path_size)
+    at_least("batch_size", batch_size, 1)
     pairs, roles = walk_pairs(steps)
     K, D = directions.shape
     S, T = len(seeds), steps
@@ -261,101 +301,18 @@ def rank_directions(effect: torch.Tensor, inactive: torch.Tensor) -> list[int]:
     return order
 
 
-# ---------------------------------------------------------------- summaries and printing
-def summarize(result: ScoreResult) -> dict[str, Any]:
-    """Distribution of the scores: counts, and quantiles (min, 25%, median, 75%, max) and mean of
-    effect over all directions and of smoothness / consistency over the active ones."""
-    active = ~result.inactive
-
-    def stats(values: torch.Tensor) -> dict[str, float | None]:
-        values = values[torch.isfinite(values)]
-        if values.numel() == 0:
-            return {**{_qname(q): None for q in QUANTILES}, "mean": None}
-        qs = torch.quantile(values, torch.tensor(QUANTILES, dtype=values.dtype))
-        return {**{_qname(q): float(v) for q, v in zip(QUANTILES, qs)}, "mean": float(values.mean())}
-
-    return {"n": result.n_directions, "active": result.n_active, "inactive": result.n_inactive,
-            "effect": stats(result.effect), "smoothness": stats(result.smoothness[active]),
-            "consistency": stats(result.consistency[active])}
-
-
-def format_table(result: ScoreResult, *, limit: int | None = 20, meaningful: bool = True,
-                 net: str = "alex") -> str:
-    """The short table: rank, direction, effect (+ centre), smoothness, consistency, and the
-    inactive count. `limit` rows at most (None: all)."""
-    head = (f"LPIPS {net}, {len(result.seeds)} seeds, {result.steps} steps, path size "
-            f"{result.path_size:g}, {result.n_directions} directions")
-    if not meaningful:
-        head = "RANDOM LPIPS BACKBONE: SCORES NOT MEANINGFUL (tests/timing only) | " + head
-    lines = [head, f"{'rank':>4} {'dir':>4} {'effect':>8} {'centre':>8} {'smooth':>8} {'consist':>8}"]
-    shown = result.ranking if limit is None else result.ranking[:limit]
-    for r, k in enumerate(shown, 1):
-        mark = "  inactive" if bool(result.inactive[k]) else ""
-        lines.append(f"{r:>4} {k:>4} {_fmt(result.effect[k])} {_fmt(result.effect_centre[k])} "
-                     f"{_fmt(result.smoothness[k])} {_fmt(result.consistency[k])}{mark}")
-    if len(shown) < result.n_directions:
-        lines.append(f"  ... {result.n_directions - len(shown)} more in the scores files")
-    lines.append(f"inactive: {result.n_inactive} of {result.n_directions} directions "
-                 f"(effect < {result.threshold:g} LPIPS)")
-    return "\n".join(lines)
-
-
-def format_compare(learned: dict[str, Any], random: dict[str, Any]) -> str:
-    """Side-by-side distributions of two `summarize` results (learned vs random directions)."""
-    lines = [f"{'metric':<12} {'stat':<5} {'learned':>9} {'random':>9}"]
-    lines.append(f"{'active':<12} {'count':<5} {learned['active']:>5}/{learned['n']:<3} "
-                 f"{random['active']:>5}/{random['n']:<3}")
-    for metric in ("effect", "smoothness", "consistency"):
-        for i, stat in enumerate([*map(_qname, QUANTILES), "mean"]):
-            lines.append(f"{metric if i == 0 else '':<12} {stat:<5} "
-                         f"{_fmt(learned[metric][stat], 9)} {_fmt(random[metric][stat], 9)}")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- files
 # ---------------------------------------------------------------- the job: RUN -> files
 @dataclass
 class ScoreReport:
-    """What run_score did: the scores, the baseline's (or None), the settings used, the files."""
+    """What run_score did: the scores, the random baseline's (or None), the settings written to
+    scores.json, the run's resolved settings (with where each came from), and the files."""
 
     result: ScoreResult
     compare: ScoreResult | None
     settings: dict[str, Any]
+    run_settings: RunSettings
     json_path: Path
     csv_path: Path
-    meaningful: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_settings(run: Run, config: ScoreConfig) -> dict[str, Any]:
-    """The config with model, class_index, truncation and path_size filled from the run's
-    metadata where not given; UserError naming the option when neither has a value."""
-    from .generator import check_truncation
-
-    settings = asdict(config)
-    settings["seeds"] = list(config.seeds)
-    options = {"model": "--model", "class_index": "--class-index", "truncation": "--truncation",
-               "path_size": "--path-size"}
-    for key, option in options.items():
-        if settings[key] is None:
-            if run.meta.get(key) is None:
-                raise UserError(f"{run.directions_path}: its metadata has no '{key}'; pass {option}.")
-            settings[key] = run.meta[key]
-    settings["model"] = str(settings["model"])
-    settings["class_index"] = int(settings["class_index"])
-    settings["truncation"] = check_truncation(float(settings["truncation"]))
-    settings["path_size"] = float(settings["path_size"])
-    if not settings["path_size"] > 0:
-        raise UserError(f"--path-size {settings['path_size']}: must be > 0.")
-    if config.net not in NETS:
-        raise UserError(f"--net {config.net!r}: use one of {', '.join(NETS)}.")
-    if config.compare not in (None, "random"):
-        raise UserError(f"--compare {config.compare!r}: only 'random' is supported.")
-    if not config.threshold >= 0:
-        raise UserError(f"--inactive-threshold {config.threshold}: must be >= 0.")
-    walk_pairs(config.steps)   # validates steps
-    settings["easing"] = "linear"
-    return settings
 
 
 def random_baseline(run: Run, seed: int) -> torch.Tensor:
@@ -367,70 +324,61 @@ def random_baseline(run: Run, seed: int) -> torch.Tensor:
     return baseline_directions("random", K, D, run.subspace, torch.Generator().manual_seed(int(seed)))
 
 
-def run_score(run_path: str | os.PathLike, config: ScoreConfig = ScoreConfig(), *,
+def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *,
               device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
-              overwrite: bool = False, progress: bool = True, net: torch.nn.Module | None = None,
-              metric: torch.nn.Module | None = None) -> ScoreReport:
-    """Score a run folder or directions file and write its scores files (see scores_paths).
+              overwrite: bool = False, progress: bool = True, net: nn.Module | None = None,
+              metric: nn.Module | None = None) -> ScoreReport:
+    """Score a run (a Run, or the path of a run folder or directions file) and write its scores
+    files (scores_file.scores_paths).
 
-    Checks, before any heavy work: the settings, that the scores files may be written, and that
-    the LPIPS backbone is present. Then loads the model (weights.load_biggan), scores the run's
-    directions (and random ones with config.compare == 'random') and writes both files.
+    Checks, before any heavy work: the run's settings (runs.resolve_run_settings: the config's
+    values, else the run's), that the scores files can be written (and do not exist unless
+    overwrite), and that the LPIPS backbone is present. Then loads the model
+    (weights.load_biggan), scores the run's directions (and random ones with
+    config.compare == 'random') and writes both files.
     net / metric: an already loaded BigGAN (on `device`, for the run's model) and LPIPS module
-    (load_lpips), so a caller scoring many runs loads each once.
+    (lpips_metric.load_lpips), so a caller scoring many runs loads each once.
     """
     from .generator import BigGANGenerator
     from .weights import load_biggan
 
-    run = open_run(run_path)
-    settings = resolve_settings(run, config)
+    config = config if config is not None else ScoreConfig()
+    run = run if isinstance(run, Run) else open_run(run)
+    chosen = resolve_run_settings(run, model=config.model, class_query=config.class_query,
+                                  truncation=config.truncation, path_size=config.path_size)
     json_path, csv_path = scores_paths(run)
-    check_writable(json_path, csv_path, overwrite)
+    check_scores_writable(json_path, csv_path, overwrite)
     device = torch.device(device)
     if metric is None:
-        metric = load_lpips(config.net, device, random_backbone=config.random_backbone)
+        metric = load_lpips(config.net, device)
     if net is None:
-        net = load_biggan(settings["model"], device, weights_dir, progress)
-    G = BigGANGenerator(net, settings["class_index"], settings["truncation"]).to(device)
+        net = load_biggan(chosen.model, device, weights_dir, progress)
+    G = BigGANGenerator(net, chosen.class_index, chosen.truncation).to(device)
     if G.z_dim != run.directions.shape[1]:
-        raise UserError(f"{run.directions_path}: directions have z_dim {run.directions.shape[1]} "
-                        f"but model {settings['model']} has {G.z_dim}; pass the right --model.")
-    common = dict(path_size=settings["path_size"], metric=metric,
-                  truncation=settings["truncation"], steps=config.steps,
-                  batch_size=config.batch_size, device=device, threshold=config.threshold,
-                  progress=progress)
+        source = chosen.sources.get("model", "given").rstrip("*")
+        raise UserError(f"{run.directions_path}: its directions have z_dim "
+                        f"{run.directions.shape[1]} but model {chosen.model} ({source}) has "
+                        f"{G.z_dim}; use the model they were learned with.")
+    common = dict(path_size=chosen.path_size, metric=metric, truncation=chosen.truncation,
+                  steps=config.steps, batch_size=config.batch_size, device=device,
+                  threshold=config.threshold, progress=progress)
     result = score_directions(G, run.directions, config.seeds, desc="score", **common)
-    baseline = None
-    compare_record = None
+    baseline = compare_record = None
     if config.compare == "random":
         baseline = score_directions(G, random_baseline(run, config.seed), config.seeds,
                                     desc="random", **common)
         compare_record = {"kind": "random", "seed": config.seed,
                           "subspace": run.meta.get("subspace"),
-                          "learned": summarize(result), "random": summarize(baseline),
+                          "learned": result.summary(), "random": baseline.summary(),
                           "random_directions": baseline.rows()}
-    meaningful = not config.random_backbone
+    settings = asdict(config)
+    del settings["class_query"]
+    settings.update(chosen.record(), seeds=list(config.seeds), easing="linear")
     write_scores(json_path, csv_path, result, settings, compare=compare_record,
-                 meaningful=meaningful, directions_file=str(run.directions_path),
-                 overwrite=overwrite)
-    return ScoreReport(result, baseline, settings, json_path, csv_path, meaningful)
+                 directions_file=str(run.directions_path), overwrite=overwrite)
+    return ScoreReport(result, baseline, settings, chosen, json_path, csv_path)
 
 
-# ---------------------------------------------------------------- small helpers
 def _num(v: torch.Tensor | float) -> float | None:
     v = float(v)
     return None if math.isnan(v) or math.isinf(v) else v
-
-
-def _fmt(v: torch.Tensor | float | None, width: int = 8) -> str:
-    if v is None or math.isnan(float(v)):
-        return f"{'-':>{width}}"
-    return f"{float(v):>{width}.4f}"
-
-
-def _qname(q: float) -> str:
-    return {0.0: "min", 1.0: "max"}.get(q, f"{round(q * 100)}%")
-
-
-
-

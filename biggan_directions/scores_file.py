@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError, first_line
-from .fileio import finite_or_none, write_text
+from .fileio import atomic_path, check_writable_dir, finite_or_none
 from .runs import SCORES_CSV, SCORES_JSON, Run
 
 if TYPE_CHECKING:
@@ -32,21 +32,19 @@ def scores_paths(run: Run) -> tuple[Path, Path]:
 
 def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, result: ScoreResult,
                  settings: dict[str, Any], *, compare: dict[str, Any] | None = None,
-                 meaningful: bool = True, directions_file: str | None = None,
-                 overwrite: bool = False) -> tuple[Path, Path]:
-    """Write scores.json and scores.csv atomically (temporary file + os.replace each).
+                 directions_file: str | None = None, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write scores.json and scores.csv, both or neither (two temporary files, renamed into
+    place once both are complete; a failed write is a one-line UserError, old files untouched).
 
-    scores.json: format, version, meaningful, directions_file, settings, definitions, counts,
-    "ranking" (all direction indices, best first), "directions" (one record per direction, in
-    direction order), "summary" and optionally "compare". NaN becomes null.
+    scores.json: format, version, directions_file, settings, definitions, counts, "ranking" (all
+    direction indices, best first), "directions" (one record per direction, in direction
+    order), "summary" (result.summary()) and optionally "compare". NaN becomes null.
     scores.csv: one row per direction in rank order. Refuses to replace existing files unless
     overwrite.
     """
-    from .score import summarize
-
     json_path, csv_path = Path(json_path), Path(csv_path)
-    check_writable(json_path, csv_path, overwrite)
-    record = {"format": SCORES_FORMAT, "version": SCORES_VERSION, "meaningful": bool(meaningful),
+    check_scores_writable(json_path, csv_path, overwrite)
+    record = {"format": SCORES_FORMAT, "version": SCORES_VERSION,
               "directions_file": directions_file, "settings": settings,
               "definitions": {"effect": EFFECT_DEFINITION,
                               "smoothness": "(steps-1) * sum of consecutive-frame LPIPS / endpoint "
@@ -58,7 +56,7 @@ def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, resu
               "threshold": result.threshold, "n_directions": result.n_directions,
               "n_active": result.n_active, "n_inactive": result.n_inactive,
               "ranking": list(result.ranking), "directions": result.rows(),
-              "summary": summarize(result), "frames": result.frames, "pairs": result.pairs,
+              "summary": result.summary(), "frames": result.frames, "pairs": result.pairs,
               "seconds": round(result.seconds, 3)}
     if compare is not None:
         record["compare"] = compare
@@ -72,9 +70,28 @@ def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, resu
         row = rows[k]
         writer.writerow(["" if row[c] is None else (int(row[c]) if c == "inactive" else row[c])
                          for c in columns])
-    write_text(json_path, text)
-    write_text(csv_path, buf.getvalue())
+    try:
+        with atomic_path(json_path) as json_tmp, atomic_path(csv_path) as csv_tmp:
+            for tmp, content in ((json_tmp, text), (csv_tmp, buf.getvalue())):
+                with open(tmp, "w", encoding="utf-8", newline="") as f:
+                    f.write(content)
+    except OSError as e:
+        raise UserError(f"could not write the scores files {json_path} and {csv_path.name} "
+                        f"({first_line(e)}); free space or check the folder's permissions.") from None
     return json_path, csv_path
+
+
+def check_scores_writable(json_path: Path, csv_path: Path, overwrite: bool) -> None:
+    """Before any work: UserError when the scores files cannot be created in their folder
+    (fileio.check_writable_dir), when a target is not a regular file, or when scores exist
+    and overwrite is off."""
+    check_writable_dir(json_path.parent)
+    for path in (json_path, csv_path):
+        if path.exists() and not path.is_file():
+            raise UserError(f"{path} is not a file; move it away to write the scores there.")
+    existing = [p for p in (json_path, csv_path) if p.exists()]
+    if existing and not overwrite:
+        raise UserError(f"{existing[0]}: scores exist already; pass --overwrite to replace them.")
 
 
 def read_scores(path: str | os.PathLike) -> dict[str, Any]:
@@ -95,15 +112,6 @@ def read_scores(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(ranking, list) or not all(isinstance(k, int) for k in ranking):
         raise UserError(f"{path}: its 'ranking' is not a list of direction indices.")
     return rec
-
-
-def check_writable(json_path: Path, csv_path: Path, overwrite: bool) -> None:
-    """UserError when scores exist and overwrite is off."""
-    if overwrite:
-        return
-    existing = [p for p in (json_path, csv_path) if p.exists()]
-    if existing:
-        raise UserError(f"{existing[0]}: scores exist already; pass --overwrite to replace them.")
 
 
 def read_ranking(run: Run, top: int | None = None) -> list[int]:

@@ -1,56 +1,32 @@
 """`score`: rank directions by LPIPS."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ..errors import UserError
-from .options import (CONTEXT_SETTINGS, device_option, model_option, quiet_option,
-                      weights_dir_option)
+from ..score import ScoreConfig
+from ..settings import default_of
+from .options import (CONTEXT_SETTINGS, INT_LIST, config_from, given, model_option,
+                      options_from, runtime_options, weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("run", metavar="RUN")
-@click.option("--num-seeds", type=click.IntRange(min=1), default=16,
+@click.option("--num-seeds", type=click.IntRange(min=1), default=None,
+              show_default=str(len(default_of(ScoreConfig, "seeds"))),
               help="Score on seeds 0..N-1 (one sample each).")
-@click.option("--seeds", default=None, metavar="LIST",
+@click.option("--seeds", type=INT_LIST, default=None, metavar="LIST",
               help="Seeds to score on instead, e.g. 0-31 or 3,5,9-11.")
-@click.option("--steps", type=click.IntRange(min=3), default=9,
-              help="Frames per linear walk from -P to +P; odd, so the centre t=0 is a frame.")
-@click.option("--path-size", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Walk length P  [default: the run's]")
-@click.option("--class", "class_query", default=None, metavar="CLASS",
-              help="ImageNet class (name, index or WordNet id)  [default: the run's]")
-@click.option("--truncation", type=float, default=None,
-              help="Latent truncation in (0, 1]  [default: the run's]")
-@click.option("--net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex",
-              help="LPIPS backbone; its ImageNet weights are downloaded once to "
-                   "$TORCH_HOME/hub/checkpoints (or put there by hand when offline).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32,
-              help="Frames per generator / LPIPS batch (lower it if the device runs out of memory).")
-@click.option("--inactive-threshold", type=click.FloatRange(min=0), default=0.01,
-              help="A direction whose effect (endpoint LPIPS) is below this is inactive.")
-@click.option("--compare", type=click.Choice(["random"]), default=None,
-              help="Also score as many random orthonormal directions (seeded by --seed) and "
-                   "print both distributions side by side.")
-@click.option("--seed", type=click.IntRange(min=0), default=0,
-              help="Seed of the random directions of --compare random.")
+@options_from(ScoreConfig)
 @click.option("--show", type=click.IntRange(min=0), default=20,
               help="Rows of the printed table (0: all).")
 @click.option("--overwrite", is_flag=True, help="Replace existing scores files.")
-@click.option("--random-backbone", is_flag=True, hidden=True,
-              help="Tests/timing only: a seeded random LPIPS backbone (scores NOT meaningful).")
-@click.option("--model", default=None, metavar="NAME|DIR",
-              help="biggan-deep-128/256/512 or a folder with config.json + pytorch_model.bin  "
-                   "[default: the run's]")
+@model_option(from_run=True)
 @weights_dir_option
-@device_option
-@quiet_option
+@runtime_options
 @click.pass_context
-def score(ctx, run, num_seeds, seeds, steps, path_size, class_query, truncation, net, batch_size,
-          inactive_threshold, compare, seed, show, overwrite, random_backbone, model, weights_dir,
-          device, quiet):
+def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, device, threads,
+          quiet, **options):
     """Rank directions by LPIPS: effect, smoothness, consistency, inactive count.
 
     RUN is a discover run folder or a directions file. Each direction walks each seed's sample
@@ -58,11 +34,12 @@ def score(ctx, run, num_seeds, seeds, steps, path_size, class_query, truncation,
     between the two ends (the ranking figure; the centre-to-end LPIPS is reported beside it);
     smoothness = (steps-1) x consecutive-frame LPIPS sum / endpoint LPIPS (1 = evenly paced,
     larger = jumps); consistency = std/mean of the effect over seeds; inactive = effect below
-    --inactive-threshold. Class, truncation, path size and model default to the run's. Writes
-    RUN/scores.json and scores.csv (beside a bare directions file: <stem>.scores.json/.csv);
-    nothing is overwritten without --overwrite. The LPIPS backbone is downloaded once into
-    torchvision's cache ($TORCH_HOME/hub/checkpoints; alex: alexnet-owt-7be5be79.pth); offline,
-    put that file there by hand.
+    --inactive-threshold. Class, truncation, path size and model default to the run's (for a
+    file that records no truncation, path size or model: discover's default, with a note).
+    Writes RUN/scores.json and scores.csv (beside a bare directions file:
+    <stem>.scores.json/.csv); nothing is overwritten without --overwrite. The LPIPS backbone is
+    downloaded once into torchvision's cache ($TORCH_HOME/hub/checkpoints; alex:
+    alexnet-owt-7be5be79.pth); offline, put that file there by hand.
 
     \b
     Examples:
@@ -71,36 +48,27 @@ def score(ctx, run, num_seeds, seeds, steps, path_size, class_query, truncation,
       biggan-directions score RUN --compare random --seed 1 --overwrite
       biggan-directions score my_dirs.safetensors --path-size 4 --seeds 0-7
     """
-    from click.core import ParameterSource
+    from ..device import resolve_device, set_threads
+    from ..score import run_score
+    from ..score_tables import format_compare, format_table
+    from ..signals import sigterm_as_interrupt
 
-    from biggan_directions.device import resolve_device
-    from biggan_directions.ranges import parse_int_list
-    from biggan_directions.score import ScoreConfig, format_compare, format_table, run_score
-
-    def given(name):
-        return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT,
-                                                      ParameterSource.DEFAULT_MAP)
-
-    if seeds is not None and given("num_seeds"):
+    if seeds is not None and given(ctx, "num_seeds"):
         raise UserError("--seeds and --num-seeds both given; pass one.")
-    seed_list = parse_int_list(seeds, "--seeds") if seeds is not None else list(range(num_seeds))
-    class_index = None
-    if class_query is not None:
-        from biggan_directions.classes import resolve_class
-        class_index = resolve_class(class_query).index
-    config = ScoreConfig(seeds=tuple(seed_list), steps=steps, path_size=path_size,
-                         class_index=class_index, truncation=truncation, model=model,
-                         net=net, batch_size=batch_size,
-                         threshold=inactive_threshold, compare=compare, seed=seed,
-                         random_backbone=random_backbone)
-    report = run_score(run, config, device=resolve_device(device), weights_dir=weights_dir,
-                       overwrite=overwrite, progress=not quiet)
-    click.echo(format_table(report.result, limit=show or None, meaningful=report.meaningful,
-                            net=net))
+    fixed = {"model": model}
+    if seeds is not None or num_seeds is not None:
+        fixed["seeds"] = tuple(seeds if seeds is not None else range(num_seeds))
+    config = config_from(ScoreConfig, options, **fixed)
+    set_threads(threads)
+    with sigterm_as_interrupt():
+        report = run_score(run, config, device=resolve_device(device), weights_dir=weights_dir,
+                           overwrite=overwrite, progress=not quiet)
+    for name in ("truncation", "path_size", "model"):
+        if report.run_settings.sources.get(name) == "default":
+            click.echo(f"note: the run records no {name}; used the default "
+                       f"{getattr(report.run_settings, name)}.")
+    click.echo(format_table(report.result, limit=show or None, net=config.net))
     if report.compare is not None:
-        from biggan_directions.score import summarize
-        click.echo(f"\nlearned vs random orthonormal directions (seed {seed}):")
-        click.echo(format_compare(summarize(report.result), summarize(report.compare)))
+        click.echo(f"\nlearned vs random orthonormal directions (seed {config.seed}):")
+        click.echo(format_compare(report.result.summary(), report.compare.summary()))
     click.echo(f"wrote {report.json_path} and {report.csv_path}")
-
-
