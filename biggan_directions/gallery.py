@@ -2,9 +2,10 @@
 
 index.html lives in the batch folder and opens from disk without a server: every link is
 relative to it, the CSS is inline, and there is no script and no external resource. Per class:
-the rendered files the manifest lists (MP4/WebM as <video>, GIF/PNG/JPEG as <img>; without any,
-the newest few media files in the run's videos/ folder), the score table of its best directions
-(from scores.json) and links to the run folder and its files.
+the rendered files the manifest lists (MP4/WebM as <video>, GIF/PNG/JPEG as <img>; a finished
+class without any shows the newest few media files in its run's videos/ folder, a failed one
+never shows files left there by an earlier run), the score table of its best directions (read
+with scores_file.read_scores) and links to the run folder and its files.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from typing import Any, Sequence
 from urllib.parse import quote
 
 from . import runs
+from .errors import UserError
 from .fileio import read_json, write_text
+from .manifest import BATCH_RECORD, MANIFEST, read_manifest
 
 GALLERY = "index.html"
 VIDEO_SUFFIXES = (".mp4", ".webm")
@@ -50,7 +53,6 @@ table{border-collapse:collapse;font-size:12px;margin:4px 0 8px;width:100%}
 th,td{border-bottom:1px solid #eee;padding:2px 6px;text-align:right}
 th{color:#555;font-weight:600}
 tr.inactive td{color:#aaa}
-.note{font-size:12px;color:#8a5a00}
 .links{font-size:12px;margin:0}
 .links a{margin-right:10px}
 a{color:#1f5fbf}
@@ -61,12 +63,11 @@ def write_gallery(batch_folder: str | os.PathLike, entries: Sequence[dict[str, A
                   *, title: str | None = None, rows: int = TABLE_ROWS) -> Path:
     """Write <batch_folder>/index.html atomically and return its path.
 
-    entries: manifest lines (batch.read_manifest(batch_folder) when None), one card each, in order.
+    entries: manifest lines (read_manifest(batch_folder) when None), one card each, in order.
     rows:    score-table rows per class (its best directions by the scores.json ranking).
     """
     folder = Path(batch_folder)
     if entries is None:
-        from .batch import read_manifest  # lazy: batch imports this module at its end
         entries = read_manifest(folder)
     text = gallery_html(folder, entries, title=title, rows=rows)
     path = folder / GALLERY
@@ -77,7 +78,7 @@ def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title
                  rows: int = TABLE_ROWS) -> str:
     """The gallery page as a string (see the module docstring)."""
     batch_folder = Path(batch_folder)
-    record = read_json(batch_folder / "batch.json")
+    record = read_json(batch_folder / BATCH_RECORD)
     model = record.get("model") or batch_folder.resolve().parent.name
     title = title or f"biggan-directions batch: {model}"
     counts: dict[str, int] = {}
@@ -85,7 +86,7 @@ def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title
         counts[e.get("status", "?")] = counts.get(e.get("status", "?"), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no classes yet"
     links = " ".join(f'<a href="{_href(name)}">{_esc(name)}</a>'
-                     for name in ("manifest.jsonl", "batch.json") if (batch_folder / name).is_file())
+                     for name in (MANIFEST, BATCH_RECORD) if (batch_folder / name).is_file())
     cards = "\n".join(_card(batch_folder, e, rows) for e in entries)
     return (f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -117,16 +118,18 @@ def _card(batch_folder: Path, e: dict[str, Any], rows: int) -> str:
         parts.append(f"<p class=\"error\">{_esc(e['error'])}</p>")
     parts.append(_media(batch_folder, e, run_folder))
     if run_folder is not None:
-        parts.append(_scores(run_folder / runs.SCORES_JSON, rows))
+        parts.append(_scores(run_folder, rows))
         parts.append(_links(batch_folder, run_rel, run_folder))
     return f"<section class=\"card\" id=\"c{_esc(e.get('class_index'))}\">\n" + "\n".join(
         p for p in parts if p) + "\n</section>"
 
 
 def _media(batch_folder: Path, e: dict[str, Any], run_folder: Path | None) -> str:
-    """<figure>s for the listed media that exist (or the newest few in RUN/videos/)."""
+    """<figure>s for the listed media that exist (for a finished class without any: the newest
+    few in RUN/videos/; other classes show only what their own job listed)."""
     rels = [str(m) for m in (e.get("media") or []) if (batch_folder / str(m)).is_file()]
-    if not rels and run_folder is not None and (run_folder / runs.VIDEOS_DIR).is_dir():
+    scan = e.get("status") == "finished" and run_folder is not None
+    if not rels and scan and (run_folder / runs.VIDEOS_DIR).is_dir():
         found = [p for p in (run_folder / runs.VIDEOS_DIR).iterdir()
                  if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES]
         found.sort(key=lambda p: (-p.stat().st_mtime, p.name))
@@ -145,11 +148,18 @@ def _media(batch_folder: Path, e: dict[str, Any], run_folder: Path | None) -> st
     return "\n".join(figures)
 
 
-def _scores(path: Path, rows: int) -> str:
-    """The best `rows` directions of scores.json as a table ('' when not scored)."""
-    rec = read_json(path)
-    ranking, directions = rec.get("ranking"), rec.get("directions")
-    if not isinstance(ranking, list) or not isinstance(directions, list):
+def _scores(run_folder: Path, rows: int) -> str:
+    """The best `rows` directions of the run's scores as a table ('' when not scored)."""
+    from .scores_file import read_scores
+
+    if not (run_folder / runs.SCORES_JSON).is_file():
+        return ""
+    try:
+        rec = read_scores(run_folder)
+    except UserError:
+        return ""
+    ranking, directions = rec["ranking"], rec.get("directions")
+    if not isinstance(directions, list):
         return ""
     by_index = {d.get("direction"): d for d in directions if isinstance(d, dict)}
     body = []
@@ -162,11 +172,9 @@ def _scores(path: Path, rows: int) -> str:
                     f"<td>{'yes' if d.get('inactive') else ''}</td></tr>")
     n, active = rec.get("n_directions"), rec.get("n_active")
     caption = f"best {min(rows, len(ranking))} of {n} directions, {active} active (LPIPS)"
-    note = ("" if rec.get("meaningful", True) else
-            "<p class=\"note\">Scored with a random LPIPS backbone: not meaningful.</p>")
     return (f"<table><caption>{_esc(caption)}</caption>\n<tr><th>rank</th><th>dir</th><th>effect</th>"
             f"<th>smoothness</th><th>consistency</th><th>inactive</th></tr>\n"
-            + "\n".join(body) + f"\n</table>{note}")
+            + "\n".join(body) + "\n</table>")
 
 
 def _links(batch_folder: Path, run_rel: str, run_folder: Path) -> str:

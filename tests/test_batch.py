@@ -12,11 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions import discover as discover_mod
-from biggan_directions.batch import (MANIFEST_FIELDS, parse_class_list, read_class_file,
-                                     read_manifest, run_batch)
+from biggan_directions.batch import run_batch
+from biggan_directions.classlists import parse_class_list, read_class_file
 from biggan_directions.directions import load_directions
 from biggan_directions.discover import DiscoverConfig
 from biggan_directions.errors import UserError
+from biggan_directions.manifest import MANIFEST_FIELDS, read_manifest
 from biggan_directions.runs import model_label, run_dir_for
 from cli import cli
 
@@ -76,7 +77,7 @@ def test_cli_errors_before_any_work(tmp_path, small_biggan_dir):
              (["--classes-file", str(tmp_path / "none.txt")], "none.txt: no such file"),
              (["--classes", "1", "--ray-address", "auto"], "--ray-address needs --backend ray"),
              (["--classes", "1", "--render-frames", "3"], "--render-frames has no effect without --render"),
-             (["--classes", "1", "--lr", "-1"], "--lr -1.0: must be a positive number")]
+             (["--classes", "1", "--lr", "-1"], "--lr -1.0: must be a")]
     for args, message in cases:
         r = CliRunner().invoke(cli, ["batch", "--model", str(small_biggan_dir), "--out",
                                      str(tmp_path / "out"), *args])
@@ -124,6 +125,10 @@ def test_failing_class_then_rerun_skips_finished_and_completes(tmp_path, small_b
         assert set(e) == set(MANIFEST_FIELDS)
     assert m[2]["status"] == "failed" and "unreadable checkpoint" in m[2]["error"]
     assert m[2]["step"] is None and "\n" not in m[2]["error"]
+    # the remedy is per class: --overwrite would start the two finished classes again
+    assert f"; to start this class again, delete {bad.resolve()} and run" in m[2]["error"]
+    assert "use --overwrite" not in r.output and "pass --overwrite" not in r.output
+    assert "To start one class anew, delete its run folder" in r.output
     for i in (1, 3):
         e = m[i]
         assert e["status"] == "finished" and e["error"] is None and not e["skipped"]
@@ -205,8 +210,8 @@ def test_unexpected_error_fails_one_class_with_its_traceback_kept(tmp_path, smal
                                                                   monkeypatch):
     from biggan_directions import batch as batch_module
 
-    def broken_render(plan, folder, load, force):
-        if "goldfish" in folder.name:
+    def broken_render(plan, run, load, force):
+        if "goldfish" in run.folder.name:
             raise RuntimeError("boom\nsecond line")
         return []
 
@@ -280,3 +285,102 @@ def test_ray_backend_on_local_ray(tmp_path, small_biggan_dir, monkeypatch):
     local = run_batch(model, [2], DiscoverConfig(steps=2, batch_size=1, ndirs=4), tmp_path / "local",
                       progress=False)
     assert m[2]["final_penalty"] == pytest.approx(local.entries[0]["final_penalty"], rel=1e-5)
+
+
+# ---------------------------------------------------------------------- defects of issue 9
+@pytest.mark.parametrize("message, expected", [
+    ("C: unreadable checkpoint (x); use --overwrite to start again.", "C: unreadable checkpoint (x)"),
+    ("C: the run was started with lr=0.1 (now 0.2); resume with the same settings or pass "
+     "--overwrite.", "C: the run was started with lr=0.1 (now 0.2); resume with the same settings"),
+    ("R: unreadable run record (x); repair or remove it, or pass --overwrite to start the run "
+     "again.", "R: unreadable run record (x); repair or remove it"),
+    ("nan at step 3; the last good checkpoint (step 2) is kept in F. Lower --lr or raise "
+     "--epsilon, then --overwrite (or --resume).",
+     "nan at step 3; the last good checkpoint (step 2) is kept in F. Lower --lr or raise --epsilon"),
+])
+def test_class_errors_name_the_per_class_remedy_not_overwrite(message, expected):
+    from biggan_directions.batch import _per_class_remedy
+
+    text = _per_class_remedy(message, Path("/o/m/1-goldfish"))
+    assert text == (f"{expected}; to start this class again, delete /o/m/1-goldfish and run the "
+                    f"same command again (--overwrite would restart every class).")
+    assert _per_class_remedy("C: no such class.", Path("x")) == "C: no such class."
+
+
+def test_unwritable_out_is_one_line_before_any_work(tmp_path, small_biggan_dir):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    r = CliRunner().invoke(cli, ["batch", "--classes", "1", "--model", str(small_biggan_dir),
+                                 "--out", str(blocker / "out"), *TINY])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.strip().splitlines() == [r.output.strip()]             # one line
+    assert f"Error: cannot write to {blocker / 'out'}" in r.output and "is a file" in r.output
+    assert blocker.read_text() == "not a folder"
+
+
+def test_two_batches_into_one_folder_do_not_interleave(tmp_path, small_biggan_dir):
+    """A batch folder in use by another live process is refused, naming that process; nothing
+    of the second batch is written."""
+    import subprocess
+
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    folder = out / model_label(model) / "batch"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from biggan_directions.lock import FolderLock\n"
+         f"with FolderLock({str(folder)!r}, what='batch folder'):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = CliRunner().invoke(cli, ["batch", "--classes", "1", "--model", model, "--out",
+                                     str(out), *TINY])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"in use by process {holder.pid}" in r.output
+    assert sorted(p.name for p in folder.iterdir()) == [".lock"]            # no manifest of ours
+    assert not run_dir_for(out, model, 1, "goldfish").exists()
+    r = batch("--classes", "1", "--model", model, "--out", str(out), *TINY)  # holder gone: stale
+    assert r.exit_code == 0, r.output
+    assert manifest(out, model)[1]["status"] == "finished" and not (folder / ".lock").exists()
+
+
+def test_fewer_steps_than_a_finished_run_skips_the_class(tmp_path, small_biggan_dir):
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    args = ["--classes", "1", "--model", model, "--out", str(out), *TINY]
+    r = batch(*args, "--steps", "3")
+    assert r.exit_code == 0, r.output
+    folder = run_dir_for(out, model, 1, "goldfish")
+    before = mtimes(folder)
+    r = batch(*args, "--steps", "2")
+    assert r.exit_code == 0, r.output
+    assert "1 classes: 1 finished (1 already complete" in r.output
+    e = manifest(out, model)[1]
+    assert e["status"] == "finished" and e["skipped"] and e["error"] is None
+    assert e["step"] == 3 and e["steps"] == 2                 # it has more steps than asked
+    assert mtimes(folder) == before
+
+
+def test_sigterm_acts_like_ctrl_c(tmp_path, small_biggan_dir, monkeypatch):
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    original = discover_mod.Discovery.train_step
+    fired = []
+
+    def train_step_then_sigterm(self):
+        value = original(self)
+        if self.step == 2 and not fired:
+            fired.append(self.step)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return value
+
+    monkeypatch.setattr(discover_mod.Discovery, "train_step", train_step_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    r = batch("--classes", "1,2", "--model", model, "--out", str(out), *TINY, "--steps", "4")
+    assert r.exit_code == 130 and fired == [2], r.output
+    assert signal.getsignal(signal.SIGTERM) == before          # the handler is put back
+    m = manifest(out, model)
+    assert m[1]["status"] == "interrupted" and m[2]["status"] == "pending"
+    record = json.loads((run_dir_for(out, model, 1, "goldfish") / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["step"] == 2

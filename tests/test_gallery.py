@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -14,10 +15,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions.batch import read_manifest
 from biggan_directions.gallery import write_gallery
+from biggan_directions.manifest import read_manifest
 from biggan_directions.runs import model_label, run_dir_for
 from cli import cli
+from support import write_backbone_checkpoint
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -84,15 +86,19 @@ def galleries(tmp_path_factory, small_biggan_dir, one_thread):
     bad = run_dir_for(out, model, 3, "tiger shark")
     bad.mkdir(parents=True)
     (bad / "checkpoint.pt").write_bytes(b"<b>not</b> a checkpoint")
+    torch_home = out.parent / "torch-home"                   # a stand-in LPIPS backbone, no network
+    write_backbone_checkpoint(torch_home / "hub" / "checkpoints")
     common = ["--classes", "1,2,3", "--model", model, "--out", str(out), "--steps", "2",
               "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", "--score",
-              "--random-backbone", "--score-seeds", "2", "--render", "--render-frames", "4",
+              "--score-seeds", "2", "--render", "--render-frames", "4",
               "--render-seeds", "0-1", "--top", "3"]
     runner = CliRunner()
-    r = runner.invoke(cli, ["batch", *common])
-    assert r.exit_code == 1 and "1 of 3 classes failed" in r.output, r.output
-    r = runner.invoke(cli, ["batch", *common, "--render-format", "gif", "--batch-name", "gif"])
-    assert r.exit_code == 1, r.output
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(torch_home))
+        r = runner.invoke(cli, ["batch", *common])
+        assert r.exit_code == 1 and "1 of 3 classes failed" in r.output, r.output
+        r = runner.invoke(cli, ["batch", *common, "--render-format", "gif", "--batch-name", "gif"])
+        assert r.exit_code == 1, r.output
     root = out / model_label(model)
     return {"mp4": root / "batch", "gif": root / "batch-gif", "model": model, "out": out}
 
@@ -131,7 +137,6 @@ def test_gallery_links_are_relative_and_exist(galleries):
             row = re.search(r"<tr><td>1</td><td>(\d+)</td><td>([^<]+)</td>", card)
             assert int(row.group(1)) == scores["ranking"][0]
             assert float(row.group(2)) == pytest.approx(best["effect"], rel=5e-4)
-            assert "random LPIPS backbone: not meaningful" in card
 
 
 def test_write_gallery_from_a_script_matches_the_batch(galleries):
@@ -142,6 +147,35 @@ def test_write_gallery_from_a_script_matches_the_batch(galleries):
     strip = lambda text: re.sub(r"Written [\d: -]+\.", "", text)  # noqa: E731
     assert strip(path.read_text()) == strip(written)
     assert not list(folder.glob("*.tmp"))
+
+
+def test_failed_card_shows_no_leftover_media(tmp_path):
+    """A failed class's videos/ may hold files of an earlier run: its card shows none of them,
+    while a finished class without listed media still shows what its videos/ holds."""
+    folder = tmp_path / "out" / "m" / "batch"
+    folder.mkdir(parents=True)
+    for name in ("1-goldfish", "3-tiger-shark"):
+        (tmp_path / "out" / "m" / name / "videos").mkdir(parents=True)
+        (tmp_path / "out" / "m" / name / "videos" / "grid_dirs0-2_old.gif").write_bytes(b"GIF89a")
+    entries = [{"class_index": 1, "class_name": "goldfish", "status": "finished",
+                "run_folder": "../1-goldfish", "media": []},
+               {"class_index": 3, "class_name": "tiger shark", "status": "failed",
+                "run_folder": "../3-tiger-shark", "media": [], "error": "it broke"}]
+    page = write_gallery(folder, entries).read_text()
+    failed = page.split('id="c3"')[1].split("</section>")[0]
+    finished = page.split('id="c1"')[1].split("</section>")[0]
+    assert "it broke" in failed and "<img" not in failed and "<video" not in failed
+    assert '<img src="../1-goldfish/videos/grid_dirs0-2_old.gif"' in finished
+
+
+def test_gallery_does_not_import_batch():
+    """No cycle: the gallery reads the manifest module, never the batch runner."""
+    code = ("import sys, biggan_directions.gallery; "
+            "print('biggan_directions.batch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def _chromium() -> str | None:

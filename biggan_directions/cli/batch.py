@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import sys
+from typing import Any, Sequence
 
 import click
 
 from ..errors import UserError
-from .options import (CONTEXT_SETTINGS, device_option, model_option, quiet_option,
-                      weights_dir_option)
+from ..batch import BatchRender, JobPlan
+from ..lpips_metric import NETS
+from ..ranges import format_int_list
+from ..render import FORMATS, RenderConfig
+from ..runs import DEFAULT_MODEL
+from ..score import ScoreConfig
+from ..settings import default_of
 from .discover import discover_config, discover_options
+from .options import (CONTEXT_SETTINGS, INT_LIST, given, model_option, runtime_options,
+                      weights_dir_option)
+
+SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds 0..N-1 (as `score`)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -22,22 +32,24 @@ from .discover import discover_config, discover_options
 @discover_options
 @click.option("--score", "do_score", is_flag=True,
               help="Score each class's directions with LPIPS (scores.json/.csv, as `score RUN`).")
-@click.option("--score-seeds", type=click.IntRange(min=1), default=16,
+@click.option("--score-seeds", type=click.IntRange(min=1), default=SCORE_SEEDS,
               help="With --score: score on seeds 0..N-1.")
-@click.option("--net", type=click.Choice(["alex", "vgg", "squeeze"]), default="alex",
+@click.option("--net", type=click.Choice(list(NETS)), default=default_of(ScoreConfig, "net"),
               help="With --score: LPIPS backbone (its ImageNet weights are downloaded once to "
                    "$TORCH_HOME/hub/checkpoints).")
 @click.option("--render", "do_render", is_flag=True,
               help="Render each class's --top directions into RUN/videos/: a grid video (a row "
                    "per direction, a column per seed) and a PNG strip.")
-@click.option("--top", type=click.IntRange(min=1), default=8,
+@click.option("--top", type=click.IntRange(min=1), default=JobPlan.top,
               help="Directions per class to render and list in the manifest: the best by the "
                    "score ranking when scored, else 0..K-1.")
-@click.option("--render-seeds", default="0-5", metavar="LIST", help="With --render: samples, "
-              "one column each.")
-@click.option("--render-frames", type=click.IntRange(min=1), default=90,
+@click.option("--render-seeds", type=INT_LIST, default=format_int_list(BatchRender.seeds), metavar="LIST",
+              help="With --render: samples, one column each.")
+@click.option("--render-frames", type=click.IntRange(min=1),
+              default=default_of(RenderConfig, "frames"),
               help="With --render: frames per video.")
-@click.option("--render-format", type=click.Choice(["mp4", "gif"]), default="mp4",
+@click.option("--render-format", type=click.Choice(list(FORMATS)),
+              default=default_of(RenderConfig, "fmt"),
               help="With --render: video format (mp4: H.264, small, plays in browsers; gif: large).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
               help="local: jobs in this process, the model loaded once (one worker process per "
@@ -59,15 +71,12 @@ from .discover import discover_config, discover_options
                    "[default: OUT/<model>/batch/]")
 @click.option("--overwrite", is_flag=True,
               help="Start every class again (its run files, scores and videos are replaced).")
-@click.option("--random-backbone", is_flag=True, hidden=True,
-              help="Tests/timing only: score with a seeded random LPIPS backbone.")
 @weights_dir_option
-@device_option
-@quiet_option
+@runtime_options
 @click.pass_context
 def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_render, top,
           render_seeds, render_frames, render_format, backend, ray_address, ray_cpus, gpus_per_job,
-          out, batch_name, overwrite, random_backbone, weights_dir, device, quiet, **options):
+          out, batch_name, overwrite, weights_dir, device, threads, quiet, **options):
     """Discover (and score, render) directions for many classes, with a manifest and a gallery.
 
     Each class is one job doing what `discover`, `score` and `render --top K` do, into the
@@ -76,10 +85,11 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
     steps, final_penalty, eval_penalty, top_directions, media, seconds, skipped, error,
     updated; rewritten atomically as each class ends), batch.json (the settings) and
     index.html (a gallery that opens from disk). Running the same command again skips
-    finished classes and resumes unfinished ones from their checkpoints. A failing class
-    does not stop the others; the exit status is 1 when any failed. Ctrl-C checkpoints the
-    running classes (exit 130). With --backend ray each task loads the model itself, so the
-    model (or --weights-dir) and OUT must be at the same paths on every node.
+    finished classes (also those with more steps than --steps) and resumes unfinished ones
+    from their checkpoints. A failing class does not stop the others; the exit status is 1
+    when any failed. Ctrl-C or SIGTERM checkpoints the running classes (exit 130). With
+    --backend ray each task loads the model itself, so the model (or --weights-dir) and OUT
+    must be at the same paths on every node.
 
     \b
     Examples:
@@ -95,39 +105,34 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
       n03028079
       0-9
     """
-    from click.core import ParameterSource
-
-    from biggan_directions.batch import (BatchInterrupted, BatchRender, format_summary,
-                                         parse_class_list, read_class_file, run_batch)
-
-    def given(name):
-        return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT,
-                                                      ParameterSource.DEFAULT_MAP)
+    from biggan_directions.batch import BatchInterrupted, run_batch
+    from biggan_directions.classlists import parse_class_list, read_class_file
+    from biggan_directions.device import set_threads
+    from biggan_directions.signals import sigterm_as_interrupt
 
     if (class_list is None) == (classes_file is None):
         raise UserError("give the classes with --classes LIST or --classes-file FILE (one of them).")
     if backend == "local":
-        ray_only = [o for o in ("ray_address", "ray_cpus", "gpus_per_job") if given(o)]
+        ray_only = [o for o in ("ray_address", "ray_cpus", "gpus_per_job") if given(ctx, o)]
         if ray_only:
             raise UserError(f"--{ray_only[0].replace('_', '-')} needs --backend ray.")
-    for flag, names in (("--score", ("score_seeds", "net")),
-                        ("--render", ("render_seeds", "render_frames", "render_format"))):
-        unused = [n for n in names if given(n)]
-        if unused and not (do_score if flag == "--score" else do_render):
+    for flag, on, names in (("--score", do_score, ("score_seeds", "net")),
+                            ("--render", do_render, ("render_seeds", "render_frames", "render_format"))):
+        unused = [n for n in names if given(ctx, n)]
+        if unused and not on:
             raise UserError(f"--{unused[0].replace('_', '-')} has no effect without {flag}; add {flag}.")
     classes = (parse_class_list(class_list) if class_list is not None
                else read_class_file(classes_file))
     config = discover_config(**options)
     score_config = render_config = None
     if do_score:
-        from biggan_directions.score import ScoreConfig
-        score_config = ScoreConfig(seeds=tuple(range(score_seeds)), net=net,
-                                   random_backbone=random_backbone)
+        score_config = ScoreConfig(seeds=tuple(range(score_seeds)), net=net)
     if do_render:
-        from biggan_directions.ranges import parse_int_list
-        from biggan_directions.render import RenderConfig
-        render_config = BatchRender(seeds=tuple(parse_int_list(render_seeds, "--render-seeds")),
+        if not render_seeds:
+            raise UserError("--render-seeds: empty selection; give seeds like 0-5.")
+        render_config = BatchRender(seeds=tuple(render_seeds),
                                     video=RenderConfig(frames=render_frames, fmt=render_format))
+    set_threads(threads)
 
     def report(entry, done, total):
         penalty = "" if entry.get("final_penalty") is None else f", penalty {entry['final_penalty']:.4g}"
@@ -138,11 +143,13 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
                    f"{status}{penalty}{seconds}{error}")
 
     try:
-        result = run_batch(model, classes, config, out, score=score_config, render=render_config,
-                           top=top, backend=backend, device=device, ray_address=ray_address,
-                           ray_cpus=ray_cpus, gpus_per_job=gpus_per_job, batch_name=batch_name,
-                           weights_dir=weights_dir, overwrite=overwrite, progress=not quiet,
-                           on_entry=report)
+        with sigterm_as_interrupt():
+            result = run_batch(model or DEFAULT_MODEL, classes, config, out, score=score_config,
+                               render=render_config, top=top, backend=backend, device=device,
+                               ray_address=ray_address, ray_cpus=ray_cpus,
+                               gpus_per_job=gpus_per_job, batch_name=batch_name,
+                               weights_dir=weights_dir, overwrite=overwrite, progress=not quiet,
+                               on_entry=report)
     except BatchInterrupted as e:
         click.echo(format_summary(e.result.entries))
         click.echo(f"Interrupted; checkpoints saved, manifest {e.result.manifest}. Run the same "
@@ -153,6 +160,28 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
     if result.failed:
         raise UserError(f"{len(result.failed)} of {len(result.entries)} classes failed (see "
                         f"{result.manifest}); fix the cause and run the same command again "
-                        f"(finished classes are skipped).")
+                        f"(finished classes are skipped). To start one class anew, delete its "
+                        f"run folder; --overwrite restarts every class.")
 
 
+def format_summary(entries: Sequence[dict[str, Any]]) -> str:
+    """A table of the batch: one row per class, then the counts per status."""
+    from biggan_directions.manifest import STATUSES
+
+    lines = [f"{'index':>5}  {'class':<24} {'status':<11} {'step':>7} {'penalty':>10} "
+             f"{'seconds':>8}  top directions / error"]
+    for e in entries:
+        penalty = "-" if e.get("final_penalty") is None else f"{e['final_penalty']:.4g}"
+        seconds = "-" if e.get("seconds") is None else f"{e['seconds']:.1f}"
+        step = "-" if e.get("step") is None else str(e["step"])
+        status = e["status"] + ("*" if e.get("skipped") else "")
+        tail = e.get("error") or (",".join(map(str, e["top_directions"]))
+                                  if e.get("top_directions") else "")
+        lines.append(f"{e['class_index']:>5}  {e['class_name'][:24]:<24} {status:<11} {step:>7} "
+                     f"{penalty:>10} {seconds:>8}  {tail}")
+    counts = {s: sum(e["status"] == s for e in entries) for s in STATUSES}
+    text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    skipped = sum(bool(e.get("skipped")) for e in entries)
+    lines.append(f"{len(entries)} classes: {text}" + (f" ({skipped} already complete, marked *)"
+                                                     if skipped else ""))
+    return "\n".join(lines)
