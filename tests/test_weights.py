@@ -5,21 +5,31 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 
 from biggan_directions.errors import UserError
-from biggan_directions.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME,
+from biggan_directions.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME, HUB_REPO_ENV,
+                                       SAFETENSORS_NAME, WEIGHTS_NAME,
                                        WEIGHTS_DIR_ENV, default_weights_dir, load_biggan,
                                        model_urls, save_biggan)
 from conftest import build_small_biggan
+from weights_servers import FileServer
 
 NAME = "biggan-deep-128"  # a known name; the small model's files are served under it
+
+
+@pytest.fixture(autouse=True)
+def no_hub(monkeypatch, tmp_path):
+    """No test reaches the real Hub: the Hub source is off unless a test turns it on, and the
+    Hub client's endpoint and cache point at nothing real."""
+    monkeypatch.setenv(HUB_REPO_ENV, "")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
 
 def render(model) -> torch.Tensor:
@@ -189,42 +199,6 @@ def test_default_weights_dir_follows_env(monkeypatch, tmp_path):
 
 
 # ---------------------------------------------------------------- download
-class FileServer:
-    """An HTTP server on 127.0.0.1 (ephemeral port) serving bytes by path.
-
-    cut[path] = n sends a Content-Length of the whole file but only its first n bytes, then closes.
-    """
-
-    def __init__(self, files: dict[str, bytes]):
-        self.files, self.cut, self.requests = files, {}, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: server.cut.get(self.path, len(body))])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/biggan"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
 def server(small_biggan_dir, monkeypatch):
     files = {f"/biggan/{NAME}-{f}": (small_biggan_dir / f).read_bytes() for f in (CONFIG_NAME, WEIGHTS_NAME)}
@@ -259,8 +233,9 @@ def test_download_once_then_offline(server, tmp_path, monkeypatch, reference, sm
     assert_frozen_eval(model)
     assert torch.equal(render(model), reference)
     folder = store / NAME
-    assert sorted(os.listdir(folder)) == [CHECKSUMS_NAME, CONFIG_NAME, WEIGHTS_NAME]  # no temp files
-    assert sorted(server.requests) == sorted(f"/biggan/{NAME}-{f}" for f in (CONFIG_NAME, WEIGHTS_NAME))
+    assert sorted(os.listdir(folder)) == [CHECKSUMS_NAME, CONFIG_NAME, SAFETENSORS_NAME,
+                                          WEIGHTS_NAME]  # no temp files
+    assert sorted(server.requests) == sorted(f"GET /biggan/{NAME}-{f}" for f in (CONFIG_NAME, WEIGHTS_NAME))
     record = json.loads((folder / CHECKSUMS_NAME).read_text())
     import hashlib
     for f in (CONFIG_NAME, WEIGHTS_NAME):
@@ -280,11 +255,11 @@ def test_download_once_then_offline(server, tmp_path, monkeypatch, reference, sm
 def test_interrupted_transfer_leaves_nothing(server, tmp_path):
     path = f"/biggan/{NAME}-{WEIGHTS_NAME}"
     server.cut[path] = len(server.files[path]) // 3  # config arrives whole, weights break off
-    with pytest.raises(UserError, match=r"could not be downloaded \(transfer of .* broke off after"):
+    with pytest.raises(UserError, match=r"could not be downloaded \(url: pytorch_model.bin: the transfer from .* broke off"):
         load_biggan(NAME, weights_dir=tmp_path, progress=False)
     folder = tmp_path / NAME
     assert not folder.exists() or list(folder.iterdir()) == []
-    assert list(tmp_path.iterdir()) in ([], [folder])
+    assert [p for p in tmp_path.iterdir() if p.name != "hf-cache"] in ([], [folder])
 
     server.cut.clear()  # the next try starts afresh and succeeds
     load_biggan(NAME, weights_dir=tmp_path, progress=False)
@@ -293,7 +268,7 @@ def test_interrupted_transfer_leaves_nothing(server, tmp_path):
 
 def test_http_error_names_status(server, tmp_path):
     server.files.pop(f"/biggan/{NAME}-{CONFIG_NAME}")
-    with pytest.raises(UserError, match=r"could not be downloaded \(HTTP 404"):
+    with pytest.raises(UserError, match=r"could not be downloaded \(url: HTTP 404"):
         load_biggan(NAME, weights_dir=tmp_path, progress=False)
     assert not (tmp_path / NAME).exists()
 
@@ -321,9 +296,9 @@ def test_only_missing_files_are_downloaded(server, tmp_path, small_biggan_dir, r
     folder.mkdir()
     shutil.copy(small_biggan_dir / CONFIG_NAME, folder / CONFIG_NAME)
     assert torch.equal(render(load_biggan(NAME, weights_dir=tmp_path, progress=False)), reference)
-    assert server.requests == [f"/biggan/{NAME}-{WEIGHTS_NAME}"]
+    assert server.requests == [f"GET /biggan/{NAME}-{WEIGHTS_NAME}"]
     record = json.loads((folder / CHECKSUMS_NAME).read_text())
-    assert set(record["files"]) == {CONFIG_NAME, WEIGHTS_NAME}
+    assert set(record["files"]) == {CONFIG_NAME, WEIGHTS_NAME, SAFETENSORS_NAME}
 
 
 def test_files_placed_by_hand_load_offline_and_get_recorded(tmp_path, small_biggan_dir, monkeypatch,
@@ -343,11 +318,11 @@ def downloaded(server, tmp_path) -> Path:
 
 def test_tampered_file_fails_checksum(downloaded, tmp_path, monkeypatch):
     forbid_network(monkeypatch)
-    path = downloaded / WEIGHTS_NAME
+    path = downloaded / SAFETENSORS_NAME  # the file loads use once converted
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte changed
     path.write_bytes(bytes(data))
-    with pytest.raises(UserError, match=r"pytorch_model.bin has sha256 \w{16}\.\.\. but .*checksums.json "
+    with pytest.raises(UserError, match=r"model.safetensors has sha256 \w{16}\.\.\. but .*checksums.json "
                                         r"records \w{16}\.\.\. \(corrupt or changed\); delete "):
         load_biggan(NAME, weights_dir=tmp_path)
 
