@@ -1,10 +1,14 @@
-"""The orthonormal direction matrix Q and its portable, pickle-free file format.
+"""The direction matrix Q (ndirs, z_dim) and its portable, pickle-free file format.
 
 File format (safetensors, readable from any language with a safetensors reader):
-  tensor   "directions": float32 (ndirs, z_dim), orthonormal rows; row j is direction j.
+  tensor   "directions": float32 (ndirs, z_dim); row j is direction j. Rows are orthonormal
+           unless the meta says `"orthonormal": false`; then they are unit-norm only (GANSpace).
   metadata "format": "biggan-directions", "version": "1",
            "meta": a JSON object: model, class_index, class_name, wnid, truncation,
                    path_size, z_dim, ndirs, subspace, step, settings (the run's config), ...
+                   and "orthonormal": false for unit rows that are not orthogonal. The key is
+                   absent from orthonormal files, so files written before it existed read the
+                   same (and are checked for orthonormality).
 """
 from __future__ import annotations
 
@@ -38,12 +42,14 @@ def orthonormalize(a: torch.Tensor) -> torch.Tensor:
 class DirectionMatrix(nn.Module):
     """Learnable (ndirs, z_dim) matrix Q = orth(A), orthonormal at every step by construction.
 
-    init: 'random' (Kaiming-normal A, from `generator`) or 'coords' (A = identity rows).
+    init: 'random' (Kaiming-normal A, from `generator`), 'coords' (A = identity rows), or a
+    tensor of starting rows, (ndirs, z_dim) or (ndirs, hi - lo) (e.g. SeFa or GANSpace
+    directions); Q starts at their Gram-Schmidt orthonormalisation, in row order.
     subspace: (lo, hi) restricts the directions to z coordinates lo..hi-1 (the paper's
     coarse/mid/fine variant); Q is zero outside those columns.
     """
 
-    def __init__(self, ndirs: int, z_dim: int, init: str = "random",
+    def __init__(self, ndirs: int, z_dim: int, init: str | torch.Tensor = "random",
                  subspace: tuple[int, int] | None = None,
                  generator: torch.Generator | None = None):
         super().__init__()
@@ -54,7 +60,9 @@ class DirectionMatrix(nn.Module):
         if not 1 <= ndirs <= width:
             raise UserError(f"--ndirs {ndirs}: must be between 1 and {width} "
                             f"(the number of latent coordinates it spans).")
-        if init == "random":
+        if isinstance(init, torch.Tensor):
+            a = _starting_rows(init, ndirs, z_dim, lo, hi)
+        elif init == "random":
             a = torch.empty(ndirs, width)
             nn.init.kaiming_normal_(a, generator=generator)
         elif init == "coords":
@@ -69,6 +77,20 @@ class DirectionMatrix(nn.Module):
         if (self.lo, self.hi) == (0, self.z_dim):
             return q
         return nn.functional.pad(q, (self.lo, self.z_dim - self.hi))  # (ndirs, z_dim)
+
+
+def _starting_rows(rows: torch.Tensor, ndirs: int, z_dim: int, lo: int, hi: int) -> torch.Tensor:
+    """The (ndirs, hi - lo) starting A from given rows (full z or subspace columns), checked."""
+    rows = rows.detach().to("cpu", torch.float64)
+    if rows.ndim != 2 or rows.shape[0] != ndirs or rows.shape[1] not in (z_dim, hi - lo):
+        raise UserError(f"init: starting directions of shape {tuple(rows.shape)} do not fit "
+                        f"{ndirs} directions over z[{lo}:{hi}] of a {z_dim}-dim latent.")
+    if rows.shape[1] == z_dim:
+        rows = rows[:, lo:hi]                                   # (ndirs, width)
+    if not torch.isfinite(rows).all() or torch.linalg.matrix_rank(rows) < ndirs:
+        raise UserError(f"init: the {ndirs} starting directions are not linearly independent "
+                        f"inside z[{lo}:{hi}].")
+    return orthonormalize(rows).float()
 
 
 def random_orthonormal(ndirs: int, z_dim: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -97,13 +119,66 @@ def baseline_directions(kind: str, ndirs: int, z_dim: int,
     return nn.functional.pad(q, (lo, z_dim - hi))
 
 
-def save_directions(path: str | os.PathLike, directions: torch.Tensor, meta: dict[str, Any]) -> Path:
-    """Write Q and its metadata atomically (temporary file, then rename)."""
+def rows_orthonormal(meta: dict[str, Any]) -> bool:
+    """Whether a directions file's rows are orthonormal, from its meta (True unless it says
+    `"orthonormal": false`, so files from before the flag count as orthonormal)."""
+    return meta.get("orthonormal", True) is not False
+
+
+def normalize_rows(directions: torch.Tensor) -> torch.Tensor:
+    """Each row of a (n, d) matrix divided by its Euclidean norm (unit-length directions)."""
+    return directions / directions.norm(dim=1, keepdim=True)
+
+
+def canonical_signs(q: torch.Tensor) -> torch.Tensor:
+    """Each row of (n, d) flipped so that its largest-magnitude entry is positive: a fixed sign
+    for directions whose sign an SVD or PCA leaves arbitrary."""
+    index = q.abs().argmax(dim=1, keepdim=True)                # (n, 1)
+    signs = torch.sign(torch.gather(q, 1, index))              # (n, 1)
+    return q * torch.where(signs == 0, torch.ones_like(signs), signs)
+
+
+def row_errors(q: torch.Tensor) -> tuple[float, float]:
+    """(max |QQ^T - I|, max ||row| - 1|) of a (n, d) matrix: how far from orthonormal and
+    from unit rows."""
+    q = q.double()
+    gram = q @ q.T                                               # (n, n)
+    orth = (gram - torch.eye(q.shape[0], dtype=q.dtype)).abs().max().item()
+    unit = (torch.diagonal(gram).sqrt() - 1).abs().max().item()
+    return orth, unit
+
+
+def check_rows(q: torch.Tensor, orthonormal: bool, where: str) -> None:
+    """UserError naming `where` unless Q's rows are orthonormal (when promised) or unit-norm."""
+    orth, unit = row_errors(q)
+    if orthonormal and orth > ORTHONORMAL_TOL:
+        raise UserError(f"{where}: the directions are not orthonormal (max |QQ^T - I| = {orth:.2g}).")
+    if not orthonormal and unit > ORTHONORMAL_TOL:
+        raise UserError(f"{where}: the directions are not unit vectors (max ||row| - 1| = {unit:.2g}).")
+
+
+def save_directions(path: str | os.PathLike, directions: torch.Tensor, meta: dict[str, Any], *,
+                    orthonormal: bool | None = None) -> Path:
+    """Write Q (ndirs, z_dim) and its metadata atomically (temporary file, then rename).
+
+    orthonormal: whether the rows are orthonormal (Hessian Penalty, SeFa) or only unit-norm
+    (GANSpace); None takes it from `meta` (orthonormal unless `"orthonormal": false`). The
+    promise is checked before writing: UserError naming the file when Q breaks it.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     q = directions.detach().to("cpu", torch.float32).contiguous()
-    meta = {**meta, "ndirs": int(q.shape[0]), "z_dim": int(q.shape[1])}
+    if orthonormal is None:
+        orthonormal = rows_orthonormal(meta)
+    if q.ndim != 2 or not torch.isfinite(q).all():
+        raise UserError(f"{path}: directions to save must be a finite (ndirs, z_dim) matrix, "
+                        f"got shape {tuple(q.shape)}.")
+    check_rows(q, orthonormal, str(path))
+    meta = {key: value for key, value in meta.items() if key != "orthonormal"}
+    meta.update(ndirs=int(q.shape[0]), z_dim=int(q.shape[1]))
+    if not orthonormal:
+        meta["orthonormal"] = False
     metadata = {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file({"directions": q}, str(tmp), metadata=metadata)
@@ -113,8 +188,9 @@ def save_directions(path: str | os.PathLike, directions: torch.Tensor, meta: dic
 def load_directions(path: str | os.PathLike) -> tuple[torch.Tensor, dict[str, Any]]:
     """Read a directions file: (Q (ndirs, z_dim) float32, meta dict). Never runs code.
 
+    `rows_orthonormal(meta)` says whether the rows are orthonormal or only unit-norm.
     Raises UserError naming the file when it is missing, not a directions file, or its matrix
-    is not orthonormal.
+    breaks its promise (orthonormal rows, or unit rows for `"orthonormal": false`).
     """
     from safetensors import SafetensorError, safe_open
 
@@ -148,9 +224,10 @@ def load_directions(path: str | os.PathLike) -> tuple[torch.Tensor, dict[str, An
     q = q.float()
     if not torch.isfinite(q).all():
         raise UserError(f"{path}: the direction matrix holds NaN or infinite values.")
-    err = (q @ q.T - torch.eye(q.shape[0])).abs().max().item()
-    if err > ORTHONORMAL_TOL:
-        raise UserError(f"{path}: the directions are not orthonormal (max |QQ^T - I| = {err:.2g}).")
+    if not isinstance(meta.get("orthonormal", True), bool):
+        raise UserError(f"{path}: its 'orthonormal' flag must be true or false, "
+                        f"got {meta['orthonormal']!r}.")
+    check_rows(q, rows_orthonormal(meta), str(path))
     return q, meta
 
 
