@@ -18,7 +18,7 @@ from .precision import PRECISIONS
 from .settings import at_least, need, one_of, positive, setting
 
 REDUCTIONS = ("mean", "max")
-INITS = ("random", "coords")
+INITS = ("random", "coords", "sefa", "ganspace")
 PENALTY_MODES = ("batched", "sequential")
 
 
@@ -66,7 +66,9 @@ class DiscoverConfig:
     truncation: float = setting(1.0, "Latents are truncnorm(-2, 2) x truncation, in (0, 1]; "
                                      "1.0 ~ the paper's z ~ N(0, I).")
     init: str = setting("random", "Start from a random orthonormal matrix (Kaiming-normal, "
-                                  "published) or the coordinate axes.", choices=INITS)
+                                  "published), the coordinate axes, or the SeFa or GANSpace "
+                                  "directions of the generator (orthonormalised in their order).",
+                        choices=INITS)
     subspace: tuple[int, int] | None = setting(
         None, "Learn inside latent coordinates LO..HI only, e.g. 0-39 (coarse).",
         metavar="LO-HI", parse=parse_subspace)
@@ -192,7 +194,10 @@ class Discovery:
         lo, hi = config.subspace or (0, self.z_dim)
         self.ndirs = config.ndirs or (hi - lo)
         self.rng = torch.Generator().manual_seed(config.seed)  # every training draw comes from here
-        self.matrix = DirectionMatrix(self.ndirs, self.z_dim, config.init, config.subspace,
+        init = (config.init if config.init in ("random", "coords")
+                else initial_rows(config.init, G, self.ndirs, config.subspace, config.seed,
+                                  config.truncation, self.device))
+        self.matrix = DirectionMatrix(self.ndirs, self.z_dim, init, config.subspace,
                                       generator=self.rng).to(self.device)
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=config.lr)
         self.step = 0
@@ -350,6 +355,25 @@ class Discovery:
         self.rng.set_state(state["rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
 
+
+
+def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
+                 seed: int, truncation: float, device: torch.device) -> torch.Tensor:
+    """(ndirs, z_dim) starting rows from a closed-form or sampling method ('sefa': the top
+    right-singular vectors of the layer that first reads z; 'ganspace': principal directions of
+    an early layer); DirectionMatrix orthonormalises them in order."""
+    from .errors import SettingError
+
+    if subspace is not None:
+        raise SettingError("init", method, "starts from whole-latent directions; it does not "
+                                           "combine with a subspace (use random or coords).")
+    if method == "sefa":
+        from .sefa import sefa_directions
+        return sefa_directions(G, ndirs)[0]
+    from .ganspace import ganspace_directions
+    samples = max(2000, 5 * ndirs)
+    return ganspace_directions(G, samples=samples, ndirs=ndirs, seed=seed, truncation=truncation,
+                               device=device)[0]
 
 
 # ---------------------------------------------------------------------- Python API

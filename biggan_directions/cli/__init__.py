@@ -14,8 +14,24 @@ from ..errors import SettingError, UserError
 from .options import CONTEXT_SETTINGS, setting_options
 
 
+# command name -> module under biggan_directions.cli; a command's module (and torch, which the
+# config dataclasses need) is imported only when that command runs or its help is shown.
+COMMANDS = {"classes": "classes", "discover": "discover", "render": "render", "score": "score",
+            "view": "view", "batch": "batch", "weights": "weights"}
+
+
 class Group(click.Group):
-    """A click group that turns UserError into one 'Error: ...' line and exit status 1."""
+    """A click group that loads its commands lazily and turns UserError into one 'Error: ...'
+    line and exit status 1."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        from importlib import import_module
+        return getattr(import_module(f"{__name__}.{COMMANDS[name]}"), name)
 
     def invoke(self, ctx):
         try:
@@ -53,22 +69,6 @@ def cli():
       biggan-directions score outputs/biggan-deep-128/207-golden-retriever
       biggan-directions render outputs/biggan-deep-128/207-golden-retriever --top 8
     """
-
-
-def _register() -> None:
-    from .batch import batch
-    from .classes import classes
-    from .discover import discover
-    from .render import render
-    from .score import score
-    from .view import view
-    from .weights import weights
-
-    for command in (classes, discover, render, score, view, batch, weights):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv=None):

@@ -1,0 +1,100 @@
+"""Benchmark the fixed evaluation: how well two evaluations of one matrix with different seeds agree.
+
+For a fixed random orthonormal matrix Q, the fixed-evaluation penalty is computed with draws
+from seeds 0..S-1 (new latents, distances and Rademacher vectors each time) and reported as
+mean, coefficient of variation (std / mean over seeds) and the largest relative difference
+between two seeds, per setting:
+
+  old       the first release's evaluation: 16 latents, one random direction each, 8 draws;
+  m x k     the stratified evaluation (evaluation.eval_draws): every direction on m latents,
+            distances stratified over [-P, P], k Rademacher draws per sample.
+
+Also the time of one evaluation, to choose defaults that keep it a small share of a run.
+Generators: the small test model (random weights, z 128) and a real pretrained one, the face
+DCGAN (z 100, 64 px) from the gan-face-generate wheel (skipped with a message when it cannot be
+downloaded). Issue 13's target: two seeds agree within 2%.
+
+    python benchmarks/bench_eval.py                  # both generators, 5 seeds
+    python benchmarks/bench_eval.py --only small --seeds 3
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from biggan_directions.directions import random_orthonormal          # noqa: E402
+from biggan_directions.evaluation import (EvalDraws, eval_draws,       # noqa: E402
+                                          evaluate)
+from biggan_directions.generator import truncated_normal              # noqa: E402
+
+
+def old_draws(ndirs: int, z_dim: int, path_size: float, seed: int) -> EvalDraws:
+    """The first release's fixed evaluation: 16 latents, random direction and distance each."""
+    rng = torch.Generator().manual_seed(seed)
+    z = truncated_normal((16, z_dim), 1.0, rng)
+    j = torch.randint(0, ndirs, (16,), generator=rng)
+    d = (torch.rand(16, generator=rng) * 2 - 1) * path_size
+    w = torch.zeros(16, ndirs)
+    w[torch.arange(16), j] = d
+    return EvalDraws(z, w, 8, seed + 1000)
+
+
+def generators(only: str | None):
+    if only in (None, "small"):
+        from biggan_directions.generator import BigGANGenerator
+        from support import build_small_biggan
+        yield "small (random, z 128)", BigGANGenerator(build_small_biggan(), 207, 1.0), 5.0
+    if only in (None, "face"):
+        from real_dcgan import Unavailable, load_face_dcgan
+        try:
+            yield "face DCGAN (real, z 100)", load_face_dcgan(), 2.0
+        except Unavailable as e:
+            print(f"face DCGAN skipped: {e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", choices=["small", "face"], default=None)
+    parser.add_argument("--per-direction", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--k", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, CPU; {args.seeds} seeds per setting")
+    for name, G, path_size in generators(args.only):
+        d = G.z_dim
+        q = random_orthonormal(d, d, torch.Generator().manual_seed(123))
+        print(f"\n{name}: ndirs {d}, path size {path_size}, eps 0.1, mean reduction")
+        print(f"{'setting':<10} {'samples':>7} {'mean':>10} {'CV':>7} {'max diff':>9} {'s/eval':>7}")
+        settings = [("old", None, None)] + [(f"{m} x {k}", m, k)
+                                           for m, k in itertools.product(args.per_direction, args.k)]
+        for label, m, k in settings:
+            values, times = [], []
+            for seed in range(args.seeds):
+                draws = (old_draws(d, d, path_size, seed) if m is None else
+                         eval_draws(d, d, per_direction=m, k=k, truncation=1.0,
+                                    path_size=path_size, seed=seed))
+                t0 = time.perf_counter()
+                values.append(evaluate(G, q, draws, epsilon=0.1, reduction="mean"))
+                times.append(time.perf_counter() - t0)
+            mean = statistics.fmean(values)
+            cv = statistics.stdev(values) / mean
+            diff = (max(values) - min(values)) / mean
+            print(f"{label:<10} {draws.samples:>7} {mean:>10.4g} {cv:>6.1%} {diff:>8.1%} "
+                  f"{statistics.median(times):>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

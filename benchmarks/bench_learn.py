@@ -1,0 +1,99 @@
+"""Benchmark whether learned directions beat chance: Hessian Penalty discovery on a real generator.
+
+Runs discovery (discovery.Discovery, the same loop as `discover`) on the pretrained face DCGAN
+(z 100, 64 px, from the gan-face-generate wheel; skipped with a message when it cannot be
+downloaded) under a few settings at an equal step budget, and evaluates the matrix along the way
+on ONE fixed stratified evaluation set (evaluation.eval_draws, shared by every setting and by
+the references): the identity, SeFa, and random orthonormal matrices (mean +- std over
+--references matrices). A learned matrix beats chance when its penalty lies below the random
+mean by more than twice the random spread.
+
+    python benchmarks/bench_learn.py                        # 1000 steps per setting, CPU
+    python benchmarks/bench_learn.py --steps 3000 --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from biggan_directions.discovery import DiscoverConfig, Discovery        # noqa: E402
+from biggan_directions.evaluation import (eval_draws, evaluate,          # noqa: E402
+                                          reference_values, versus_random)
+
+SETTINGS = {
+    "random init, lr 0.01": dict(init="random", lr=0.01),
+    "random init, lr 0.001": dict(init="random", lr=0.001),
+    "sefa init, lr 0.001": dict(init="sefa", lr=0.001),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--path-size", type=float, default=2.0)
+    parser.add_argument("--per-direction", type=int, default=4)
+    parser.add_argument("--eval-k", type=int, default=4)
+    parser.add_argument("--references", type=int, default=4)
+    parser.add_argument("--points", type=int, default=4, help="evaluations per run")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None, help="also write the curves as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    from real_dcgan import Unavailable, load_face_dcgan
+    try:
+        G = load_face_dcgan(device)
+    except Unavailable as e:
+        print(f"face DCGAN unavailable, nothing measured: {e}")
+        return
+    d = G.z_dim
+    draws = eval_draws(d, d, per_direction=args.per_direction, k=args.eval_k, truncation=1.0,
+                       path_size=args.path_size, seed=12345)
+    common = dict(epsilon=0.1, reduction="mean", device=device)
+    t0 = time.perf_counter()
+    ref = reference_values(G, draws, d, d, matrices=args.references, seed=12345, **common)
+    per_eval = (time.perf_counter() - t0) / (args.references + 1)
+    print(f"face DCGAN (real weights), z {d}; batch {args.batch_size}, path size {args.path_size}, "
+          f"eps 0.1, mean; {args.steps} steps per setting; {args.device}, {args.threads} threads")
+    print(f"fixed evaluation: {draws.samples} samples ({args.per_direction} per direction), "
+          f"k {args.eval_k}; {per_eval:.1f} s per evaluation")
+    print(f"identity {ref['identity']:.4g}; random {ref['random']:.4g} +- {ref['random_std']:.3g} "
+          f"(n={args.references}: {', '.join(f'{v:.4g}' for v in ref['random_values'])})")
+    curves = {"reference": ref, "runs": {}}
+    marks = sorted({0, *[round(args.steps * (i + 1) / args.points) for i in range(args.points)]})
+    for name, extra in SETTINGS.items():
+        cfg = DiscoverConfig(batch_size=args.batch_size, path_size=args.path_size,
+                             steps=args.steps, eval_per_direction=1, eval_k=2, **extra)
+        run = Discovery(G, cfg, device)
+        curve, start = [], time.perf_counter()
+        for step in range(args.steps + 1):
+            if step in marks:
+                value = evaluate(G, run.directions(), draws, **common)
+                curve.append((step, value))
+                print(f"  {name:<24} step {step:>6}: {value:.4g}  ({versus_random(value, ref)})",
+                      flush=True)
+            if step < args.steps:
+                run.train_step()
+        seconds = time.perf_counter() - start
+        final = curve[-1][1]
+        print(f"{name:<26} {final:.4g} = {final / ref['random']:.3f} x random, "
+              f"{(final - ref['random']) / (ref['random_std'] or 1):+.1f} random std; "
+              f"{seconds / args.steps * 1000:.0f} ms/step", flush=True)
+        curves["runs"][name] = curve
+    if args.out:
+        Path(args.out).write_text(json.dumps(curves, indent=1))
+
+
+if __name__ == "__main__":
+    main()
