@@ -9,7 +9,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 CLASS  ?= golden retriever
 ARGS   ?=
 
-.PHONY: venv test discover bench clean
+.PHONY: venv test discover bench screenshots clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,16 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_penalty.py
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_score.py
+	$(PY) benchmarks/bench_eval.py
+	$(PY) benchmarks/bench_threads.py
+	$(PY) benchmarks/bench_weights.py
+	$(PY) benchmarks/bench_view.py
+	$(PY) benchmarks/bench_methods.py
+	$(PY) benchmarks/bench_learn.py
+
+# The README's screenshot of `view`, taken by its browser test.
+screenshots: $(STAMP)
+	BIGGAN_DIRECTIONS_SCREENSHOT=docs/view.png $(PY) -m pytest -q tests/test_view.py -k page_slider
 
 clean:
 	rm -rf $(VENV) .pytest_cache
