@@ -222,9 +222,18 @@ _WORKER_METRICS: dict[tuple, Any] = {}  # per Ray worker process: LPIPS networks
 
 
 def ray_job(job: Callable, plan, index: int, device_spec: str) -> dict[str, Any]:
-    """The Ray task: resolve the device here (Ray sets the visible GPUs), load the model from
+    """The Ray task: check that this node holds the weights (a 'failed' line naming the node
+    when not), resolve the device here (Ray sets the visible GPUs), load the model from
     plan.model_source (cached in the worker process), run the class's job, return its line."""
     from .device import resolve_device
+    from .errors import UserError
+    from .weights import verify_available
+
+    cls = resolve_class(index)
+    try:
+        verify_available(plan.model_source, plan.weights_dir)
+    except UserError as e:
+        return {**plan.new_entry(cls, "failed"), "error": str(e)}
 
     def load():
         key = (plan.model_source, plan.weights_dir, device_spec)
@@ -236,7 +245,7 @@ def ray_job(job: Callable, plan, index: int, device_spec: str) -> dict[str, Any]
                                               weights_dir=plan.weights_dir, progress=False), dev)
         return _WORKER_MODEL[key]
 
-    return job(plan, resolve_class(index), load, _WORKER_METRICS)
+    return job(plan, cls, load, _WORKER_METRICS)
 
 
 def run_ray(job: Callable, plan, todo: Sequence[ImageNetClass], events: Events, *, device: str,

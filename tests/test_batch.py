@@ -384,3 +384,24 @@ def test_sigterm_acts_like_ctrl_c(tmp_path, small_biggan_dir, monkeypatch):
     assert m[1]["status"] == "interrupted" and m[2]["status"] == "pending"
     record = json.loads((run_dir_for(out, model, 1, "goldfish") / "run.json").read_text())
     assert record["status"] == "interrupted" and record["step"] == 2
+
+
+def test_ray_job_checks_the_weights_on_its_node_before_the_class(tmp_path):
+    import socket
+
+    from biggan_directions import backends
+
+    class Plan:                                   # what ray_job reads of a JobPlan
+        model_source = "biggan-deep-128"
+        weights_dir = str(tmp_path / "empty-store")
+
+        def new_entry(self, cls, status):
+            return {"class_index": cls.index, "status": status, "error": None}
+
+    def job(*args):
+        raise AssertionError("the class ran on a node without weights")
+
+    entry = backends.ray_job(job, Plan(), 207, "cpu")
+    assert entry["status"] == "failed" and entry["class_index"] == 207
+    assert f"host {socket.gethostname()} lacks the weights of biggan-deep-128" in entry["error"]
+    assert "weights fetch biggan-deep-128" in entry["error"]
