@@ -72,6 +72,10 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
     DiscoveryDiverged (a UserError) on a NaN penalty, keeping the last good checkpoint.
     """
     folder = Path(folder)
+    if config.method != "hessian":                         # SeFa, GANSpace: no training
+        from .methods import run_method
+        return run_method(G, config, folder, meta=meta, device=device, resume=resume,
+                          overwrite=overwrite, progress=progress, notify=notify)
     run = Discovery(G, config, device)                    # checks config against G.z_dim
     check_writable_dir(folder)
     with FolderLock(folder, what="run") as lock:
@@ -99,7 +103,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     run_files.truncate_log(log_path, run.step)
 
     record.update({
-        **run_files.environment(), "status": "running", "config": config.to_json(), "meta": meta,
+        **run_files.environment(), "status": "running", "method": "hessian",
+        "method_settings": _method_settings(config), "config": config.to_json(), "meta": meta,
         "device": str(run.device), "device_name": run_files.device_name(run.device),
         "started": record.get("started") or run_files.now(),
         "resumed_at_steps": record.get("resumed_at_steps", []),
@@ -149,6 +154,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                 if run.step % config.eval_every == 0 or run.step == config.steps:
                     eval_value = row_eval = run.evaluate()
                 log.append(run.step, value, row_eval, run.elapsed)
+                if row_eval is not None:                    # at each evaluation and the end
+                    _draw_curve(folder, record)
                 bar.update(1)
                 bar.set_postfix(penalty=f"{_mean(recent):.4g}", refresh=False)
                 if run.step % config.checkpoint_every == 0 and run.step < config.steps:
@@ -163,10 +170,27 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     return RunResult(folder, "finished", run.step, _mean(recent), eval_value)
 
 
+def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
+    """Refresh curve.png from log.csv; a picture that cannot be written costs a warning on
+    stderr, never the run."""
+    from .curves import CURVE_FILE, write_curve
+
+    try:
+        write_curve(folder / CURVE_FILE, folder / runs.STEP_LOG, record.get("reference_eval"))
+    except (OSError, ValueError, RuntimeError) as e:
+        _to_stderr(f"{folder / CURVE_FILE}: not refreshed ({e}).")
+
+
 def _settings_meta(config: DiscoverConfig, run: Discovery) -> dict[str, Any]:
-    return {"truncation": config.truncation, "path_size": config.path_size,
+    return {"method": "hessian", "method_settings": _method_settings(config),
+            "truncation": config.truncation, "path_size": config.path_size,
             "subspace": list(config.subspace) if config.subspace else None, "seed": config.seed,
             "step": run.step, "steps": config.steps, "settings": config.to_json()}
+
+
+def _method_settings(config: DiscoverConfig) -> dict[str, Any]:
+    from .methods import method_settings
+    return method_settings(config)
 
 
 def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) -> None:

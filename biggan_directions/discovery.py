@@ -19,6 +19,8 @@ from .settings import at_least, need, one_of, positive, setting
 
 REDUCTIONS = ("mean", "max")
 INITS = ("random", "coords", "sefa", "ganspace")
+METHODS = ("hessian", "sefa", "ganspace")
+SEFA_LAYERS = ("gen_z", "all")          # = sefa.SEFA_LAYERS (not imported: sefa loads lazily)
 PENALTY_MODES = ("batched", "sequential")
 
 
@@ -53,6 +55,21 @@ class DiscoverConfig:
     is its CLI option's help (cli/options.py builds the options from these fields).
     """
 
+    method: str = setting(
+        "hessian", "hessian: learn the directions with the Hessian Penalty (the settings below); "
+                   "sefa: closed form, the top right-singular vectors of the layer that first "
+                   "reads z (orthonormal); ganspace: PCA of an early layer's activations "
+                   "regressed back to z (unit rows, not orthogonal). sefa and ganspace train "
+                   "nothing: they write the same run folder, with its fixed evaluation.",
+        metavar="hessian|sefa|ganspace")
+    sefa_layers: str = setting(
+        "gen_z", "sefa: factorise the z columns of gen_z only, or also of every conditional "
+                 "batch norm (all).", choices=SEFA_LAYERS)
+    samples: int = setting(10_000, "ganspace: latents whose layer activations the PCA uses.")
+    ganspace_layer: str | None = setting(
+        None, "ganspace: the layer to take the PCA of (blockN: BigGAN generator block N, or a "
+              "module name under the model).", option="--layer", metavar="NAME",
+        shown="block0")
     ndirs: int | None = setting(
         None, "Directions to learn.", shown="one per latent coordinate, as published")
     steps: int = setting(50_000, "Optimiser steps (published: 50 epochs x 1,000).")
@@ -107,6 +124,15 @@ class DiscoverConfig:
     def validate(self, z_dim: int | None = None) -> "DiscoverConfig":
         """Check every field (SettingError naming the field); with `z_dim`, also that the
         subspace and ndirs fit a latent of that size. Returns self."""
+        one_of("method", self.method, METHODS)
+        one_of("sefa_layers", self.sefa_layers, SEFA_LAYERS)
+        at_least("samples", self.samples, 1)
+        need(self.ganspace_layer is None or (isinstance(self.ganspace_layer, str)
+                                             and self.ganspace_layer.strip() != ""),
+             "ganspace_layer", self.ganspace_layer, "name a layer, e.g. block0.")
+        need(self.method == "hessian" or self.subspace is None, "subspace",
+             None if self.subspace is None else f"{self.subspace[0]}-{self.subspace[1] - 1}",
+             f"method {self.method} finds whole-latent directions; a subspace is for hessian.")
         at_least("steps", self.steps, 1)
         at_least("batch_size", self.batch_size, 1)
         positive("lr", self.lr)
@@ -196,7 +222,8 @@ class Discovery:
         self.rng = torch.Generator().manual_seed(config.seed)  # every training draw comes from here
         init = (config.init if config.init in ("random", "coords")
                 else initial_rows(config.init, G, self.ndirs, config.subspace, config.seed,
-                                  config.truncation, self.device))
+                                  config.truncation, self.device, sefa_layers=config.sefa_layers,
+                                  layer=config.ganspace_layer))
         self.matrix = DirectionMatrix(self.ndirs, self.z_dim, init, config.subspace,
                                       generator=self.rng).to(self.device)
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=config.lr)
@@ -358,7 +385,8 @@ class Discovery:
 
 
 def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
-                 seed: int, truncation: float, device: torch.device) -> torch.Tensor:
+                 seed: int, truncation: float, device: torch.device, *,
+                 sefa_layers: str = "gen_z", layer: str | None = None) -> torch.Tensor:
     """(ndirs, z_dim) starting rows from a closed-form or sampling method ('sefa': the top
     right-singular vectors of the layer that first reads z; 'ganspace': principal directions of
     an early layer); DirectionMatrix orthonormalises them in order."""
@@ -369,11 +397,11 @@ def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int]
                                            "combine with a subspace (use random or coords).")
     if method == "sefa":
         from .sefa import sefa_directions
-        return sefa_directions(G, ndirs)[0]
+        return sefa_directions(G, ndirs, sefa_layers)[0]
     from .ganspace import ganspace_directions
     samples = max(2000, 5 * ndirs)
-    return ganspace_directions(G, samples=samples, ndirs=ndirs, seed=seed, truncation=truncation,
-                               device=device)[0]
+    return ganspace_directions(G, layer, samples=samples, ndirs=ndirs, seed=seed,
+                               truncation=truncation, device=device)[0]
 
 
 # ---------------------------------------------------------------------- Python API

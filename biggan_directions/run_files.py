@@ -207,5 +207,7 @@ def now() -> str:
 
 def owned_files() -> tuple[str, ...]:
     """The names this tool writes in a run folder (what --overwrite may remove)."""
+    from .curves import CURVE_FILE
+
     return (runs.DIRECTIONS_FILE, runs.RUN_RECORD, runs.STEP_LOG, runs.CHECKPOINT,
-            runs.SCORES_JSON, runs.SCORES_CSV, runs.VIDEOS_DIR)
+            runs.SCORES_JSON, runs.SCORES_CSV, runs.VIDEOS_DIR, CURVE_FILE)

@@ -1,4 +1,4 @@
-"""The printed score tables: a run's ranking, and learned vs random score distributions side by side."""
+"""The printed score tables: a run's ranking, and learned vs baseline score distributions side by side."""
 from __future__ import annotations
 
 import math
@@ -27,15 +27,19 @@ def format_table(result: ScoreResult, *, limit: int | None = 20, net: str = "ale
     return "\n".join(lines)
 
 
-def format_compare(learned: dict[str, Any], random: dict[str, Any]) -> str:
-    """Side-by-side distributions of two ScoreResult.summary() dicts (learned vs random)."""
-    lines = [f"{'metric':<12} {'stat':<5} {'learned':>9} {'random':>9}"]
-    lines.append(f"{'active':<12} {'count':<5} {learned['active']:>5}/{learned['n']:<3} "
-                 f"{random['active']:>5}/{random['n']:<3}")
+def format_compare(learned: dict[str, Any], random: dict[str, Any] | None = None, *,
+                   baselines: dict[str, dict[str, Any]] | None = None) -> str:
+    """Side-by-side distributions of ScoreResult.summary() dicts: the learned directions, then
+    each baseline (`baselines`: kind -> summary, in order; `random` alone is the old form)."""
+    columns = {"learned": learned, **({"random": random} if random is not None else {}),
+               **(baselines or {})}
+    lines = [f"{'metric':<12} {'stat':<5} " + " ".join(f"{name:>9}" for name in columns)]
+    lines.append(f"{'active':<12} {'count':<5} " + " ".join(
+        f"{c['active']:>5}/{c['n']:<3}" for c in columns.values()))
     for metric in ("effect", "smoothness", "consistency"):
         for i, stat in enumerate([*map(quantile_name, QUANTILES), "mean"]):
-            lines.append(f"{metric if i == 0 else '':<12} {stat:<5} "
-                         f"{_fmt(learned[metric][stat], 9)} {_fmt(random[metric][stat], 9)}")
+            lines.append(f"{metric if i == 0 else '':<12} {stat:<5} " + " ".join(
+                _fmt(c[metric][stat], 9) for c in columns.values()))
     return "\n".join(lines)
 
 

@@ -26,7 +26,8 @@ def test_every_run_file_gets_the_umask_permissions(tmp_path):
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").iterdir()}
-    assert set(modes) == {"directions.safetensors", "run.json", "log.csv", "checkpoint.pt"}
+    assert set(modes) == {"directions.safetensors", "run.json", "log.csv", "checkpoint.pt",
+                          "curve.png"}
     assert modes == {name: 0o644 for name in modes}
 
 

@@ -39,7 +39,11 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     orthonormal matrix of directions (the generator stays frozen). Writes, per class:
     directions.safetensors, run.json, log.csv and checkpoint.pt. Ctrl-C or SIGTERM saves a
     checkpoint (exit 130); --resume continues exactly where it stopped. A run folder is used
-    by one process at a time.
+    by one process at a time. curve.png shows the penalty against steps.
+
+    --method sefa or ganspace finds directions without training (SeFa: closed form; GANSpace:
+    PCA of --layer over --samples latents) and writes the same folder, with the fixed
+    evaluation of the result against the identity and random references.
 
     \b
     Examples:
@@ -47,6 +51,8 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
       biggan-directions discover -c 207 -c church --steps 20000 --batch-size 16
       biggan-directions discover -c 207 --subspace 0-39 --ndirs 40 --out runs/
       biggan-directions discover -c 207 --resume
+      biggan-directions discover -c 207 --method sefa --out runs/sefa
+      biggan-directions discover -c 207 --method ganspace --layer block1 --samples 5000
     """
     from biggan_directions.device import resolve_device, set_threads
     from biggan_directions.discover import DiscoveryInterrupted, discover_classes
@@ -58,6 +64,10 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     set_threads(threads)
 
     def report(result):
+        if result.final_penalty is None and result.eval_penalty is not None:   # sefa, ganspace
+            click.echo(f"{result.folder}: {config.method} {result.status}, fixed-evaluation "
+                       f"penalty {result.eval_penalty:.4g}")
+            return
         penalty = "n/a" if result.final_penalty is None else f"{result.final_penalty:.4g}"
         click.echo(f"{result.folder}: {result.status} at step {result.step}, penalty {penalty}")
 

@@ -1,0 +1,46 @@
+"""`compare`: runs of any methods for one class on one scale."""
+from __future__ import annotations
+
+import click
+
+from .options import CONTEXT_SETTINGS, model_option, runtime_options, weights_dir_option
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              show_default="the first run's parent folder/compare-<index>-<class>",
+              help="Folder for compare.json, compare.png and compare_curves.png.")
+@click.option("--top", type=click.IntRange(min=1), default=6,
+              help="Directions per run in the strip sheet (best by LPIPS effect when scored).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing comparison.")
+@model_option(from_run=True)
+@weights_dir_option
+@runtime_options
+def compare(runs, out, top, overwrite, model, weights_dir, device, threads, quiet):
+    """Compare runs of any methods (hessian, sefa, ganspace) for one class and model.
+
+    Every run's fixed-evaluation penalty is computed on identical draws (built from the first
+    run's settings; K = the smallest number of directions, each run's first K rows), beside
+    the identity and the mean +- std of random orthonormal matrices on the same draws, and
+    whether each run lies outside 2 std of random. LPIPS score distributions come from each
+    run's scores.json when it has one. Writes compare.json, compare.png (each run's top
+    directions as walk strips) and compare_curves.png.
+
+    \b
+    Examples:
+      biggan-directions compare runs/hessian/m/207-golden-retriever runs/sefa/m/207-golden-retriever
+      biggan-directions compare RUN_A RUN_B RUN_C --top 8 --out comparisons/207
+    """
+    from ..compare import compare_runs, format_report
+    from ..device import resolve_device, set_threads
+    from ..signals import sigterm_as_interrupt
+
+    dev = resolve_device(device)
+    set_threads(threads)
+    with sigterm_as_interrupt():
+        report = compare_runs(list(runs), out=out, model=model, device=dev,
+                              weights_dir=weights_dir, progress=not quiet, top=top,
+                              overwrite=overwrite)
+    click.echo(format_report(report))
+    click.echo(f"wrote {', '.join(str(p) for p in report.files.values())}")

@@ -1,0 +1,182 @@
+"""discover --method sefa|ganspace, curve.png, score --compare KINDS, and `compare` of runs of several methods."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from biggan_directions.cli import COMMANDS
+from biggan_directions.curves import running_mean, write_curve
+from biggan_directions.runs import open_run
+from biggan_directions.score import ScoreConfig
+from biggan_directions.scores_file import read_scores
+from cli import cli
+from support import write_backbone_checkpoint
+
+
+def discover(small_biggan_dir, out, *extra, cls="207"):
+    args = ["discover", "-c", cls, "--model", str(small_biggan_dir), "--ndirs", "4",
+            "--batch-size", "2", "--out", str(out), "--device", "cpu", "-q", *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def folder_of(out, small_biggan_dir, name="207-golden-retriever") -> Path:
+    return Path(out) / Path(small_biggan_dir).name.lower().replace("_", "-") / name
+
+
+@pytest.fixture(scope="module")
+def method_runs(tmp_path_factory, small_biggan_dir) -> dict[str, Path]:
+    """One small run per method for class 207 (hessian: 4 steps, evaluated at 2 and 4)."""
+    root = tmp_path_factory.mktemp("methods")
+    runs = {}
+    for method, extra in [("hessian", ["--steps", "4", "--eval-every", "2"]),
+                          ("sefa", ["--method", "sefa"]),
+                          ("ganspace", ["--method", "ganspace", "--samples", "64"])]:
+        result = discover(small_biggan_dir, root / method, *extra)
+        assert result.exit_code == 0, result.output
+        runs[method] = folder_of(root / method, small_biggan_dir)
+    return runs
+
+
+@pytest.fixture
+def with_compare(monkeypatch):
+    monkeypatch.setitem(COMMANDS, "compare", "compare")
+
+
+# ---------------------------------------------------------------- discover --method
+@pytest.mark.parametrize("method", ["sefa", "ganspace"])
+def test_method_run_writes_directions_and_record(method_runs, method):
+    run = open_run(method_runs[method])
+    record = json.loads((method_runs[method] / "run.json").read_text())
+    assert run.directions.shape == (4, 128)
+    assert run.meta["method"] == method and record["method"] == method
+    assert record["status"] == "finished" and record["step"] == 0
+    assert record["versus_random"] in ("below random", "above random", "within the random spread")
+    ref = record["reference_eval"]
+    assert {"identity", "random", "random_std", "random_values"} <= set(ref)
+    assert record["eval_penalty"] > 0 and not (method_runs[method] / "checkpoint.pt").exists()
+    if method == "sefa":
+        assert record["method_settings"] == {"sefa_layers": "gen_z"}
+        assert torch.allclose(run.directions @ run.directions.T, torch.eye(4), atol=1e-5)
+        assert "orthonormal" not in run.meta
+    else:
+        assert record["method_settings"]["layer"] == "block0"
+        assert record["method_settings"]["samples"] == 64
+        assert run.meta["orthonormal"] is False
+        assert torch.allclose(run.directions.norm(dim=1), torch.ones(4), atol=1e-5)
+
+
+def test_hessian_run_records_method_and_draws_its_curve(method_runs):
+    folder = method_runs["hessian"]
+    assert json.loads((folder / "run.json").read_text())["method"] == "hessian"
+    assert open_run(folder).meta["method"] == "hessian"
+    assert (folder / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "pca"], "--method 'pca'"),
+    (["--method", "ganspace", "--layer", "block99"], "--layer 'block99'"),
+    (["--method", "ganspace", "--samples", "0"], "--samples 0: must be at least 1"),
+    (["--method", "ganspace", "--samples", "3"], "--samples 3: must be at least ndirs + 1"),
+    (["--method", "sefa", "--subspace", "0-9"], "a subspace is for hessian"),
+])
+def test_method_bad_input_is_one_line_and_leaves_no_folder(tmp_path, small_biggan_dir, extra, message):
+    result = discover(small_biggan_dir, tmp_path / "out", *extra)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_sefa_needs_a_linear_first_layer():
+    from biggan_directions.errors import UserError
+    from biggan_directions.methods import check_method
+    from biggan_directions.discovery import DiscoverConfig
+
+    class NoLinear:
+        z_dim = 4
+
+    with pytest.raises(UserError, match="linear first layer"):
+        check_method(NoLinear(), DiscoverConfig(method="sefa"))
+
+
+# ---------------------------------------------------------------- curves
+def test_running_mean_and_curve_file(tmp_path):
+    assert running_mean([1.0, 3.0, 5.0, 7.0], window=2) == [1.0, 2.0, 4.0, 6.0]
+    log = tmp_path / "log.csv"
+    log.write_text("step,penalty,eval_penalty,seconds\n1,2.0,,0.1\n2,1.0,1.5,0.2\n3,0.5,,0.3\n"
+                   "4,0.4,0.9,0.4\n")
+    path = write_curve(tmp_path / "curve.png", log, {"identity": 1.2, "random": 1.0,
+                                                     "random_std": 0.1})
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # atomic
+
+
+# ---------------------------------------------------------------- render and score non-orthogonal rows
+def test_ganspace_file_renders_and_scores_with_every_baseline(method_runs, small_biggan_dir,
+                                                              tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    write_backbone_checkpoint(home / "hub" / "checkpoints")
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    run = method_runs["ganspace"]
+    res = CliRunner().invoke(cli, ["render", str(run), "--dirs", "0-3", "--seeds", "0",
+                                   "--strip", "--strip-steps", "3", "--device", "cpu", "-q"])
+    assert res.exit_code == 0, res.output
+    assert Path(res.output.strip().splitlines()[-1]).is_file()
+    res = CliRunner().invoke(cli, ["score", str(run), "--seeds", "0-1", "--steps", "3",
+                                   "--compare", "random,coords,sefa,ganspace", "--device", "cpu",
+                                   "-q", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    rec = read_scores(run / "scores.json")
+    cmp = rec["compare"]
+    assert cmp["kinds"] == ["random", "coords", "sefa", "ganspace"]
+    for kind in cmp["kinds"]:
+        assert cmp[kind]["n"] == 4 and len(cmp[f"{kind}_directions"]) == 4
+    header = next(line for line in res.output.splitlines() if line.startswith("metric"))
+    assert header.split()[2:] == ["learned", "random", "coords", "sefa", "ganspace"]
+
+
+def test_score_compare_parses_a_list():
+    assert ScoreConfig(compare="random").compare == ("random",)
+    assert ScoreConfig(compare="sefa, random,sefa").compare == ("sefa", "random")
+    assert ScoreConfig().compare is None
+
+
+# ---------------------------------------------------------------- compare
+def test_compare_hessian_and_sefa_on_identical_draws(method_runs, small_biggan_dir, tmp_path,
+                                                     with_compare):
+    out = tmp_path / "cmp"
+    runs = [method_runs["hessian"], method_runs["sefa"], method_runs["ganspace"]]
+    res = CliRunner().invoke(cli, ["compare", *map(str, runs), "--model", str(small_biggan_dir),
+                                   "--out", str(out), "--top", "2", "--device", "cpu", "-q"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "compare.json").read_text())
+    assert [r["method"] for r in rec["runs"]] == ["hessian", "sefa", "ganspace"]
+    assert rec["settings"]["directions_evaluated"] == 4
+    # identical draws: every run's value is the one its own fixed evaluation recorded
+    for row, folder in zip(rec["runs"], runs):
+        recorded = json.loads((folder / "run.json").read_text())["eval_penalty"]
+        assert row["eval_penalty"] == pytest.approx(recorded, rel=1e-6)
+    ref = json.loads((runs[0] / "run.json").read_text())["reference_eval"]
+    assert rec["reference"]["random"] == pytest.approx(ref["random"], rel=1e-6)
+    for name in ("compare.png", "compare_curves.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert "identity" in res.output and "random" in res.output and "sefa" in res.output
+    again = CliRunner().invoke(cli, ["compare", *map(str, runs), "--model", str(small_biggan_dir),
+                                     "--out", str(out), "--device", "cpu", "-q"])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_compare_refuses_runs_of_different_classes(method_runs, small_biggan_dir, tmp_path,
+                                                   with_compare):
+    other = discover(small_biggan_dir, tmp_path / "o", "--method", "sefa", cls="6")
+    assert other.exit_code == 0, other.output
+    res = CliRunner().invoke(cli, ["compare", str(method_runs["sefa"]),
+                                   str(folder_of(tmp_path / "o", small_biggan_dir, "6-stingray")),
+                                   "--out", str(tmp_path / "cmp"), "--device", "cpu", "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1 and "one class" in res.output
+    assert not (tmp_path / "cmp").exists()
