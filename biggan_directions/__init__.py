@@ -16,8 +16,9 @@ _EXPORTS = {
     "DirectionMatrix": "directions", "orthonormalize": "directions",
     "load_directions": "directions", "save_directions": "directions",
     "easing": "walks", "walk_latents": "walks",
-    "open_run": "runs",
-    "DiscoverConfig": "discovery", "discover_directions": "discovery", "run_discover": "discover",
+    "open_run": "runs", "resolve_run_settings": "runs",
+    "sefa_directions": "sefa", "ganspace_directions": "ganspace",
+    "DiscoverConfig": "discover_config", "discover_directions": "discovery", "run_discover": "discover",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -63,7 +63,7 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
     """Compare runs (folders or directions files) of one class and model; see the module
     docstring. Everything that can be checked (the runs, one class, one model, the output
     folder) is checked before the model is loaded. `net`: an already loaded BigGAN."""
-    from .discovery import DiscoverConfig
+    from .discover_config import DiscoverConfig
     from .generator import BigGANGenerator
     from .weights import load_biggan
 

@@ -13,7 +13,8 @@ from typing import Any, Callable
 import torch
 
 from . import run_files, runs
-from .discovery import (RESUMABLE_CHANGES, DiscoverConfig, Discovery, DiscoveryDiverged,
+from .discover_config import RESUMABLE_CHANGES, DiscoverConfig
+from .discovery import (Discovery, DiscoveryDiverged,
                         DiscoveryInterrupted, _progress, discover_directions)
 from .errors import UserError
 from .evaluation import versus_random

@@ -138,7 +138,7 @@ def resolve_run_settings(run: Run | None, *, model: str | None = None,
     SettingError whose source names the file. A given value that differs from the recorded one
     is marked 'given*' in sources (RunSettings.overridden)."""
     from .classes import resolve_class
-    from .discovery import DiscoverConfig
+    from .discover_config import DiscoverConfig
     from .generator import check_truncation
     from .settings import positive
 

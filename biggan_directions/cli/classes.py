@@ -1,13 +1,10 @@
 """`classes`: list and search the 1000 ImageNet classes."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ..errors import UserError
-from .options import (CONTEXT_SETTINGS, device_option, model_option, quiet_option,
-                      weights_dir_option)
+from .options import CONTEXT_SETTINGS
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

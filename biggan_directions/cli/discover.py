@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..discovery import DiscoverConfig
+from ..discover_config import DiscoverConfig
 from ..errors import UserError
 from .options import (CONTEXT_SETTINGS, config_from, model_option, options_from, runtime_options,
                       weights_dir_option)

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import UserError, first_line
 from ..fileio import atomic_path
-from .store import CONFIG_NAME, WEIGHTS_NAME, SAFETENSORS_NAME, MODEL_FILES, file_entry
+from .store import CONFIG_NAME, MODEL_FILES, WEIGHTS_NAME, file_entry
 
 StateDict = dict[str, torch.Tensor]
 
