@@ -19,6 +19,9 @@ Examples:
     python benchmarks/bench_render.py --frames 60 600 --formats mp4 gif
     python benchmarks/bench_render.py --devices cuda --out render.json
     python benchmarks/bench_render.py --devices cpu --full-size --frames 4 8   # slow on a CPU
+    python benchmarks/bench_render.py --devices cuda --frames 600 --precision bf16 --compile
+Precision and compile (render's --precision/--compile; default on CUDA: auto and compiled):
+the warm-up render compiles, so the timed one measures the compiled generator.
 """
 from __future__ import annotations
 
@@ -39,34 +42,39 @@ sys.path.insert(0, str(HERE))
 
 from bench_penalty import _peak_rss, _reset_peak_rss, build_generator, machine  # noqa: E402
 from biggan_directions.directions import random_orthonormal                   # noqa: E402
+from biggan_directions.inference import resolve                               # noqa: E402
 from biggan_directions.render import render_directions                        # noqa: E402
 
 GRID = 4            # 4 directions x 4 seeds
 TARGET = 1.15       # 600-frame peak RSS / 60-frame peak RSS at most
 
 
-def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, threads: int) -> None:
+def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, threads: int,
+           precision: str = "fp32", compile: str = "off") -> None:
     """Child process: build the model, warm up, render once; print one JSON line of figures."""
     torch.set_num_threads(threads)
     dev = torch.device(device)
     G = build_generator(model, dev)
     q = random_orthonormal(GRID, G.z_dim, torch.Generator().manual_seed(0)).to(dev)
     seeds = list(range(GRID))
+    fast = dict(precision=precision, compile={"on": True, "off": False}.get(compile))
     with tempfile.TemporaryDirectory() as tmp:
         render_directions(G, q, seeds, Path(tmp) / "warm", frames=2, fmt=fmt, path_size=5.0,
-                          batch_size=batch_size, progress=False)
+                          batch_size=batch_size, progress=False, **fast)   # compiles here
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
         before = _reset_peak_rss()
         start = time.perf_counter()
         [path] = render_directions(G, q, seeds, Path(tmp) / "out", frames=frames, fmt=fmt,
-                                   path_size=5.0, batch_size=batch_size, progress=False)
+                                   path_size=5.0, batch_size=batch_size, progress=False, **fast)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         wall = time.perf_counter() - start
         peak = _peak_rss()
+        used, compiled = resolve(precision, fast["compile"], dev)
         row = dict(device=device, model=model, frames=frames, fmt=fmt, batch_size=batch_size,
+                   precision=used, compile=compiled,
                    resolution=G.resolution, seconds=wall, fps=frames / wall,
                    images_per_s=frames * GRID * GRID / wall, peak_rss_mib=peak,
                    rise_mib=peak - before, file_kib=path.stat().st_size / 1024,
@@ -76,9 +84,10 @@ def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, thre
     print(json.dumps(row))
 
 
-def run_case(device, model, frames, fmt, batch_size, threads) -> dict:
+def run_case(device, model, frames, fmt, batch_size, threads, precision="fp32",
+             compile="off") -> dict:
     cmd = [sys.executable, __file__, "--_worker", device, model, str(frames), fmt,
-           str(batch_size), str(threads)]
+           str(batch_size), str(threads), precision, compile]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
@@ -90,7 +99,7 @@ def print_table(rows: list[dict]) -> None:
     def f(v, spec):
         return "-" if v is None else format(v, spec)
 
-    head = (f"{'device':6} {'model':5} {'px':>4} {'fmt':3} {'frames':>6} {'frames/s':>8} "
+    head = (f"{'device':6} {'model':5} {'px':>4} {'prec':4} {'comp':4} {'fmt':3} {'frames':>6} {'frames/s':>8} "
             f"{'images/s':>8} {'peak RSS MiB':>12} {'rise MiB':>8} {'file KiB':>8} "
             f"{'GPU peak MiB':>12}")
     print(head)
@@ -100,7 +109,8 @@ def print_table(rows: list[dict]) -> None:
             print(f"{r['device']:6} {r['model']:5} {'':>4} {r['fmt']:3} {r['frames']:>6}  "
                   f"error: {r['error']}")
             continue
-        print(f"{r['device']:6} {r['model']:5} {r['resolution']:>4} {r['fmt']:3} {r['frames']:>6} "
+        print(f"{r['device']:6} {r['model']:5} {r['resolution']:>4} {r['precision']:4} "
+              f"{'yes' if r['compile'] else 'no':4} {r['fmt']:3} {r['frames']:>6} "
               f"{r['fps']:>8.1f} {r['images_per_s']:>8.0f} {r['peak_rss_mib']:>12.0f} "
               f"{r['rise_mib']:>8.1f} {r['file_kib']:>8.0f} "
               f"{f(r['gpu_peak_mib'], '>12.0f')}")
@@ -133,15 +143,19 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                    help="torch CPU threads in each case")
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
-    p.add_argument("--_worker", nargs=6, help=argparse.SUPPRESS)
+    p.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16"), default=None,
+                   help="generator precision (default: fp32 on the CPU, auto on CUDA)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the generator (default: on for CUDA)")
+    p.add_argument("--_worker", nargs=8, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args._worker:
-        device, model, frames, fmt, batch, threads = args._worker
-        worker(device, model, int(frames), fmt, int(batch), int(threads))
+        device, model, frames, fmt, batch, threads, precision, compile = args._worker
+        worker(device, model, int(frames), fmt, int(batch), int(threads), precision, compile)
         return
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows = []
@@ -149,7 +163,10 @@ def main(argv=None) -> None:
         model = "full" if device.startswith("cuda") or args.full_size else "small"
         for fmt in args.formats:
             for frames in args.frames:
-                row = run_case(device, model, frames, fmt, args.batch_size, args.threads)
+                precision = args.precision or ("auto" if device.startswith("cuda") else "fp32")
+                compile = {True: "on", False: "off", None: "default"}[args.compile]
+                row = run_case(device, model, frames, fmt, args.batch_size, args.threads,
+                               precision, compile)
                 rows.append(row)
                 print(f"  {device} {model} {fmt} {frames} frames: "
                       f"{'%.1f frames/s' % row['fps'] if 'fps' in row else row['error']}",

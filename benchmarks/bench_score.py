@@ -8,6 +8,10 @@ GPU (when torch.cuda.is_available()): full-size biggan-deep-128 with random weig
     python benchmarks/bench_score.py                   # CPU, then GPU if there is one
     python benchmarks/bench_score.py --dirs 8 --seeds 4 --skip-gpu
     python benchmarks/bench_score.py --full-on DEVICE  # the full-size section on any device
+    python benchmarks/bench_score.py --precision bf16 --no-compile   # GPU: one setting
+
+Frames/s is end to end (generation at 128 px, LPIPS features and distances, the 'auto'
+precision check included). Target (issue 10): at least 2,000 frames/s on one H100/H200.
 """
 from __future__ import annotations
 
@@ -90,17 +94,19 @@ def generation_seconds(G, n_frames: int, batch_size: int, z_dim: int, device: to
 
 
 def score_run(label: str, G, metric, dirs: int, seeds: int, steps: int, batch_size: int,
-              device: torch.device) -> None:
+              device: torch.device, precision: str = "fp32", compile: bool | None = False) -> None:
     q = random_orthonormal(dirs, G.z_dim, generator=torch.Generator().manual_seed(0))
-    # warm-up on a tiny job (kernel selection, allocator), not counted
-    score_directions(G, q[:1], [0], path_size=3.0, metric=metric, truncation=TRUNC, steps=steps,
-                     batch_size=batch_size, device=device)
+    fast = dict(precision=precision, compile=compile)
+    # warm-up on one seed (kernel selection, allocator, compilation of the same batch shapes),
+    # not counted
+    score_directions(G, q, [0], path_size=3.0, metric=metric, truncation=TRUNC, steps=steps,
+                     batch_size=batch_size, device=device, **fast)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     sync(device)
     t0 = time.perf_counter()
     r = score_directions(G, q, range(seeds), path_size=3.0, metric=metric, truncation=TRUNC,
-                         steps=steps, batch_size=batch_size, device=device)
+                         steps=steps, batch_size=batch_size, device=device, **fast)
     sync(device)
     total = time.perf_counter() - t0
     gen = generation_seconds(G, r.frames, batch_size, G.z_dim, device)
@@ -109,7 +115,14 @@ def score_run(label: str, G, metric, dirs: int, seeds: int, steps: int, batch_si
     print(f"  {label}: {dirs} dirs x {seeds} seeds x {steps} steps = {r.frames} frames, "
           f"{r.pairs} LPIPS pairs, batch {batch_size}: {total:.2f} s total "
           f"({r.frames / total:.3g} frames/s, {r.pairs / total:.3g} pairs/s end to end; "
-          f"generation alone {gen:.2f} s{mem})")
+          f"fp32 eager generation alone {gen:.2f} s{mem})")
+    ran = r.inference
+    check = ran["precision_check"]
+    print(f"    precision {ran['precision']} (asked {ran['precision_asked']}"
+          + (f"; bf16 check: mean LPIPS {check['bf16']:.5g} vs fp32 {check['fp32']:.5g}, "
+             f"relative error {check['relative_error']:.3%}" if check else "")
+          + f"), compile: generator {ran['compile_mode']}, LPIPS {ran['lpips_compile_mode']}; "
+          f"FRAMES/S (LPIPS included): {r.frames / total:.4g}", flush=True)
 
 
 def full_size_biggan(device: torch.device):
@@ -136,11 +149,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=16)
     p.add_argument("--steps", type=int, default=9)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--gpu-batch-size", type=int, default=64)
+    p.add_argument("--gpu-batch-size", type=int, default=128)
     p.add_argument("--skip-gpu", action="store_true")
     p.add_argument("--full-on", default=None, metavar="DEVICE",
                    help="run the full-size section on this device (default: cuda when available)")
     p.add_argument("--full-dirs", type=int, default=None, help="directions for the full-size run")
+    p.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16"), default=None,
+                   help="generator and LPIPS precision (default: fp32 on the CPU, auto on the GPU)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the generator and LPIPS (default: on for CUDA)")
     args = p.parse_args()
 
     cpu = torch.device("cpu")
@@ -156,7 +173,8 @@ def main() -> None:
               f"{once:.3g} pairs/s ({once / fwd:.1f}x)")
     print("CPU, small random BigGAN (32 px, ~0.5 M params):")
     G = BigGANGenerator(build_small_biggan(), 207, TRUNC)
-    score_run("small", G, metric, args.dirs, args.seeds, args.steps, args.batch_size, cpu)
+    score_run("small", G, metric, args.dirs, args.seeds, args.steps, args.batch_size, cpu,
+              args.precision or "fp32", bool(args.compile))
 
     full_on = args.full_on or ("cuda" if torch.cuda.is_available() and not args.skip_gpu else None)
     if full_on is None:
@@ -171,10 +189,13 @@ def main() -> None:
           f"pairs/s ({once / fwd:.1f}x)")
     G = BigGANGenerator(full_size_biggan(dev), 207, TRUNC).to(dev)
     bs = args.gpu_batch_size if dev.type == "cuda" else args.batch_size
+    fast = dict(precision=args.precision or ("auto" if dev.type == "cuda" else "fp32"),
+                compile=args.compile)
     score_run("biggan-deep-128", G, metric, args.full_dirs or args.dirs,
-              args.seeds if dev.type == "cuda" else 1, args.steps, bs, dev)
+              args.seeds if dev.type == "cuda" else 1, args.steps, bs, dev, **fast)
     if dev.type == "cuda" and not args.full_dirs:
-        score_run("biggan-deep-128, published ndirs", G, metric, 120, args.seeds, args.steps, bs, dev)
+        score_run("biggan-deep-128, published ndirs", G, metric, 120, args.seeds, args.steps, bs,
+                  dev, **fast)
 
 
 if __name__ == "__main__":

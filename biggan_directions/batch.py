@@ -27,7 +27,8 @@ import torch
 
 from . import backends, runs
 from .classes import ImageNetClass, resolve_class
-from .discovery import RESUMABLE_CHANGES, DiscoverConfig, DiscoveryInterrupted
+from .discover_config import RESUMABLE_CHANGES, DiscoverConfig
+from .discovery import DiscoveryInterrupted
 from .errors import UserError, first_line
 from .fileio import check_writable_dir, finite_or_none, write_text
 from .manifest import BATCH_RECORD, Manifest, new_entry, now, relative

@@ -21,6 +21,8 @@ from .errors import SettingError, UserError
 from .fileio import check_writable_dir
 from .frames import frame_size, strip_image, walk_frames
 from .generator import check_truncation, latents_for_seeds
+from .inference import generator_call, resolve
+from .precision import PRECISIONS
 from .ranges import format_int_list
 from .runs import Run, RunSettings, model_label, slug
 from .settings import at_least, need, one_of, positive, setting
@@ -60,6 +62,11 @@ class RenderConfig:
     labels: bool = setting(True, "Direction numbers in a column on the left (grid and strip).")
     batch_size: int = setting(  # images per generator call
         16, "Images per generator call (lower it if the device runs out of memory).")
+    precision: str = setting(   # inference.resolve; frames are uint8: no check against fp32
+        "auto", "Generator precision: fp32, tf32 (CUDA), bf16 autocast, or auto: bf16 on a "
+                "bf16 CUDA GPU, else tf32; fp32 on the CPU (8-bit frames: no check).", choices=PRECISIONS)
+    compile: bool | None = setting(None, "torch.compile the generator call (CUDA graphs where they "
+                                         "work, else default mode, else eager).", shown="on for CUDA")
 
     def check(self) -> RenderConfig:
         """Raise SettingError on a setting outside its range; return self. path_size may be
@@ -76,6 +83,7 @@ class RenderConfig:
         one_of("layout", self.layout, LAYOUTS)
         at_least("strip_steps", self.strip_steps, 2)
         at_least("batch_size", self.batch_size, 1)
+        one_of("precision", self.precision, PRECISIONS)
         return self
 
     def walk_length(self) -> float:
@@ -267,6 +275,7 @@ def render_plan(plan: RenderPlan, config: RenderConfig, seeds: Sequence[int], *,
         config = dataclasses.replace(config, path_size=plan.path_size)
     out_dir = plan.out_dir if out_dir is None else Path(out_dir)
     preflight(render_paths(out_dir, config, plan.indices, seeds, plan.tag), config, overwrite)
+    resolve(config.precision, config.compile, device)     # e.g. tf32 on the CPU: before loading
     G, directions = plan.load(device, weights_dir, progress)
     return render_directions(G, directions, seeds, out_dir, config, indices=plan.indices,
                              tag=plan.tag, device=device, overwrite=overwrite, progress=progress,
@@ -313,13 +322,15 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
     if truncation is None:
         truncation = getattr(G, "truncation", 1.0)
     z = latents_for_seeds(seeds, q.shape[1], check_truncation(truncation)).to(device)  # (S, D)
+    G = generator_call(G, config.precision, config.compile, device)   # inference.resolve
     q = q.to(device)
     labels = [str(i) for i in indices] if config.labels else None
 
     def comment(rows: list[int]) -> str:
         return json.dumps({"tool": "biggan-directions render", **(record or {}),
                            "directions": rows, "seeds": seeds, "truncation": float(truncation),
-                           "config": dataclasses.asdict(config)}, sort_keys=True)
+                           "config": dataclasses.asdict(config), "precision": G.precision},
+                          sort_keys=True)
 
     made = _make_folder(Path(out_dir))
     try:

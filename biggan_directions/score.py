@@ -52,7 +52,9 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .lpips_metric import NETS, load_lpips, lpips_distance, lpips_features
+from .inference import FastCall, choose, record, resolve, scoring_calls
+from .lpips_metric import NETS, load_lpips, lpips_distance
+from .precision import PRECISIONS, tf32_state
 from .runs import Run, RunSettings, open_run, resolve_run_settings
 from .scores_file import check_scores_writable, scores_paths, write_scores
 from .settings import at_least, need, one_of, positive, setting
@@ -84,23 +86,39 @@ class ScoreConfig:
                        choices=NETS)
     batch_size: int = setting(32, "Frames per generator / LPIPS batch (lower it if the device "
                                   "runs out of memory).")
+    precision: str = setting(   # inference.choose: auto keeps bf16 only within 1% of fp32
+        "auto", "Generator and LPIPS precision: fp32, tf32 (CUDA), bf16 autocast, or auto: bf16 on a "
+                "bf16 CUDA GPU when the first batch's mean LPIPS is within 1% of fp32, else tf32; "
+                "fp32 on the CPU.", choices=PRECISIONS)
+    compile: bool | None = setting(None, "torch.compile the generator and LPIPS calls (CUDA graphs "
+                                         "where they work, else default, else eager).", shown="on for CUDA")
     threshold: float = setting(DEFAULT_THRESHOLD, "A direction whose effect (endpoint LPIPS) is "
                                                   "below this is inactive.",
                                option="--inactive-threshold")
-    compare: str | None = setting(None, "Also score as many random orthonormal directions "
-                                        "(seeded by --seed) and print both distributions side "
-                                        "by side.", choices=("random",))
-    seed: int = setting(0, "Seed of the random directions of --compare random.")
+    compare: tuple[str, ...] | None = setting(
+        None, "Also score as many baseline directions and print the distributions side by side: "
+              "a comma list of random (orthonormal, seeded by --seed), coords (coordinate axes), "
+              "sefa, ganspace (the generator's SeFa / GANSpace directions).",
+        metavar="KINDS", parse=lambda text: parse_compare(text))
+    seed: int = setting(0, "Seed of the random directions of --compare random (and of "
+                           "ganspace's latents).")
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         need(len(self.seeds) >= 1, "seeds", list(self.seeds), "give at least one seed.")
         walk_pairs(self.steps)
         at_least("batch_size", self.batch_size, 1)
+        one_of("precision", self.precision, PRECISIONS)
         need(isinstance(self.threshold, (int, float)) and 0 <= self.threshold < math.inf,
              "threshold", self.threshold, "must be a finite number >= 0.")
         one_of("net", self.net, NETS)
-        need(self.compare in (None, "random"), "compare", self.compare, "only 'random' is supported.")
+        if isinstance(self.compare, str):
+            object.__setattr__(self, "compare", parse_compare(self.compare))
+        elif self.compare is not None:
+            object.__setattr__(self, "compare", tuple(self.compare))
+        need(self.compare is None or (len(self.compare) >= 1 and all(
+            k in COMPARE_KINDS for k in self.compare)), "compare",
+            ",".join(map(str, self.compare or ())), f"use a comma list of {', '.join(COMPARE_KINDS)}.")
         at_least("seed", self.seed, 0)
 
 
@@ -137,6 +155,7 @@ class ScoreResult:
     frames: int = 0        # frames generated (= K * S * steps)
     pairs: int = 0         # LPIPS distances taken
     seconds: float = 0.0
+    inference: dict[str, Any] | None = None   # precision and compile used (scores.json settings)
 
     @property
     def n_directions(self) -> int:
@@ -213,7 +232,8 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
                      seeds: Sequence[int], *, path_size: float, metric: nn.Module,
                      truncation: float, steps: int = 9, batch_size: int = 32,
                      device: torch.device | str = "cpu", threshold: float = DEFAULT_THRESHOLD,
-                     progress: bool = False, desc: str = "score") -> ScoreResult:
+                     progress: bool = False, desc: str = "score", precision: str = "fp32",
+                     compile: bool | None = False) -> ScoreResult:
     """Score each row of `directions` by LPIPS along linear walks (see the module docstring).
 
     G:          (B, z_dim) latents on `device` -> (B, 3, H, W) images in [-1, 1] (class and
@@ -223,6 +243,8 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
     seeds:      S >= 1 seeds; latents from latents_for_seeds(seeds, z_dim, truncation).
     path_size:  P > 0; the walk goes from -P to +P.
     metric:     an lpips.LPIPS on `device` (load_lpips).
+    precision, compile: of the generator and LPIPS (inference.resolve, inference.choose: 'auto'
+                checks bf16 on the first chunk); what ran is in the result's `inference`.
     Memory: LPIPS features of max(batch_size, steps) frames (whole walks) at a time, plus the
     (steps + 2) / steps as many pair differences of one layer.
     """
@@ -236,6 +258,7 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
     need(len(seeds) >= 1, "seeds", seeds, "give at least one seed.")
     positive("path_size", path_size)
     at_least("batch_size", batch_size, 1)
+    candidate, compile = resolve(precision, compile, device)
     pairs, roles = walk_pairs(steps)
     K, D = directions.shape
     S, T = len(seeds), steps
@@ -248,26 +271,37 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
     b_idx = torch.tensor([j for _, j in pairs], device=device)
     dist = torch.empty(K * S, len(pairs), dtype=torch.float64)            # (walks, pairs)
     per_chunk = max(1, batch_size // T)                                   # whole walks per chunk
+
+    def distances(gen: FastCall, feat: FastCall, walks: torch.Tensor, bar=None) -> torch.Tensor:
+        """(w, pairs) float64 LPIPS of w whole walks (w, T, D)."""
+        frames = walks.reshape(-1, D)                                     # (w*T, D)
+        feats: list[list[torch.Tensor]] = []
+        for f0 in range(0, frames.shape[0], batch_size):
+            images = gen(frames[f0:f0 + batch_size].to(device))           # (b, 3, H, W) in [-1, 1]
+            if not isinstance(images, torch.Tensor):
+                raise TypeError("score_directions needs a generator that returns one image tensor")
+            feats.append(feat(images.float()))
+            if bar is not None:
+                bar.update(images.shape[0])
+        layers = [torch.cat(parts).unflatten(0, (walks.shape[0], T)) for parts in zip(*feats)]
+        with tf32_state(device, gen.precision != "fp32"):                # layers: (w, T, C, H, W)
+            d = lpips_distance(metric, [f[:, a_idx].flatten(0, 1) for f in layers],
+                               [f[:, b_idx].flatten(0, 1) for f in layers])   # (w * pairs,)
+        return d.view(walks.shape[0], len(pairs)).double().cpu()
+
     start = time.perf_counter()
+    chosen, check = choose(precision, device, candidate, lambda p: distances(
+        *scoring_calls(G, metric, p, device), lat[:per_chunk]).mean().item())   # first chunk
+    gen, feat = scoring_calls(G, metric, chosen, device, compile)
     bar = tqdm(total=K * S * T, unit="frame", desc=desc, disable=not progress, leave=False)
     for w0 in range(0, K * S, per_chunk):
         w1 = min(K * S, w0 + per_chunk)
-        frames = lat[w0:w1].reshape(-1, D)                                # ((w1-w0)*T, D)
-        feats: list[list[torch.Tensor]] = []
-        for f0 in range(0, frames.shape[0], batch_size):
-            images = G(frames[f0:f0 + batch_size].to(device))             # (b, 3, H, W) in [-1, 1]
-            if not isinstance(images, torch.Tensor):
-                raise TypeError("score_directions needs a generator that returns one image tensor")
-            feats.append(lpips_features(metric, images.float()))
-            bar.update(images.shape[0])
-        layers = [torch.cat(parts).unflatten(0, (w1 - w0, T)) for parts in zip(*feats)]  # (w, T, C, H, W)
-        d = lpips_distance(metric, [f[:, a_idx].flatten(0, 1) for f in layers],
-                           [f[:, b_idx].flatten(0, 1) for f in layers])   # (w * pairs,)
-        dist[w0:w1] = d.view(w1 - w0, len(pairs)).double().cpu()
+        dist[w0:w1] = distances(gen, feat, lat[w0:w1], bar)
         elapsed = time.perf_counter() - start
         bar.set_postfix_str(f"{w1 * len(pairs) / max(elapsed, 1e-9):.0f} pairs/s")
     bar.close()
     seconds = time.perf_counter() - start
+    inference = record(precision, check, gen, lpips=feat)
 
     dist = dist.view(K, S, len(pairs))
     if not torch.isfinite(dist).all():
@@ -291,7 +325,7 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
                        consistency=consistency, inactive=inactive,
                        ranking=rank_directions(effect, inactive), threshold=float(threshold),
                        seeds=seeds, steps=T, path_size=float(path_size), frames=K * S * T,
-                       pairs=K * S * len(pairs), seconds=seconds)
+                       pairs=K * S * len(pairs), seconds=seconds, inference=inference)
 
 
 def rank_directions(effect: torch.Tensor, inactive: torch.Tensor) -> list[int]:
@@ -308,11 +342,42 @@ class ScoreReport:
     scores.json, the run's resolved settings (with where each came from), and the files."""
 
     result: ScoreResult
-    compare: ScoreResult | None
+    compare: dict[str, ScoreResult] | None      # baseline kind -> its scores (--compare)
     settings: dict[str, Any]
     run_settings: RunSettings
     json_path: Path
     csv_path: Path
+
+
+COMPARE_KINDS = ("random", "coords", "sefa", "ganspace")
+
+
+def parse_compare(text: str) -> tuple[str, ...]:
+    """'random,sefa' -> ('random', 'sefa') (order kept, duplicates dropped); SettingError for
+    a kind that is not one of COMPARE_KINDS."""
+    kinds = tuple(dict.fromkeys(k.strip() for k in str(text).split(",") if k.strip()))
+    need(len(kinds) >= 1 and all(k in COMPARE_KINDS for k in kinds), "compare", text,
+         f"use a comma list of {', '.join(COMPARE_KINDS)}.")
+    return kinds
+
+
+def baseline_for(kind: str, run: Run, G: nn.Module, seed: int,
+                 device: torch.device) -> torch.Tensor:
+    """As many baseline directions as the run has, (K, z_dim), unit rows: 'random' orthonormal
+    and 'coords' inside the run's subspace (when it has one), 'sefa' and 'ganspace' of G over
+    the whole latent (GANSpace on max(2000, 5K) latents of G's class, seeded by `seed`)."""
+    from .directions import baseline_directions
+
+    K, D = run.directions.shape
+    if kind == "random":
+        return random_baseline(run, seed)
+    if kind == "coords":
+        return baseline_directions("coords", K, D, run.subspace)
+    if kind == "sefa":
+        from .sefa import sefa_directions
+        return sefa_directions(G, K)[0]
+    from .ganspace import ganspace_directions
+    return ganspace_directions(G, samples=max(2000, 5 * K), ndirs=K, seed=seed, device=device)[0]
 
 
 def random_baseline(run: Run, seed: int) -> torch.Tensor:
@@ -334,8 +399,8 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
     Checks, before any heavy work: the run's settings (runs.resolve_run_settings: the config's
     values, else the run's), that the scores files can be written (and do not exist unless
     overwrite), and that the LPIPS backbone is present. Then loads the model
-    (weights.load_biggan), scores the run's directions (and random ones with
-    config.compare == 'random') and writes both files.
+    (weights.load_biggan), scores the run's directions (and, with config.compare, as many
+    directions of each baseline kind: baseline_for) and writes both files.
     net / metric: an already loaded BigGAN (on `device`, for the run's model) and LPIPS module
     (lpips_metric.load_lpips), so a caller scoring many runs loads each once.
     """
@@ -349,6 +414,7 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
     json_path, csv_path = scores_paths(run)
     check_scores_writable(json_path, csv_path, overwrite)
     device = torch.device(device)
+    resolve(config.precision, config.compile, device)    # e.g. tf32 on the CPU: before loading
     if metric is None:
         metric = load_lpips(config.net, device)
     if net is None:
@@ -361,19 +427,23 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
                         f"{G.z_dim}; use the model they were learned with.")
     common = dict(path_size=chosen.path_size, metric=metric, truncation=chosen.truncation,
                   steps=config.steps, batch_size=config.batch_size, device=device,
-                  threshold=config.threshold, progress=progress)
+                  threshold=config.threshold, progress=progress, precision=config.precision,
+                  compile=config.compile)
     result = score_directions(G, run.directions, config.seeds, desc="score", **common)
+    common["precision"] = result.inference["precision"]   # a baseline runs as the result did
     baseline = compare_record = None
-    if config.compare == "random":
-        baseline = score_directions(G, random_baseline(run, config.seed), config.seeds,
-                                    desc="random", **common)
-        compare_record = {"kind": "random", "seed": config.seed,
-                          "subspace": run.meta.get("subspace"),
-                          "learned": result.summary(), "random": baseline.summary(),
-                          "random_directions": baseline.rows()}
+    if config.compare:
+        baseline = {kind: score_directions(G, baseline_for(kind, run, G, config.seed, device),
+                                           config.seeds, desc=kind, **common)
+                    for kind in config.compare}
+        compare_record = {"kind": ",".join(config.compare), "kinds": list(config.compare),
+                          "seed": config.seed, "subspace": run.meta.get("subspace"),
+                          "learned": result.summary()}
+        for kind, scores in baseline.items():
+            compare_record.update({kind: scores.summary(), f"{kind}_directions": scores.rows()})
     settings = asdict(config)
     del settings["class_query"]
-    settings.update(chosen.record(), seeds=list(config.seeds), easing="linear")
+    settings.update(chosen.record(), seeds=list(config.seeds), easing="linear", **result.inference)
     write_scores(json_path, csv_path, result, settings, compare=compare_record,
                  directions_file=str(run.directions_path), overwrite=overwrite)
     return ScoreReport(result, baseline, settings, chosen, json_path, csv_path)

@@ -336,3 +336,75 @@ def test_sigterm_mid_render_leaves_no_temporary_file(run_dir):
     assert proc.returncode == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     assert files_in(videos) == []                        # no .*.tmp.* file, no video
+
+
+# ---------------------------------------------------------------- precision and compile (issue 10)
+def _strip(G, q, out, **settings) -> np.ndarray:
+    [path] = render_directions(G, q, [0], out, strip=True, strip_steps=3, path_size=5.0,
+                               progress=False, **settings)
+    return iio.imread(path)
+
+
+def test_fp32_render_is_unchanged_and_auto_is_fp32_on_the_cpu(G, tmp_path):
+    """The strip render_directions writes equals frames.strip_image on G itself (no wrapper),
+    for precision fp32 and for auto (fp32 on the CPU), bit for bit."""
+    q = random_orthonormal(2, 128, torch.Generator().manual_seed(6))
+    z = latents_for_seeds([0], 128, 0.5)
+    direct = strip_image(G, q, z[0], 3, 5.0, labels=["0", "1"], batch_size=16)
+    for precision in ("fp32", "auto"):
+        assert np.array_equal(_strip(G, q, tmp_path / precision, precision=precision), direct)
+
+
+def test_bf16_on_the_cpu_renders_and_records_it(run_dir):
+    """bf16 autocast runs on the CPU; frames are 8-bit and differ from fp32 by a few levels
+    (measured on the small model: mean |difference| 0.17 of 255, at most 2 levels)."""
+    from PIL import Image
+
+    args = [run_dir, "--dirs", "0-1", "--strip", "--strip-steps", 3, "-q", "--device", "cpu"]
+    [fp32] = assert_ok(invoke(*args, "--precision", "fp32", "--out", run_dir / "fp32"))
+    [bf16] = assert_ok(invoke(*args, "--precision", "bf16", "--out", run_dir / "bf16"))
+    with Image.open(bf16) as im:
+        record = json.loads(im.info["biggan-directions"])
+    assert record["precision"] == "bf16" and record["config"]["precision"] == "bf16"
+    a, b = (iio.imread(p).astype(np.int16) for p in (fp32, bf16))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert np.abs(a - b).mean() < 1 and np.abs(a - b).max() <= 8
+
+
+def test_tf32_on_the_cpu_is_one_line_before_the_model(run_dir, monkeypatch):
+    import biggan_directions.render as render_module
+
+    def not_now(*args, **kwargs):
+        raise AssertionError("the model was loaded before the precision was checked")
+    monkeypatch.setattr(render_module.RenderPlan, "load", not_now)
+    result = invoke(run_dir, "--precision", "tf32", "--device", "cpu", "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "Error: --precision 'tf32': TF32 is a CUDA feature; on cpu use fp32 or bf16."]
+    assert not (run_dir / "videos").exists()
+
+
+def test_compiled_render_gives_the_eager_frames(G, tmp_path):
+    """One short compiled render (CPU compilation takes tens of seconds): 3 images in batches of
+    2, so the last batch is padded to the compiled size; pixels match eager within 1 level."""
+    q = random_orthonormal(1, 128, torch.Generator().manual_seed(6))
+    eager = _strip(G, q, tmp_path / "eager", precision="fp32", batch_size=2)
+    compiled = _strip(G, q, tmp_path / "compiled", precision="fp32", batch_size=2, compile=True)
+    assert compiled.shape == eager.shape
+    assert np.abs(compiled.astype(np.int16) - eager.astype(np.int16)).max() <= 1
+
+
+def test_batch_passes_precision_and_compile_to_render_and_score(tmp_path, monkeypatch):
+    import biggan_directions.batch as batch_module
+
+    seen = {}
+
+    def fake_run_batch(model, classes, config, out, *, score, render, **kwargs):
+        seen.update(discover=config, score=score, render=render)
+        raise SystemExit(0)
+    monkeypatch.setattr(batch_module, "run_batch", fake_run_batch)
+    CliRunner().invoke(cli, ["batch", "--classes", "207", "--score", "--render", "--precision",
+                             "bf16", "--compile", "--out", str(tmp_path), "-q"])
+    assert seen["discover"].precision == "bf16" and seen["discover"].compile is True
+    assert seen["score"].precision == "bf16" and seen["score"].compile is True
+    assert seen["render"].video.precision == "bf16" and seen["render"].video.compile is True

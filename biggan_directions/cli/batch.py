@@ -89,7 +89,9 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
     from their checkpoints. A failing class does not stop the others; the exit status is 1
     when any failed. Ctrl-C or SIGTERM checkpoints the running classes (exit 130). With
     --backend ray each task loads the model itself, so the model (or --weights-dir) and OUT
-    must be at the same paths on every node.
+    must be at the same paths on every node. --precision and --compile apply to the generator
+    in every step (and to LPIPS in scoring); 'auto' decides per step as discover, score and
+    render do.
 
     \b
     Examples:
@@ -124,14 +126,16 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
     classes = (parse_class_list(class_list) if class_list is not None
                else read_class_file(classes_file))
     config = discover_config(**options)
+    fast = dict(precision=config.precision, compile=config.compile)   # for every step
     score_config = render_config = None
     if do_score:
-        score_config = ScoreConfig(seeds=tuple(range(score_seeds)), net=net)
+        score_config = ScoreConfig(seeds=tuple(range(score_seeds)), net=net, **fast)
     if do_render:
         if not render_seeds:
             raise UserError("--render-seeds: empty selection; give seeds like 0-5.")
         render_config = BatchRender(seeds=tuple(render_seeds),
-                                    video=RenderConfig(frames=render_frames, fmt=render_format))
+                                    video=RenderConfig(frames=render_frames, fmt=render_format,
+                                                       **fast))
     set_threads(threads)
 
     def report(entry, done, total):

@@ -46,6 +46,7 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
       biggan-directions score outputs/biggan-deep-128/207-golden-retriever
       biggan-directions score RUN --num-seeds 32 --steps 11 --net vgg
       biggan-directions score RUN --compare random --seed 1 --overwrite
+      biggan-directions score RUN --compare random,coords,sefa,ganspace --overwrite
       biggan-directions score my_dirs.safetensors --path-size 4 --seeds 0-7
     """
     from ..device import resolve_device, set_threads
@@ -68,7 +69,12 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
             click.echo(f"note: the run records no {name}; used the default "
                        f"{getattr(report.run_settings, name)}.")
     click.echo(format_table(report.result, limit=show or None, net=config.net))
-    if report.compare is not None:
-        click.echo(f"\nlearned vs random orthonormal directions (seed {config.seed}):")
-        click.echo(format_compare(report.result.summary(), report.compare.summary()))
+    if report.compare:
+        if list(report.compare) == ["random"]:
+            click.echo(f"\nlearned vs random orthonormal directions (seed {config.seed}):")
+        else:
+            click.echo(f"\nlearned vs {', '.join(report.compare)} directions (random seed "
+                       f"{config.seed}):")
+        click.echo(format_compare(report.result.summary(), baselines={
+            kind: scores.summary() for kind, scores in report.compare.items()}))
     click.echo(f"wrote {report.json_path} and {report.csv_path}")
