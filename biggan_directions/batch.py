@@ -237,9 +237,9 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, folder: Path, load, descri
 
 
 def _score_step(plan: JobPlan, run: runs.Run, load, metrics: dict, force: bool) -> None:
-    """What `score RUN` does (score.run_score), with the already loaded model and LPIPS."""
+    """What `score RUN` does (score_run.run_score), with the already loaded model and LPIPS."""
     from .lpips_metric import load_lpips
-    from .score import run_score
+    from .score_run import run_score
     from .scores_file import scores_paths
 
     config = plan.score

@@ -20,7 +20,8 @@ from biggan_directions.errors import SettingError
 from biggan_directions.generator import BigGANGenerator
 from biggan_directions.lpips_metric import load_lpips
 from biggan_directions.runs import Run, open_run
-from biggan_directions.score import (ScoreConfig, ScoreResult, random_baseline, run_score,
+from biggan_directions.score_run import random_baseline, run_score
+from biggan_directions.score import (ScoreConfig, ScoreResult,
                                      score_directions, walk_pairs)
 from biggan_directions.scores_file import read_scores
 from cli import cli
@@ -228,7 +229,7 @@ def test_cli_has_no_random_backbone_option(tmp_path, small_biggan_dir, torch_hom
 
 def test_cli_option_mistakes_are_one_line_naming_the_option(tmp_path, small_biggan_dir, torch_home,
                                                            monkeypatch):
-    import biggan_directions.score as score_module
+    import biggan_directions.score_run as score_module
 
     def not_now(*args, **kwargs):
         raise AssertionError("LPIPS loaded before the options were checked")
@@ -302,7 +303,7 @@ def test_unwritable_scores_are_refused_before_any_work(tmp_path, small_biggan_di
     """Defect 1: nothing is loaded or computed when the scores cannot be written."""
     import tempfile
 
-    import biggan_directions.score as score_module
+    import biggan_directions.score_run as score_module
 
     def not_now(*args, **kwargs):
         raise AssertionError("LPIPS loaded before the output was checked")
@@ -433,7 +434,7 @@ def test_cli_bf16_on_the_cpu_records_what_ran(tmp_path, small_biggan_dir, torch_
 
 def test_cli_tf32_on_the_cpu_is_one_line_before_any_work(tmp_path, small_biggan_dir, torch_home,
                                                           monkeypatch):
-    import biggan_directions.score as score_module
+    import biggan_directions.score_run as score_module
 
     def not_now(*args, **kwargs):
         raise AssertionError("LPIPS was loaded before the precision was checked")

@@ -50,7 +50,7 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
       biggan-directions score my_dirs.safetensors --path-size 4 --seeds 0-7
     """
     from ..device import resolve_device, set_threads
-    from ..score import run_score
+    from ..score_run import run_score
     from ..score_tables import format_compare, format_table
     from ..signals import sigterm_as_interrupt
 
