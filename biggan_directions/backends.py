@@ -1,6 +1,6 @@
 """Where a batch's class jobs run: in this process, one worker process per device, or Ray tasks.
 
-Each backend takes the job function (batch.run_class_job: (plan, cls, load, metrics, describe)
+Each backend takes the job function (class_job.run_class_job: (plan, cls, load, metrics, describe)
 -> manifest line) and reports through `Events`: `started(index)` when a class's job begins,
 `finished(entry)` with its line, and `lost(cls, status, error, started)` for a class whose job
 ended without a line (interrupted between steps, a dead worker, a crashed or cancelled task),

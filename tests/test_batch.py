@@ -208,7 +208,7 @@ def test_ctrl_c_mid_class_then_rerun_resumes_from_checkpoint(tmp_path, small_big
 
 def test_unexpected_error_fails_one_class_with_its_traceback_kept(tmp_path, small_biggan_dir,
                                                                   monkeypatch):
-    from biggan_directions import batch as batch_module
+    from biggan_directions import class_job as batch_module
 
     def broken_render(plan, run, load, force):
         if "goldfish" in run.folder.name:
@@ -299,7 +299,7 @@ def test_ray_backend_on_local_ray(tmp_path, small_biggan_dir, monkeypatch):
      "nan at step 3; the last good checkpoint (step 2) is kept in F. Lower --lr or raise --epsilon"),
 ])
 def test_class_errors_name_the_per_class_remedy_not_overwrite(message, expected):
-    from biggan_directions.batch import _per_class_remedy
+    from biggan_directions.class_job import _per_class_remedy
 
     text = _per_class_remedy(message, Path("/o/m/1-goldfish"))
     assert text == (f"{expected}; to start this class again, delete /o/m/1-goldfish and run the "

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import click
 
 from ..errors import UserError
-from ..batch import BatchRender, JobPlan
+from ..class_job import BatchRender, JobPlan
 from ..lpips_metric import NETS
 from ..ranges import format_int_list
 from ..render import FORMATS, RenderConfig
