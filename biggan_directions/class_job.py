@@ -63,7 +63,6 @@ class JobPlan:
         return new_entry(cls, self.run_folder(cls), self.batch_folder, self.discover.steps, status)
 
 
-
 # ---------------------------------------------------------------------- one class
 def _existing_run(folder: Path) -> runs.Run | None:
     """The run in `folder`, or None when it holds no directions (yet)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from .errors import UserError
 from .evaluation import versus_random
 from .flops import throughput
 from .fileio import check_writable_dir, write_json
-from .lock import FolderLock
 from .signals import stop_flag
 
 __all__ = ["DiscoverConfig", "Discovery", "DiscoveryDiverged", "DiscoveryInterrupted",
@@ -78,12 +76,7 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
         return run_method(G, config, folder, meta=meta, device=device, resume=resume,
                           overwrite=overwrite, progress=progress, notify=notify)
     run = Discovery(G, config, device)                    # checks config against G.z_dim
-    check_writable_dir(folder)
-    with FolderLock(folder, what="run") as lock:
-        if lock.stale is not None:
-            (notify or _to_stderr)(
-                f"{folder}: replaced a stale lock of process {lock.stale.get('pid')} on "
-                f"{lock.stale.get('host')} (it is no longer running).")
+    with run_files.locked_run_folder(folder, notify):
         prepare_run_folder(folder, resume, overwrite)
         return _train(run, config, folder, dict(meta or {}), resume, progress, describe)
 
@@ -179,7 +172,7 @@ def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
     try:
         write_curve(folder / CURVE_FILE, folder / runs.STEP_LOG, record.get("reference_eval"))
     except (OSError, ValueError, RuntimeError) as e:
-        _to_stderr(f"{folder / CURVE_FILE}: not refreshed ({e}).")
+        run_files.to_stderr(f"{folder / CURVE_FILE}: not refreshed ({e}).")
 
 
 def _settings_meta(config: DiscoverConfig, run: Discovery) -> dict[str, Any]:
@@ -212,10 +205,6 @@ def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------- BigGAN classes

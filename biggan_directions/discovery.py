@@ -206,7 +206,6 @@ class Discovery:
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
 
 
-
 def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
                  seed: int, truncation: float, device: torch.device, *,
                  sefa_layers: str = "gen_z", layer: str | None = None) -> torch.Tensor:

@@ -17,11 +17,11 @@ from typing import Any, Callable
 import torch
 
 from . import run_files, runs
-from .discovery import DiscoverConfig, Discovery
+from .discover_config import DiscoverConfig
+from .discovery import Discovery
 from .errors import SettingError
 from .evaluation import versus_random
-from .fileio import check_writable_dir, write_json
-from .lock import FolderLock
+from .fileio import write_json
 
 CLOSED_FORM = ("sefa", "ganspace")
 
@@ -89,16 +89,11 @@ def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
     discover.RunResult. Checks (settings, the generator's layer, writability, an existing
     run) come before the folder is made. A finished run with the same settings is left as it
     is on resume."""
-    from .discover import RunResult, prepare_run_folder, _to_stderr
+    from .discover import RunResult, prepare_run_folder
 
     folder, device = Path(folder), torch.device(device)
     check_method(G, config)
-    check_writable_dir(folder)
-    with FolderLock(folder, what="run") as lock:
-        if lock.stale is not None:
-            (notify or _to_stderr)(
-                f"{folder}: replaced a stale lock of process {lock.stale.get('pid')} on "
-                f"{lock.stale.get('host')} (it is no longer running).")
+    with run_files.locked_run_folder(folder, notify):
         prepare_run_folder(folder, resume, overwrite)
         record_path = folder / runs.RUN_RECORD
         if resume and record_path.exists():

@@ -15,14 +15,16 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 
 from . import runs
 from .directions import save_directions
 from .errors import UserError, first_line
-from .fileio import atomic_path, temp_beside, write_text
+from .fileio import atomic_path, check_writable_dir, temp_beside, write_text
+from .lock import FolderLock
 
 CHECKPOINT_FORMAT = "biggan-directions-checkpoint"
 LOG_HEADER = ["step", "penalty", "eval_penalty", "seconds"]
@@ -211,3 +213,24 @@ def owned_files() -> tuple[str, ...]:
 
     return (runs.DIRECTIONS_FILE, runs.RUN_RECORD, runs.STEP_LOG, runs.CHECKPOINT,
             runs.SCORES_JSON, runs.SCORES_CSV, runs.VIDEOS_DIR, CURVE_FILE)
+
+
+@contextmanager
+def locked_run_folder(folder: Path, notify: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Check that `folder` can be written (before anything is created), then hold its lock
+    (lock.FolderLock) for the block; a stale lock that was replaced is told to `notify`
+    (default: a line on stderr)."""
+    check_writable_dir(folder)
+    with FolderLock(folder, what="run") as lock:
+        if lock.stale is not None:
+            (notify or to_stderr)(f"{folder}: replaced a stale lock of process "
+                                  f"{lock.stale.get('pid')} on {lock.stale.get('host')} (it is "
+                                  f"no longer running).")
+        yield
+
+
+def to_stderr(message: str) -> None:
+    """A warning line on stderr, flushed."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)

@@ -331,7 +331,6 @@ def rank_directions(effect: torch.Tensor, inactive: torch.Tensor) -> list[int]:
     return order
 
 
-
 COMPARE_KINDS = ("random", "coords", "sefa", "ganspace")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from support import SMALL_CONFIG, build_small_biggan  # noqa: F401  (re-exported for tests)
+from support import build_small_biggan
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 

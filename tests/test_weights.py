@@ -16,7 +16,7 @@ from biggan_directions.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME
                                        SAFETENSORS_NAME, WEIGHTS_NAME,
                                        WEIGHTS_DIR_ENV, default_weights_dir, load_biggan,
                                        model_urls, save_biggan)
-from conftest import build_small_biggan
+from support import build_small_biggan
 from weights_servers import FileServer
 
 NAME = "biggan-deep-128"  # a known name; the small model's files are served under it
