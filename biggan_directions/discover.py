@@ -33,6 +33,7 @@ class RunResult:
     step: int
     final_penalty: float | None  # mean training penalty over the last (up to) 100 steps
     eval_penalty: float | None
+    versus_random: str | None = None   # fixed evaluation vs the random matrices' spread
 
 
 def prepare_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
@@ -93,7 +94,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         run.load_state_dict(state)
         if record.get("status") == "finished" and run.step >= config.steps:
             return RunResult(folder, "already finished", run.step, record.get("final_penalty"),
-                             record.get("eval_penalty"))
+                             record.get("eval_penalty"), record.get("versus_random"))
     run_files.truncate_log(log_path, run.step)
 
     record.update({
@@ -161,7 +162,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         checkpoint("finished")
     finally:
         log.close()
-    return RunResult(folder, "finished", run.step, _mean(recent), eval_value)
+    return RunResult(folder, "finished", run.step, _mean(recent), eval_value,
+                     record.get("versus_random"))
 
 
 def _draw_curve(folder: Path, record: dict[str, Any]) -> None:

@@ -69,7 +69,10 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
                        f"penalty {result.eval_penalty:.4g}")
             return
         penalty = "n/a" if result.final_penalty is None else f"{result.final_penalty:.4g}"
-        click.echo(f"{result.folder}: {result.status} at step {result.step}, penalty {penalty}")
+        evaluation = ("" if result.eval_penalty is None else
+                      f", fixed evaluation {result.eval_penalty:.4g} ({result.versus_random})")
+        click.echo(f"{result.folder}: {result.status} at step {result.step}, penalty "
+                   f"{penalty}{evaluation}")
 
     try:
         discover_classes(model, list(classes), config, out, device=dev, weights_dir=weights_dir,
