@@ -9,7 +9,8 @@ the references): the identity, SeFa, and random orthonormal matrices (mean +- st
 mean by more than twice the random spread.
 
     python benchmarks/bench_learn.py                        # 1000 steps per setting, CPU
-    python benchmarks/bench_learn.py --steps 3000 --device cuda
+    python benchmarks/bench_learn.py --steps 3000 --device cuda --out learn.json --plot learn.png
+    python benchmarks/bench_learn.py --replot learn.json --plot docs/learn_dcgan.png
 """
 from __future__ import annotations
 
@@ -48,7 +49,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="also write the curves as JSON here")
+    parser.add_argument("--plot", default=None, help="also draw the curves as a PNG here")
+    parser.add_argument("--replot", default=None, metavar="JSON",
+                        help="only draw --plot from curves an earlier --out wrote")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(Path(args.replot).read_text()), args.plot or "learn.png")
+        return
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     from real_dcgan import Unavailable, load_face_dcgan
@@ -93,6 +100,19 @@ def main() -> None:
         curves["runs"][name] = curve
     if args.out:
         Path(args.out).write_text(json.dumps(curves, indent=1))
+    if args.plot:
+        plot(curves, args.plot)
+
+
+def plot(curves: dict, path: str) -> None:
+    """The runs' fixed-evaluation curves over the identity and the random band (curves.py)."""
+    from biggan_directions.curves import write_compare_curves
+
+    runs = [{"label": name, "points": [tuple(p) for p in points]}
+            for name, points in curves["runs"].items()]
+    write_compare_curves(path, runs, curves["reference"],
+                         title="face DCGAN (real weights): fixed-evaluation penalty vs steps")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
