@@ -34,6 +34,7 @@ class RunResult:
     final_penalty: float | None  # mean training penalty over the last (up to) 100 steps
     eval_penalty: float | None
     versus_random: str | None = None   # fixed evaluation vs the random matrices' spread
+    throughput: dict[str, Any] | None = None   # steps/s, images/s, TFLOP/s of the steps run
 
 
 def prepare_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
@@ -163,7 +164,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     finally:
         log.close()
     return RunResult(folder, "finished", run.step, _mean(recent), eval_value,
-                     record.get("versus_random"))
+                     record.get("versus_random"),
+                     {k: record.get(k) for k in ("steps_per_second", "images_per_second", "tflops")})
 
 
 def _draw_curve(folder: Path, record: dict[str, Any]) -> None:

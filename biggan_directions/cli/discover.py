@@ -71,8 +71,12 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
         penalty = "n/a" if result.final_penalty is None else f"{result.final_penalty:.4g}"
         evaluation = ("" if result.eval_penalty is None else
                       f", fixed evaluation {result.eval_penalty:.4g} ({result.versus_random})")
+        speed = result.throughput or {}
+        rates = "".join(f"{', ' if i else '; '}{speed[key]:.4g} {unit}" for i, (key, unit) in
+                        enumerate((("steps_per_second", "steps/s"), ("images_per_second", "images/s"),
+                                   ("tflops", "TFLOP/s"))) if speed.get(key) is not None)
         click.echo(f"{result.folder}: {result.status} at step {result.step}, penalty "
-                   f"{penalty}{evaluation}")
+                   f"{penalty}{evaluation}{rates}")
 
     try:
         discover_classes(model, list(classes), config, out, device=dev, weights_dir=weights_dir,
