@@ -19,7 +19,7 @@ import torch
 
 from . import backends, runs
 from .classes import ImageNetClass, resolve_class
-from .discover_config import DiscoverConfig
+from .discover_config import METHODS, DiscoverConfig
 from .errors import UserError
 from .fileio import check_writable_dir, finite_or_none, write_text
 from .manifest import BATCH_RECORD, Manifest, now
@@ -63,7 +63,7 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
               ray_address: str | None = None, ray_cpus: int | None = None,
               gpus_per_job: float = 1.0, batch_name: str | None = None,
               weights_dir: str | os.PathLike | None = None, overwrite: bool = False,
-              progress: bool = True,
+              progress: bool = True, methods: Sequence[str] | None = None,
               on_entry: Callable[[dict[str, Any], int, int], None] | None = None) -> BatchResult:
     """Discover (and score / render) every class into its run folder; keep the manifest and gallery.
 
@@ -73,13 +73,19 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
                per device. 'ray': one Ray task per class with gpus_per_job GPUs (0 when the
                cluster has none), on the cluster at ray_address or a local one with ray_cpus CPUs;
                `device` is resolved inside each task.
+    methods:   the methods run per class, in order (hessian, sefa, ganspace; duplicates
+               dropped); None or empty: config.method only. Each method's run has its own folder
+               (class_job.JobPlan.run_folder) and its part of the manifest line (`methods`).
     on_entry:  called as on_entry(entry, done, total) as each class's job ends.
     Finished classes are skipped, unfinished ones resumed from their checkpoints. Everything is
     checked before the batch folder is created; the folder is locked while the batch runs.
     Returns the BatchResult (check .failed); raises BatchInterrupted on Ctrl-C after everything
     is written.
     """
-    config.validate()
+    methods = tuple(dict.fromkeys(methods or (config.method,)))
+    for method in methods:
+        one_of("methods", method, METHODS)
+        dataclasses.replace(config, method=method).validate()
     classes = [c if isinstance(c, ImageNetClass) else resolve_class(c) for c in classes]
     if not classes:
         raise UserError("no classes given; give at least one class.")
@@ -103,7 +109,7 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
                    out=str(Path(out).resolve()), batch_folder=str(folder), discover=config,
                    score=score, render=render, top=top,
                    weights_dir=str(Path(weights_dir).resolve()) if weights_dir is not None else None,
-                   overwrite=overwrite, progress=progress)
+                   overwrite=overwrite, progress=progress, methods=methods)
     from .lock import FolderLock
 
     with FolderLock(folder, what="batch folder"):
@@ -165,6 +171,7 @@ def _write_record(folder: Path, plan: JobPlan, classes, backend: str, started: s
                   finished: str | None, manifest: Manifest) -> None:
     record = {"tool": "biggan-directions", "model": plan.model, "out": plan.out,
               "classes": [c.index for c in classes], "backend": backend,
+              "methods": list(plan.method_list),
               "discover": plan.discover.to_json(),
               "score": dataclasses.asdict(plan.score) if plan.score else None,
               "render": dataclasses.asdict(plan.render) if plan.render else None,

@@ -5,7 +5,10 @@ relative to it, the CSS is inline, and there is no script and no external resour
 the rendered files the manifest lists (MP4/WebM as <video>, GIF/PNG/JPEG as <img>; a finished
 class without any shows the newest few media files in its run's videos/ folder, a failed one
 never shows files left there by an earlier run), the score table of its best directions (read
-with scores_file.read_scores) and links to the run folder and its files.
+with scores_file.read_scores), the hessian run's curve.png (written by discover) and links to
+the run folder and its files. A class run with several methods (manifest field `methods`)
+shows them side by side instead of one run's media: a table of method, status, fixed-evaluation
+penalty, the verdict against random matrices and that method's strip/video.
 """
 from __future__ import annotations
 
@@ -53,6 +56,8 @@ table{border-collapse:collapse;font-size:12px;margin:4px 0 8px;width:100%}
 th,td{border-bottom:1px solid #eee;padding:2px 6px;text-align:right}
 th{color:#555;font-weight:600}
 tr.inactive td{color:#aaa}
+table.methods td{vertical-align:top}
+table.methods td.media{text-align:left;width:60%}
 .links{font-size:12px;margin:0}
 .links a{margin-right:10px}
 a{color:#1f5fbf}
@@ -116,7 +121,15 @@ def _card(batch_folder: Path, e: dict[str, Any], rows: int) -> str:
     parts = [head, f"<p class=\"facts\">{_esc(' · '.join(facts))}</p>" if facts else ""]
     if e.get("error"):
         parts.append(f"<p class=\"error\">{_esc(e['error'])}</p>")
-    parts.append(_media(batch_folder, e, run_folder))
+    methods = e.get("methods") if isinstance(e.get("methods"), dict) else {}
+    if len(methods) > 1:
+        parts.append(_methods(batch_folder, methods))
+    else:
+        parts.append(_media(batch_folder, e, run_folder))
+    hessian = methods.get("hessian") if len(methods) > 1 else None
+    curve_rel = str(hessian.get("run_folder") or "") if isinstance(hessian, dict) else run_rel
+    if curve_rel:
+        parts.append(_curve(batch_folder, curve_rel))
     if run_folder is not None:
         parts.append(_scores(run_folder, rows))
         parts.append(_links(batch_folder, run_rel, run_folder))
@@ -146,6 +159,39 @@ def _media(batch_folder: Path, e: dict[str, Any], run_folder: Path | None) -> st
             continue
         figures.append(f"<figure>{element}<figcaption>{name}</figcaption></figure>")
     return "\n".join(figures)
+
+
+def _methods(batch_folder: Path, methods: dict[str, Any]) -> str:
+    """One row per method: its run folder link, status, fixed-evaluation penalty, the verdict
+    against random matrices, and its media (as _media shows one run's)."""
+    body = []
+    for name, part in methods.items():
+        if not isinstance(part, dict):
+            continue
+        rel = str(part.get("run_folder") or "")
+        folder = batch_folder / rel if rel else None
+        label = (f"<a href=\"{_href(rel.rstrip('/') + '/')}\">{_esc(name)}</a>"
+                 if folder is not None and folder.is_dir() else _esc(name))
+        status = str(part.get("status") or "?")
+        error = f"<p class=\"error\">{_esc(part['error'])}</p>" if part.get("error") else ""
+        body.append(f"<tr><td>{label}</td><td><span class=\"badge {_esc(status)}\">{_esc(status)}"
+                    f"</span></td><td>{_num(part.get('eval_penalty'))}</td>"
+                    f"<td>{_esc(part.get('versus_random') or '-')}</td>"
+                    f"<td class=\"media\">{error}{_media(batch_folder, part, folder)}</td></tr>")
+    return ("<table class=\"methods\"><caption>methods side by side (fixed-evaluation penalty: "
+            "lower is better)</caption>\n<tr><th>method</th><th>status</th><th>eval penalty</th>"
+            "<th>versus random</th><th>strip / video</th></tr>\n" + "\n".join(body) + "\n</table>")
+
+
+def _curve(batch_folder: Path, run_rel: str) -> str:
+    """The run's curve.png (a hessian run's penalties against steps), '' when it has none."""
+    from .curves import CURVE_FILE
+
+    rel = f"{run_rel.rstrip('/')}/{CURVE_FILE}"
+    if not (batch_folder / rel).is_file():
+        return ""
+    return (f"<figure><img src=\"{_href(rel)}\" alt=\"training curve\">"
+            f"<figcaption>{_esc(CURVE_FILE)}: penalty against steps</figcaption></figure>")
 
 
 def _scores(run_folder: Path, rows: int) -> str:

@@ -2,7 +2,9 @@
 
 The manifest is the record a script reads: this batch's classes in the order given, then
 classes of earlier batches into the same folder, kept as they were. Each line has every field
-of MANIFEST_FIELDS (null where not known).
+of MANIFEST_FIELDS (null where not known). With several methods (`batch --methods`), the
+top-level run fields describe the hessian run (or the first method when hessian is not asked),
+so readers of one-method manifests keep working, and `methods` holds every method's run.
 """
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ MANIFEST_FIELDS = {
     "class_index": "0-999",
     "class_name": "the class's first name, e.g. 'golden retriever'",
     "wnid": "WordNet id, e.g. 'n02099601'",
-    "status": "pending | running | finished | failed | interrupted",
-    "run_folder": "the run folder, relative to the batch folder (e.g. '../207-golden-retriever')",
+    "status": "pending | running | finished | failed | interrupted (the class as a whole: "
+              "finished when every method's run finished)",
+    "run_folder": "the (main method's) run folder, relative to the batch folder "
+                  "(e.g. '../207-golden-retriever')",
     "step": "discovery steps done (run.json)",
     "steps": "discovery steps asked for",
     "final_penalty": "mean training penalty over the last (up to) 100 steps (run.json)",
@@ -36,18 +40,46 @@ MANIFEST_FIELDS = {
     "media": "rendered files (grid video, PNG strip), relative to the batch folder",
     "seconds": "wall-clock seconds of this class's last job",
     "skipped": "true when the class was already complete and nothing ran",
-    "error": "one line saying what went wrong (failed, interrupted), else null",
+    "error": "one line saying what went wrong (failed, interrupted), else null; with several "
+             "methods, prefixed by the method ('sefa: ...')",
+    "methods": "every method's run, by method name: {method: {status, run_folder, eval_penalty, "
+               "versus_random, top_directions, media, error}} (METHOD_FIELDS)",
     "updated": "local time of this line's last change, ISO 8601",
 }
 
+# The fields of one method's run in a line's `methods` (null where not known):
+METHOD_FIELDS = {
+    "status": "pending | running | finished | failed | interrupted",
+    "run_folder": "the run folder, relative to the batch folder (hessian: '../<index>-<class>', "
+                  "other methods: '../<method>/<index>-<class>')",
+    "eval_penalty": "penalty on the fixed held-out evaluation (run.json)",
+    "versus_random": "the fixed evaluation against the random matrices' spread (run.json)",
+    "top_directions": "the K best direction indices by scores.json's ranking (null: not scored)",
+    "media": "rendered files (grid video, PNG strip), relative to the batch folder",
+    "error": "one line saying what went wrong, else null",
+}
+
+
+def new_method_entry(run_folder: str | os.PathLike, batch_folder: str | os.PathLike,
+                     status: str = "pending") -> dict[str, Any]:
+    """One method's part of a line (METHOD_FIELDS), nothing known yet."""
+    return {"status": status, "run_folder": relative(run_folder, batch_folder),
+            "eval_penalty": None, "versus_random": None, "top_directions": None, "media": [],
+            "error": None}
+
 
 def new_entry(cls: ImageNetClass, run_folder: str | os.PathLike, batch_folder: str | os.PathLike,
-              steps: int, status: str = "pending") -> dict[str, Any]:
-    """A manifest line with every field of MANIFEST_FIELDS, nothing known yet."""
+              steps: int, status: str = "pending",
+              method_folders: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
+    """A manifest line with every field of MANIFEST_FIELDS, nothing known yet; `method_folders`
+    ({method: run folder}) fills `methods`."""
+    methods = {m: new_method_entry(f, batch_folder, status)
+               for m, f in (method_folders or {}).items()}
     return {"class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid, "status": status,
             "run_folder": relative(run_folder, batch_folder), "step": None, "steps": steps,
             "final_penalty": None, "eval_penalty": None, "top_directions": None, "media": [],
-            "seconds": None, "skipped": False, "error": None, "updated": now()}
+            "seconds": None, "skipped": False, "error": None, "updated": now(),
+            "methods": methods}
 
 
 def read_manifest(batch_folder: str | os.PathLike) -> list[dict[str, Any]]:

@@ -405,3 +405,60 @@ def test_ray_job_checks_the_weights_on_its_node_before_the_class(tmp_path):
     assert entry["status"] == "failed" and entry["class_index"] == 207
     assert f"host {socket.gethostname()} lacks the weights of biggan-deep-128" in entry["error"]
     assert "weights fetch biggan-deep-128" in entry["error"]
+
+
+# ---------------------------------------------------------------------- several methods
+def test_methods_each_in_its_own_run_folder_then_rerun_skips_both(tmp_path, small_biggan_dir):
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    args = ["--classes", "1", "--model", model, "--out", str(out), "--methods", "hessian,sefa",
+            "--render", "--render-frames", "2", "--render-seeds", "0", "--render-format", "gif",
+            "--top", "2", *TINY]
+    r = batch(*args)
+    assert r.exit_code == 0, r.output
+    hessian = run_dir_for(out, model, 1, "goldfish")
+    sefa = out / model_label(model) / "sefa" / hessian.name
+    for folder in (hessian, sefa):
+        assert (folder / "run.json").is_file() and (folder / "directions.safetensors").is_file()
+    assert json.loads((sefa / "run.json").read_text())["method"] == "sefa"
+    assert (hessian / "curve.png").is_file()
+    e = manifest(out, model)[1]
+    assert set(e) == set(MANIFEST_FIELDS) and e["status"] == "finished" and e["error"] is None
+    assert list(e["methods"]) == ["hessian", "sefa"]
+    assert e["run_folder"] == e["methods"]["hessian"]["run_folder"] == "../1-goldfish"
+    assert e["methods"]["sefa"]["run_folder"] == "../sefa/1-goldfish"
+    assert e["step"] == 2 and e["eval_penalty"] == e["methods"]["hessian"]["eval_penalty"]
+    for name, part in e["methods"].items():
+        assert part["status"] == "finished" and part["error"] is None, name
+        assert isinstance(part["eval_penalty"], float) and part["versus_random"], name
+        assert part["top_directions"] is None and len(part["media"]) == 2, name
+        assert all((out / model_label(model) / "batch" / m).is_file() for m in part["media"])
+    page = (out / model_label(model) / "batch" / "index.html").read_text()
+    assert 'class="methods"' in page and ">hessian</a>" in page and ">sefa</a>" in page
+    assert "1-goldfish/curve.png" in page and "sefa/1-goldfish/videos/" in page
+    record = json.loads((out / model_label(model) / "batch" / "batch.json").read_text())
+    assert record["methods"] == ["hessian", "sefa"]
+    before = {**mtimes(hessian), **{f"sefa/{k}": v for k, v in mtimes(sefa).items()}}
+    r = batch(*args)
+    assert r.exit_code == 0, r.output
+    assert "1 already complete" in r.output
+    again = manifest(out, model)[1]
+    assert again["skipped"] and again["methods"]["sefa"]["eval_penalty"] == \
+        e["methods"]["sefa"]["eval_penalty"]
+    assert {**mtimes(hessian), **{f"sefa/{k}": v for k, v in mtimes(sefa).items()}} == before
+
+
+def test_methods_option_errors_are_one_line(tmp_path, small_biggan_dir):
+    from biggan_directions.batch import run_batch as run
+
+    for args, message in ((["--methods", "hessian,pca"], "--methods: unknown method 'pca'; choose "
+                                                         "from hessian, sefa, ganspace."),
+                          (["--methods", "sefa", "--method", "sefa"],
+                           "give --method or --methods, not both"),
+                          (["--methods", " , "], "--methods: empty list")):
+        r = CliRunner().invoke(cli, ["batch", "--classes", "1", "--model", str(small_biggan_dir),
+                                     "--out", str(tmp_path / "out"), *args, *TINY])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert r.output.strip().splitlines() == [r.output.strip()] and message in r.output
+    with pytest.raises(UserError, match="methods 'pca'"):
+        run(str(small_biggan_dir), [1], DiscoverConfig(steps=2), tmp_path / "out", methods=["pca"])
+    assert not (tmp_path / "out").exists()

@@ -116,8 +116,10 @@ def test_gallery_links_are_relative_and_exist(galleries):
             assert (folder / unquote(ref)).exists(), f"{fmt}: {tag} -> {ref} does not exist"
         media = [(t, r) for t, r in parser.refs if t in ("img", "video")]
         suffixes = sorted(Path(unquote(r)).suffix for _, r in media)
-        assert suffixes == ([".mp4", ".mp4", ".png", ".png"] if fmt == "mp4" else
-                            [".gif", ".gif", ".png", ".png"])
+        assert suffixes == ([".mp4", ".mp4", ".png", ".png", ".png", ".png"] if fmt == "mp4" else
+                            [".gif", ".gif", ".png", ".png", ".png", ".png"])  # strips, curves
+        curves = [unquote(r) for t, r in media if r.endswith("curve.png")]
+        assert curves == ["../1-goldfish/curve.png", "../2-great-white-shark/curve.png"]
         links = [unquote(r) for t, r in parser.refs if t == "a"]
         assert "../1-goldfish/" in links and "../1-goldfish/scores.csv" in links
         assert "../3-tiger-shark/" in links                    # the failed run's folder exists
@@ -168,6 +170,44 @@ def test_failed_card_shows_no_leftover_media(tmp_path):
     assert '<img src="../1-goldfish/videos/grid_dirs0-2_old.gif"' in finished
 
 
+def test_methods_side_by_side_with_the_hessian_curve(tmp_path):
+    """A class run with several methods: one table row per method (penalty, verdict, its own
+    strip), the hessian run's curve.png; a one-method line keeps the old card."""
+    root = tmp_path / "out" / "m"
+    folder = root / "batch"
+    folder.mkdir(parents=True)
+    for rel in ("1-goldfish", "sefa/1-goldfish", "2-white-shark"):
+        (root / rel / "videos").mkdir(parents=True)
+        (root / rel / "videos" / "strip.png").write_bytes(b"\x89PNG")
+    for rel in ("1-goldfish", "2-white-shark"):
+        (root / rel / "curve.png").write_bytes(b"\x89PNG")
+    part = {"status": "finished", "top_directions": None, "error": None}
+    methods = {"hessian": {**part, "run_folder": "../1-goldfish", "eval_penalty": 1.25,
+                           "versus_random": "below random (2.1 sd)",
+                           "media": ["../1-goldfish/videos/strip.png"]},
+               "sefa": {**part, "run_folder": "../sefa/1-goldfish", "eval_penalty": 3.5,
+                        "versus_random": "within random spread",
+                        "media": ["../sefa/1-goldfish/videos/strip.png"]}}
+    entries = [{"class_index": 1, "class_name": "goldfish", "status": "finished",
+                "run_folder": "../1-goldfish", "media": ["../1-goldfish/videos/strip.png"],
+                "methods": methods},
+               {"class_index": 2, "class_name": "white shark", "status": "finished",
+                "run_folder": "../2-white-shark", "media": ["../2-white-shark/videos/strip.png"]}]
+    page = write_gallery(folder, entries).read_text()
+    card = page.split('id="c1"')[1].split("</section>")[0]
+    table = card.split('<table class="methods">')[1].split("</table>")[0]
+    rows = table.split("<tr>")[2:]
+    assert [r.split("</a>")[0].rsplit(">", 1)[1] for r in rows] == ["hessian", "sefa"]
+    assert "1.25" in rows[0] and "below random (2.1 sd)" in rows[0]
+    assert "3.5" in rows[1] and "within random spread" in rows[1]
+    assert '<img src="../sefa/1-goldfish/videos/strip.png"' in rows[1]
+    assert card.count("videos/strip.png\"") == 2               # each strip once, in its row
+    assert '<img src="../1-goldfish/curve.png"' in card
+    old = page.split('id="c2"')[1].split("</section>")[0]
+    assert 'class="methods"' not in old and '<img src="../2-white-shark/curve.png"' in old
+    assert '<img src="../2-white-shark/videos/strip.png"' in old
+
+
 def test_gallery_does_not_import_batch():
     """No cycle: the gallery reads the manifest module, never the batch runner."""
     code = ("import sys, biggan_directions.gallery; "
@@ -211,12 +251,13 @@ def test_every_image_and_video_loads_in_headless_chromium(galleries, tmp_path):
         by_src = {s["src"]: s for s in states}
         assert by_src.pop("no-such-file.png")["state"] == "error"
         tags = sorted(s["tag"] for s in by_src.values())
-        assert tags == (["img", "img", "video", "video"] if fmt == "mp4" else ["img"] * 4)
+        assert tags == (["img"] * 4 + ["video", "video"] if fmt == "mp4" else ["img"] * 6)
         for s in by_src.values():
             assert s["state"] == "ok" and s["width"] > 0, (fmt, s)
         # the strip is 3 directions x 9 steps of 32 px plus the label column
-        strips = [s for s in by_src.values() if s["src"].endswith(".png")]
-        assert all(s["width"] == 9 * 32 + 32 for s in strips)
+        strips = [s for s in by_src.values() if s["src"].endswith(".png")
+                  and not s["src"].endswith("curve.png")]
+        assert len(strips) == 2 and all(s["width"] == 9 * 32 + 32 for s in strips)
 
 
 def test_batch_renders_what_render_top_k_renders(galleries, tmp_path):

@@ -29,6 +29,10 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
               help="A text file with one class (index, range, WordNet id or name) per line; "
                    "'#' starts a comment.")
 @model_option
+@click.option("--methods", "method_list", default=None, metavar="LIST",
+              help="Comma-separated methods to run per class, each into its own run folder and "
+                   "shown side by side in the gallery, e.g. hessian,sefa,ganspace  "
+                   "[default: --method]")
 @discover_options
 @click.option("--score", "do_score", is_flag=True,
               help="Score each class's directions with LPIPS (scores.json/.csv, as `score RUN`).")
@@ -74,16 +78,19 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
 @weights_dir_option
 @runtime_options
 @click.pass_context
-def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_render, top,
+def batch(ctx, class_list, classes_file, model, method_list, do_score, score_seeds, net, do_render, top,
           render_seeds, render_frames, render_format, backend, ray_address, ray_cpus, gpus_per_job,
           out, batch_name, overwrite, weights_dir, device, threads, quiet, **options):
     """Discover (and score, render) directions for many classes, with a manifest and a gallery.
 
-    Each class is one job doing what `discover`, `score` and `render --top K` do, into the
-    same run folder OUT/<model>/<index>-<class>/. OUT/<model>/batch/ holds manifest.jsonl
-    (one JSON object per class: class_index, class_name, wnid, status, run_folder, step,
-    steps, final_penalty, eval_penalty, top_directions, media, seconds, skipped, error,
-    updated; rewritten atomically as each class ends), batch.json (the settings) and
+    Each class is one job doing what `discover`, `score` and `render --top K` do, for each
+    of --methods, into the same run folders: OUT/<model>/<index>-<class>/ for hessian,
+    OUT/<model>/<method>/<index>-<class>/ for sefa and ganspace. OUT/<model>/batch/ holds
+    manifest.jsonl (one JSON object per class: class_index, class_name, wnid, status,
+    run_folder, step, steps, final_penalty, eval_penalty, top_directions, media, seconds,
+    skipped, error, updated, describing the hessian run (else the first method's), and
+    methods: {method: {status, run_folder, eval_penalty, versus_random, top_directions,
+    media, error}}; rewritten atomically as each class ends), batch.json (the settings) and
     index.html (a gallery that opens from disk). Running the same command again skips
     finished classes (also those with more steps than --steps) and resumes unfinished ones
     from their checkpoints. A failing class does not stop the others; the exit status is 1
@@ -99,6 +106,7 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
       biggan-directions batch --classes-file classes.txt --score --render --top 8
       biggan-directions batch --classes 200-299 --backend ray --ray-address auto
       biggan-directions batch --classes 207,497 --steps 2000 --batch-name quick --render
+      biggan-directions batch --classes 207 --methods hessian,sefa,ganspace --score --render
 
     \b
     A --classes-file (one class per line):
@@ -123,6 +131,9 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
         unused = [n for n in names if given(ctx, n)]
         if unused and not on:
             raise UserError(f"--{unused[0].replace('_', '-')} has no effect without {flag}; add {flag}.")
+    methods = parse_methods(method_list) if method_list is not None else None
+    if methods is not None and given(ctx, "method"):
+        raise UserError("give --method or --methods, not both (--methods hessian,sefa runs both).")
     classes = (parse_class_list(class_list) if class_list is not None
                else read_class_file(classes_file))
     config = discover_config(**options)
@@ -143,6 +154,11 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
         seconds = "" if entry.get("seconds") is None else f", {entry['seconds']:.1f} s"
         status = "already complete" if entry.get("skipped") else entry["status"]
         error = f": {entry['error']}" if entry.get("error") else ""
+        parts = entry.get("methods") or {}
+        if len(parts) > 1:
+            penalty += ", eval " + ", ".join(
+                f"{m} {'-' if p.get('eval_penalty') is None else format(p['eval_penalty'], '.4g')}"
+                for m, p in parts.items())
         click.echo(f"[{done}/{total}] {entry['class_index']} {entry['class_name']}: "
                    f"{status}{penalty}{seconds}{error}")
 
@@ -153,7 +169,7 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
                                ray_address=ray_address, ray_cpus=ray_cpus,
                                gpus_per_job=gpus_per_job, batch_name=batch_name,
                                weights_dir=weights_dir, overwrite=overwrite, progress=not quiet,
-                               on_entry=report)
+                               methods=methods, on_entry=report)
     except BatchInterrupted as e:
         click.echo(format_summary(e.result.entries))
         click.echo(f"Interrupted; checkpoints saved, manifest {e.result.manifest}. Run the same "
@@ -166,6 +182,20 @@ def batch(ctx, class_list, classes_file, model, do_score, score_seeds, net, do_r
                         f"{result.manifest}); fix the cause and run the same command again "
                         f"(finished classes are skipped). To start one class anew, delete its "
                         f"run folder; --overwrite restarts every class.")
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+    """'hessian, sefa' -> ('hessian', 'sefa') (duplicates dropped); UserError naming a bad one."""
+    from biggan_directions.discover_config import METHODS
+
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"--methods: empty list; give methods like hessian,sefa "
+                        f"(from {', '.join(METHODS)}).")
+    for name in names:
+        if name not in METHODS:
+            raise UserError(f"--methods: unknown method '{name}'; choose from {', '.join(METHODS)}.")
+    return tuple(dict.fromkeys(names))
 
 
 def format_summary(entries: Sequence[dict[str, Any]]) -> str:
