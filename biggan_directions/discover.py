@@ -234,7 +234,7 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
             raise UserError(f"class {cls.index} ({cls.name}) is given twice (as {seen[cls.index]!r} "
                             f"and {query!r}); give each class once.")
         seen[cls.index] = str(query)
-    folders = [runs.run_dir_for(out, model, c.index, c.name) for c in resolved]
+    folders = [runs.run_dir_for(out, model, c.index, c.name, config.method) for c in resolved]
     for folder in folders:
         if resume and not has_run(folder):
             raise UserError(f"{folder}: no run to resume here; run the same command without "

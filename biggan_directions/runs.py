@@ -40,9 +40,12 @@ def model_label(model: str) -> str:
     return slug(Path(model).name) if ("/" in model or Path(model).is_dir()) else model
 
 
-def run_dir_for(out: str | Path, model: str, class_index: int, class_name: str) -> Path:
-    """outputs/<model>/<index>-<class-slug>/ (a model folder contributes its folder name)."""
-    return Path(out) / model_label(model) / f"{class_index}-{slug(class_name)}"
+def run_dir_for(out: str | Path, model: str, class_index: int, class_name: str,
+                method: str = "hessian") -> Path:
+    """outputs/<model>/<index>-<class-slug>/ for hessian, outputs/<model>/<method>/<index>-<class-slug>/
+    for the other methods (a model folder contributes its folder name)."""
+    base = Path(out) / model_label(model)
+    return (base if method == "hessian" else base / method) / f"{class_index}-{slug(class_name)}"
 
 
 @dataclass

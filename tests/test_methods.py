@@ -23,21 +23,24 @@ def discover(small_biggan_dir, out, *extra, cls="207"):
     return CliRunner().invoke(cli, args)
 
 
-def folder_of(out, small_biggan_dir, name="207-golden-retriever") -> Path:
-    return Path(out) / Path(small_biggan_dir).name.lower().replace("_", "-") / name
+def folder_of(out, small_biggan_dir, name="207-golden-retriever", method="hessian") -> Path:
+    model = Path(out) / Path(small_biggan_dir).name.lower().replace("_", "-")
+    return (model if method == "hessian" else model / method) / name
 
 
 @pytest.fixture(scope="module")
 def method_runs(tmp_path_factory, small_biggan_dir) -> dict[str, Path]:
-    """One small run per method for class 207 (hessian: 4 steps, evaluated at 2 and 4)."""
+    """One small run per method for class 207 (hessian: 4 steps, evaluated at 2 and 4), all
+    under one --out: each method has its own folder there."""
     root = tmp_path_factory.mktemp("methods")
     runs = {}
     for method, extra in [("hessian", ["--steps", "4", "--eval-every", "2"]),
                           ("sefa", ["--method", "sefa"]),
                           ("ganspace", ["--method", "ganspace", "--samples", "64"])]:
-        result = discover(small_biggan_dir, root / method, *extra)
+        result = discover(small_biggan_dir, root, *extra)
         assert result.exit_code == 0, result.output
-        runs[method] = folder_of(root / method, small_biggan_dir)
+        runs[method] = folder_of(root, small_biggan_dir, method=method)
+        assert runs[method].is_dir()
     return runs
 
 
@@ -175,7 +178,7 @@ def test_compare_refuses_runs_of_different_classes(method_runs, small_biggan_dir
     other = discover(small_biggan_dir, tmp_path / "o", "--method", "sefa", cls="6")
     assert other.exit_code == 0, other.output
     res = CliRunner().invoke(cli, ["compare", str(method_runs["sefa"]),
-                                   str(folder_of(tmp_path / "o", small_biggan_dir, "6-stingray")),
+                                   str(folder_of(tmp_path / "o", small_biggan_dir, "6-stingray", "sefa")),
                                    "--out", str(tmp_path / "cmp"), "--device", "cpu", "-q"])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1 and "one class" in res.output

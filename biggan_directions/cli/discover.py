@@ -25,7 +25,8 @@ def discover_config(**params) -> DiscoverConfig:
 @model_option
 @discover_options
 @click.option("--out", type=click.Path(file_okay=False), default="outputs",
-              help="Runs go to OUT/<model>/<index>-<class>/.")
+              help="Runs go to OUT/<model>/<index>-<class>/ (hessian) or "
+                   "OUT/<model>/<method>/<index>-<class>/ (sefa, ganspace).")
 @click.option("--resume", is_flag=True,
               help="Continue an existing run from its last checkpoint (refused when there is none).")
 @click.option("--overwrite", is_flag=True, help="Start an existing run again (its files are replaced).")
@@ -51,7 +52,7 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
       biggan-directions discover -c 207 -c church --steps 20000 --batch-size 16
       biggan-directions discover -c 207 --subspace 0-39 --ndirs 40 --out runs/
       biggan-directions discover -c 207 --resume
-      biggan-directions discover -c 207 --method sefa --out runs/sefa
+      biggan-directions discover -c 207 --method sefa
       biggan-directions discover -c 207 --method ganspace --layer block1 --samples 5000
     """
     from biggan_directions.device import resolve_device, set_threads
