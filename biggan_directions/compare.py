@@ -210,7 +210,8 @@ def write_curves(path: Path, runs: Sequence[Run], rows: Sequence[dict[str, Any]]
 def format_report(report: CompareReport) -> str:
     """The printed table: one row per run, the references below."""
     ref, s = report.reference, report.settings
-    lines = [f"fixed-evaluation penalty on identical draws: {s['directions_evaluated']} directions x "
+    lines = [f"fixed-evaluation penalty ({ref.get('statistic', 'mean')} of the per-sample "
+             f"penalties) on identical draws: {s['directions_evaluated']} directions x "
              f"{s['eval_per_direction']} latents, path size {s['path_size']:g}, seed {s['seed']}",
              f"{'method':<9} {'penalty':>10} {'vs random':>9} {'verdict':<25} {'active':>7} "
              f"{'effect med':>10} {'smooth med':>10} {'consist med':>11}  run"]

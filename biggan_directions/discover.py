@@ -16,7 +16,7 @@ from .discover_config import RESUMABLE_CHANGES, DiscoverConfig
 from .discovery import (Discovery, DiscoveryDiverged,
                         DiscoveryInterrupted, _progress, discover_directions)
 from .errors import UserError
-from .evaluation import versus_random
+from .evaluation import STATISTIC as EVAL_STATISTIC, versus_random
 from .flops import throughput
 from .fileio import check_writable_dir, write_json
 from .signals import stop_flag
@@ -108,8 +108,10 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     if run.step > 0:
         record["resumed_at_steps"].append(run.step)
     record.update(run.setup())                          # precision (auto: checked), compile
-    if "reference_eval" not in record:
+    if (record.get("reference_eval") or {}).get("statistic") != EVAL_STATISTIC:
+        t0 = time.perf_counter()                        # new run, or one from before the statistic
         record["reference_eval"] = run.reference_values()
+        record["eval_seconds"] = (record.get("eval_seconds") or 0.0) + time.perf_counter() - t0
     if "flops_per_step" not in record:
         record["flops_per_step"] = run.step_flops()
     write_json(record_path, record)
@@ -127,6 +129,9 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                       **throughput(run.step, run.elapsed, run.images_per_step,
                                    record.get("flops_per_step")),
                       **run.compile_report, updated=run_files.now())
+        spent = record.get("eval_seconds") or 0.0       # references + evaluations
+        record.update(eval_seconds=round(spent, 3),
+                      eval_share=round(spent / (spent + run.elapsed), 4) if spent else None)
         if eval_value is not None:
             record["versus_random"] = versus_random(eval_value, record["reference_eval"])
         write_json(record_path, record)
@@ -148,7 +153,10 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                 recent = (recent + [value])[-run_files.RECENT:]
                 row_eval = None
                 if run.step % config.eval_every == 0 or run.step == config.steps:
+                    t0 = time.perf_counter()
                     eval_value = row_eval = run.evaluate()
+                    record["eval_seconds"] = ((record.get("eval_seconds") or 0.0)
+                                              + time.perf_counter() - t0)
                 log.append(run.step, value, row_eval, run.elapsed)
                 if row_eval is not None:                    # at each evaluation and the end
                     _draw_curve(folder, record)

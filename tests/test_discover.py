@@ -112,6 +112,8 @@ def test_run_writes_every_file(tmp_path, small_biggan):
     assert record["config"]["steps"] == 6 and record["config"]["seed"] == 0
     assert {"identity", "random", "random_std", "random_values"} <= set(record["reference_eval"])
     assert len(record["reference_eval"]["random_values"]) == 4
+    assert record["reference_eval"]["statistic"] == "trimmed mean 20%"
+    assert record["eval_seconds"] > 0 and 0 < record["eval_share"] < 1
     assert record["versus_random"] in ("below random", "above random", "within the random spread")
     assert record["precision"] == "fp32" and record["compile"] is False
     for key in ("steps_per_second", "images_per_second", "tflops", "flops_per_step"):
@@ -165,6 +167,21 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, small_biggan):
     run_discover(G, longer, tmp_path / "long", progress=False)
     assert torch.equal(load_directions(tmp_path / "cut" / "directions.safetensors")[0],
                        load_directions(tmp_path / "long" / "directions.safetensors")[0])
+
+
+def test_resume_of_a_run_evaluated_with_another_statistic_recomputes_its_references(tmp_path,
+                                                                                     small_biggan):
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    folder = tmp_path / "run"
+    run_discover(G, small_config(steps=2, eval_every=2), folder, progress=False)
+    record = json.loads((folder / "run.json").read_text())
+    fresh = record["reference_eval"]
+    record["reference_eval"] = {k: (99.0 if k == "random" else v)       # as an older version
+                                for k, v in fresh.items() if k != "statistic"}   # wrote it
+    record["status"] = "interrupted"
+    (folder / "run.json").write_text(json.dumps(record))
+    run_discover(G, small_config(steps=4, eval_every=2), folder, resume=True, progress=False)
+    assert json.loads((folder / "run.json").read_text())["reference_eval"] == fresh
 
 
 def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, small_biggan):
