@@ -8,6 +8,10 @@ as are the identity and several random orthonormal matrices (mean +- std). When 
 the same number of directions (the default: one per latent coordinate), every row counts; else
 the first K rows of each: SeFa and GANSpace order their rows by importance, a Hessian Penalty
 matrix's rows are unordered, so its first K are an arbitrary subset (like a random matrix's).
+Then the comparison is not like for like: a direction's penalty grows with how much it changes
+the image, and the first K of SeFa or GANSpace are their strongest (on the small test model
+SeFa's top 10 read 2.7x random, its full basis 1.0x); the table says so, and full bases
+(--ndirs = z_dim, the default) compare only the rotation.
 A Hessian Penalty run evaluated with its own settings and K = its ndirs gets exactly the
 value its run.json records.
 
@@ -131,7 +135,7 @@ def evaluate_runs(G, runs: Sequence[Run], cfg, device: torch.device) -> tuple[li
         values = [evaluate(G, r.directions[:k], draws, **common) for r in runs]
         reference = reference_values(G, draws, k, z_dim, subspace=subspace,
                                      matrices=cfg.eval_references, seed=cfg.seed, **common)
-    settings = {"directions_evaluated": k, "samples": draws.samples, "eval_k": cfg.eval_k,
+    settings = {"directions_evaluated": k, "z_dim": z_dim, "samples": draws.samples, "eval_k": cfg.eval_k,
                 "eval_per_direction": cfg.eval_per_direction, "truncation": cfg.truncation,
                 "path_size": cfg.path_size, "epsilon": cfg.epsilon, "reduction": cfg.reduction,
                 "seed": cfg.seed, "layers": list(cfg.layers), "reference_matrices": cfg.eval_references,
@@ -227,6 +231,12 @@ def format_report(report: CompareReport) -> str:
                  f"(mean +- std of {len(ref['random_values'])} random orthonormal matrices)")
     lines.append("LPIPS columns: medians over directions from each run's scores.json "
                  "(- when the run is not scored).")
+    ordered = sorted({row["method"] for row in report.rows} & {"sefa", "ganspace"})
+    if ordered and s.get("z_dim") and s["directions_evaluated"] < s["z_dim"]:
+        lines.append(f"note: {s['directions_evaluated']} of {s['z_dim']} directions: the first "
+                     f"rows of {' and '.join(ordered)} are the strongest it found, and a stronger "
+                     f"direction has a larger penalty; full bases (--ndirs {s['z_dim']}) compare "
+                     f"like with like.")
     return "\n".join(lines)
 
 

@@ -168,6 +168,8 @@ def test_compare_hessian_and_sefa_on_identical_draws(method_runs, small_biggan_d
     for name in ("compare.png", "compare_curves.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert "identity" in res.output and "random" in res.output and "sefa" in res.output
+    assert "trimmed mean 20%" in res.output
+    assert "note: 4 of 128 directions: the first rows of ganspace and sefa" in res.output
     again = CliRunner().invoke(cli, ["compare", *map(str, runs), "--model", str(small_biggan_dir),
                                      "--out", str(out), "--device", "cpu", "-q"])
     assert again.exit_code == 1 and "--overwrite" in again.output
