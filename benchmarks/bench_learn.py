@@ -33,7 +33,9 @@ from biggan_directions.evaluation import (eval_draws, evaluate,          # noqa:
 SETTINGS = {
     "random init, lr 0.01": dict(init="random", lr=0.01),
     "random init, lr 0.001": dict(init="random", lr=0.001),
+    "sefa init, lr 0.01": dict(init="sefa", lr=0.01),
     "sefa init, lr 0.001": dict(init="sefa", lr=0.001),
+    "sefa init, lr 0.0001": dict(init="sefa", lr=0.0001),
 }
 
 
@@ -42,10 +44,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--path-size", type=float, default=2.0)
-    parser.add_argument("--per-direction", type=int, default=4)
+    parser.add_argument("--per-direction", type=int, default=16)
     parser.add_argument("--eval-k", type=int, default=4)
     parser.add_argument("--references", type=int, default=4)
-    parser.add_argument("--points", type=int, default=4, help="evaluations per run")
+    parser.add_argument("--points", type=int, default=2, help="evaluations per run (and step 0)")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        metavar="NAME", help=f"which runs, from: {'; '.join(SETTINGS)}")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="also write the curves as JSON here")
@@ -79,7 +83,8 @@ def main() -> None:
           f"(n={args.references}: {', '.join(f'{v:.4g}' for v in ref['random_values'])})")
     curves = {"reference": ref, "runs": {}}
     marks = sorted({0, *[round(args.steps * (i + 1) / args.points) for i in range(args.points)]})
-    for name, extra in SETTINGS.items():
+    for name in args.settings:
+        extra = SETTINGS[name]
         cfg = DiscoverConfig(batch_size=args.batch_size, path_size=args.path_size,
                              steps=args.steps, eval_per_direction=1, eval_k=2, **extra)
         run = Discovery(G, cfg, device)

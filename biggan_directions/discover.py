@@ -108,6 +108,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     if run.step > 0:
         record["resumed_at_steps"].append(run.step)
     record.update(run.setup())                          # precision (auto: checked), compile
+    record["init"] = record.get("init") or run.init     # the start step 0 took (auto resolved)
     if (record.get("reference_eval") or {}).get("statistic") != EVAL_STATISTIC:
         t0 = time.perf_counter()                        # new run, or one from before the statistic
         record["reference_eval"] = run.reference_values()
@@ -189,7 +190,7 @@ def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
 
 def _settings_meta(config: DiscoverConfig, run: Discovery) -> dict[str, Any]:
     return {"method": "hessian", "method_settings": _method_settings(config),
-            "truncation": config.truncation, "path_size": config.path_size,
+            "truncation": config.truncation, "path_size": config.path_size, "init": run.init,
             "subspace": list(config.subspace) if config.subspace else None, "seed": config.seed,
             "step": run.step, "steps": config.steps, "settings": config.to_json()}
 

@@ -10,7 +10,7 @@ from .precision import PRECISIONS
 from .settings import at_least, need, one_of, positive, setting
 
 REDUCTIONS = ("mean", "max")
-INITS = ("random", "coords", "sefa", "ganspace")
+INITS = ("auto", "random", "coords", "sefa", "ganspace")
 METHODS = ("hessian", "sefa", "ganspace")
 SEFA_LAYERS = ("gen_z", "all")          # = sefa.SEFA_LAYERS (not imported: sefa loads lazily)
 PENALTY_MODES = ("batched", "sequential")
@@ -74,9 +74,12 @@ class DiscoverConfig:
     path_size: float = setting(5.0, "Each sample moves d ~ U[-P, P] along one direction.")
     truncation: float = setting(1.0, "Latents are truncnorm(-2, 2) x truncation, in (0, 1]; "
                                      "1.0 ~ the paper's z ~ N(0, I).")
-    init: str = setting("random", "Start from a random orthonormal matrix (Kaiming-normal, "
-                                  "published), the coordinate axes, or the SeFa or GANSpace "
-                                  "directions of the generator (orthonormalised in their order).",
+    init: str = setting("auto", "Start from the SeFa or GANSpace directions of the generator "
+                                "(orthonormalised in their order), a random orthonormal matrix "
+                                "(Kaiming-normal, published), or the coordinate axes. auto: sefa "
+                                "when the generator's first layer can be read and there is no "
+                                "subspace, else random (measured: a SeFa start beats random "
+                                "matrices, a random start did not learn to; BENCHMARKS.md).",
                         choices=INITS)
     subspace: tuple[int, int] | None = setting(
         None, "Learn inside latent coordinates LO..HI only, e.g. 0-39 (coarse).",

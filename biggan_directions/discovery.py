@@ -43,8 +43,9 @@ class Discovery:
         lo, hi = config.subspace or (0, self.z_dim)
         self.ndirs = config.ndirs or (hi - lo)
         self.rng = torch.Generator().manual_seed(config.seed)  # every training draw comes from here
-        init = (config.init if config.init in ("random", "coords")
-                else initial_rows(config.init, G, self.ndirs, config.subspace, config.seed,
+        self.init = resolve_init(config.init, G, self.ndirs, config.subspace, config.sefa_layers)
+        init = (self.init if self.init in ("random", "coords")
+                else initial_rows(self.init, G, self.ndirs, config.subspace, config.seed,
                                   config.truncation, self.device, sefa_layers=config.sefa_layers,
                                   layer=config.ganspace_layer))
         self.matrix = DirectionMatrix(self.ndirs, self.z_dim, init, config.subspace,
@@ -204,6 +205,16 @@ class Discovery:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.set_state(state["rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+
+
+def resolve_init(init: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
+                 sefa_layers: str = "gen_z") -> str:
+    """The start a run uses: `init` itself, or for 'auto' 'sefa' when SeFa can read G's first
+    layer and the run covers the whole latent, else 'random' (the published start)."""
+    if init != "auto":
+        return init
+    from .sefa import sefa_available
+    return "sefa" if subspace is None and sefa_available(G, ndirs, sefa_layers) else "random"
 
 
 def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,

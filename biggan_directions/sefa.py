@@ -64,6 +64,16 @@ def directions_of_weight(weight: torch.Tensor, ndirs: int | None = None) -> tupl
     return canonical_signs(q).float(), s[:ndirs].float()
 
 
+def sefa_available(source: Any, ndirs: int, layers: str = "gen_z") -> bool:
+    """Whether SeFa can give `ndirs` directions of `source` (a readable first layer of rank
+    room min(out, z_dim) >= ndirs): what `--init auto` asks before choosing sefa."""
+    try:
+        weight = first_linear_weight(source, layers)
+    except UserError:
+        return False
+    return min(weight.shape) >= ndirs
+
+
 def first_linear_weight(source: Any, layers: str = "gen_z") -> torch.Tensor:
     """The (out, z_dim) linear map from z that SeFa factorises (see the module docstring).
 

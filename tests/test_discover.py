@@ -131,7 +131,8 @@ def test_run_writes_every_file(tmp_path, small_biggan):
 
 
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path, small_biggan):
-    cfg = small_config(checkpoint_every=100)                  # only the Ctrl-C checkpoint
+    cfg = small_config(checkpoint_every=100,                  # only the Ctrl-C checkpoint;
+                       init="random")                        # the wrapper hides G's first layer
     G = BigGANGenerator(small_biggan, 207, 1.0)
     run_discover(G, cfg, tmp_path / "whole", progress=False)
 
@@ -416,3 +417,33 @@ def test_sequential_penalty_mode_learns_the_same_matrix():
     a = discover_directions(G, steps=4, batch_size=4, progress=False)
     b = discover_directions(G, steps=4, batch_size=4, progress=False, penalty_mode="sequential")
     assert torch.allclose(a, b, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the start
+def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it(small_biggan):
+    from biggan_directions.sefa import sefa_directions
+
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    cfg = small_config(ndirs=6)
+    basis = sefa_directions(G, 6)[0]
+    start = Discovery(G, DiscoverConfig(**{**cfg.__dict__, "init": "sefa"}))
+    assert start.init == "sefa"
+    cos = (start.directions().detach() * basis).sum(dim=1).abs()
+    assert torch.allclose(cos, torch.ones(6), atol=1e-5)          # the same rows, in order
+    auto = Discovery(G, cfg)                                       # init auto (the default)
+    assert cfg.init == "auto" and auto.init == "sefa"
+    assert torch.equal(auto.directions(), start.directions())
+    # a subspace, or a generator without a readable first layer, starts from random
+    assert Discovery(G, small_config(subspace=(0, 8), ndirs=8)).init == "random"
+    hidden = Discovery(HiddenBasis(), small_config(ndirs=None))
+    assert hidden.init == "random"
+    random = Discovery(HiddenBasis(), small_config(ndirs=None, init="random"))
+    assert torch.equal(hidden.directions(), random.directions())
+
+
+def test_run_records_the_start_it_took(tmp_path, small_biggan):
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    run_discover(G, small_config(steps=2), tmp_path / "run", progress=False)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["init"] == "sefa" and record["config"]["init"] == "auto"
+    assert load_directions(tmp_path / "run" / "directions.safetensors")[1]["init"] == "sefa"
