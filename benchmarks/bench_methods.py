@@ -1,4 +1,4 @@
-"""Benchmark the closed-form and sampling baselines: time of SeFa and GANSpace, with their spectra.
+"""Benchmark the methods: time of SeFa, GANSpace and a Hessian run, and their penalty against random matrices.
 
 Generators: the small random test model (tests/support.py, class 207, truncation 0.5) and a real
 pretrained one, the 64 px face DCGAN shipped in the gan-face-generate wheel (benchmarks/
@@ -12,6 +12,15 @@ real_dcgan.py; fetched with pip once, skipped with a message when that fails). F
                   orthogonal rows).
   overlap         ||Q_k P_k^T||_F^2 / k between SeFa's top-k directions and GANSpace's
                   (orthonormalised) top-k: 1 = the same subspace, ~k/z_dim for unrelated ones.
+  penalty         every method's FULL basis (z_dim directions; a top-k subset would compare a
+                  method's strongest directions, whose larger effect brings a larger penalty,
+                  with average random ones) on ONE fixed evaluation (evaluation.py:
+                  --per-direction latents per direction, 20% trimmed mean), with the identity
+                  and --references random orthonormal matrices (mean +- std) on the same draws;
+                  per method its penalty, ratio to the random mean, distance in random std, and
+                  the verdict (beats chance only below mean - 2 std), and the seconds it took.
+                  The hessian rows are Hessian Penalty runs of --hessian-steps steps (batch 16,
+                  default lr) from a random and from a SeFa start.
 
 Examples:
     python benchmarks/bench_methods.py
@@ -35,6 +44,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from biggan_directions.directions import orthonormalize                  # noqa: E402
+from biggan_directions.discover_config import DiscoverConfig            # noqa: E402
+from biggan_directions.discovery import Discovery                       # noqa: E402
+from biggan_directions.evaluation import (eval_draws, evaluate,          # noqa: E402
+                                          reference_values, versus_random)
 from biggan_directions.ganspace import ganspace_directions              # noqa: E402
 from biggan_directions.generator import BigGANGenerator                 # noqa: E402
 from biggan_directions.sefa import sefa_directions                      # noqa: E402
@@ -78,7 +91,50 @@ def measure(name: str, G, layer: str, truncation: float, args, sefa_layers=("gen
           + " ".join(f"{v:.4f}" for v in ratio[:5])
           + f"   sum({k}) {ratio.sum():.3f}   max|cos| {cos:.3f}")
     print(f"{name:10s} overlap(sefa, ganspace) top-{k}: {overlap:.3f}   (random ~ {k / G.z_dim:.3f})")
+    row["penalty"] = penalties(name, G, layer, truncation, args)
     return row
+
+
+def penalties(name: str, G, layer: str, truncation: float, args) -> dict:
+    """Every method's full basis (ndirs = z_dim: all bases span the same space, so only the
+    rotation is compared), the identity and random orthonormal matrices on one fixed
+    evaluation; Hessian runs of --hessian-steps from a random and a SeFa start join them."""
+    z_dim, path = G.z_dim, args.path_size[name]
+    device = torch.device(args.device)
+    found = {}
+    seconds, (q, _) = timed(lambda: sefa_directions(G, ndirs=z_dim))
+    found["sefa"] = (q, seconds)
+    seconds, (u, _) = timed(lambda: ganspace_directions(
+        G, layer, samples=args.samples, ndirs=z_dim, seed=0, truncation=truncation,
+        batch_size=args.batch_size, device=args.device))
+    found["ganspace"] = (u, seconds)
+    for init in ("random", "sefa"):
+        cfg = DiscoverConfig(steps=args.hessian_steps, batch_size=16, path_size=path,
+                             truncation=truncation, init=init, seed=0)
+        start = time.perf_counter()
+        run = Discovery(G, cfg, device)
+        for _ in range(args.hessian_steps):
+            run.train_step()
+        found[f"hessian ({init} start)"] = (run.directions().detach().cpu(),
+                                            time.perf_counter() - start)
+    draws = eval_draws(z_dim, z_dim, per_direction=args.per_direction, k=4,
+                       truncation=truncation, path_size=path, seed=0)
+    common = dict(epsilon=0.1, reduction="mean", device=device)
+    ref = reference_values(G, draws, z_dim, z_dim, matrices=args.references, seed=0, **common)
+    print(f"{name:10s} fixed evaluation of full bases ({z_dim} directions x {args.per_direction} "
+          f"latents, path size {path:g}, {ref['statistic']}): identity {ref['identity']:.4g}, "
+          f"random {ref['random']:.4g} +- {ref['random_std']:.3g} ({args.references} matrices)")
+    out = {"reference": ref, "methods": {}}
+    for method, (q, seconds) in found.items():
+        value = evaluate(G, q, draws, **common)
+        ratio = value / ref["random"]
+        sigmas = (value - ref["random"]) / (ref["random_std"] or 1.0)
+        verdict = versus_random(value, ref)
+        out["methods"][method] = {"penalty": value, "x_random": ratio, "random_std": sigmas,
+                                  "verdict": verdict, "seconds": seconds}
+        print(f"{name:10s}   {method:24s} {value:9.4g} = {ratio:.3f} x random ({sigmas:+.1f} std), "
+              f"{verdict}; {seconds:.2f} s", flush=True)
+    return out
 
 
 def main() -> None:
@@ -92,8 +148,14 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"wheel cache (default {CACHE})")
     parser.add_argument("--wheel", type=Path, default=None, help="use this local wheel file instead of pip")
     parser.add_argument("--skip-real", action="store_true", help="only the small test model")
+    parser.add_argument("--per-direction", type=int, default=16,
+                        help="fixed evaluation: latents per direction (default 16)")
+    parser.add_argument("--references", type=int, default=4, help="random matrices (default 4)")
+    parser.add_argument("--hessian-steps", type=int, default=300,
+                        help="steps of each Hessian run (default 300)")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
     args = parser.parse_args()
+    args.path_size = {"small": 5.0, "face-dcgan": 2.0}    # BigGAN's default; the DCGAN's z scale
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

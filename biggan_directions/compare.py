@@ -9,9 +9,10 @@ the same number of directions (the default: one per latent coordinate), every ro
 the first K rows of each: SeFa and GANSpace order their rows by importance, a Hessian Penalty
 matrix's rows are unordered, so its first K are an arbitrary subset (like a random matrix's).
 Then the comparison is not like for like: a direction's penalty grows with how much it changes
-the image, and the first K of SeFa or GANSpace are their strongest (on the small test model
-SeFa's top 10 read 2.7x random, its full basis 1.0x); the table says so, and full bases
-(--ndirs = z_dim, the default) compare only the rotation.
+the image, and the first K of SeFa or GANSpace are their strongest (on the small test model,
+in a quick check, SeFa's top 10 read well above random K-row matrices while its full basis
+reads at random); the table says so, and full bases (--ndirs = z_dim, the default) compare
+only the rotation.
 A Hessian Penalty run evaluated with its own settings and K = its ndirs gets exactly the
 value its run.json records.
 
