@@ -40,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_penalty import _peak_rss, _reset_peak_rss, build_generator, machine  # noqa: E402
+from bench_penalty import _peak_rss, _reset_peak_rss  # noqa: E402
+from penalty_step import build_generator, machine  # noqa: E402
 from biggan_directions.directions import random_orthonormal                   # noqa: E402
 from biggan_directions.inference import resolve                               # noqa: E402
 from biggan_directions.render import render_directions                        # noqa: E402

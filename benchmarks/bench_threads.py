@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 def worker(model: str, threads: int, calls: int) -> None:
     import torch
 
-    from bench_penalty import build_generator
+    from penalty_step import build_generator
 
     torch.set_num_threads(threads)
     G = build_generator(model, torch.device("cpu"))
