@@ -77,8 +77,8 @@ class DiscoverConfig:
     init: str = setting("auto", "Start from the SeFa or GANSpace directions of the generator "
                                 "(orthonormalised in their order), a random orthonormal matrix "
                                 "(Kaiming-normal, published), or the coordinate axes. auto: sefa "
-                                "when the generator's first layer can be read and there is no "
-                                "subspace, else random (measured: a SeFa start beats random "
+                                "for a full basis (no subspace, --ndirs = z_dim) when the "
+                                "generator's first layer can be read, else random (measured: a SeFa start beats random "
                                 "matrices, a random start did not learn to; BENCHMARKS.md).",
                         choices=INITS)
     subspace: tuple[int, int] | None = setting(

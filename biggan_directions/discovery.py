@@ -210,11 +210,15 @@ class Discovery:
 def resolve_init(init: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
                  sefa_layers: str = "gen_z") -> str:
     """The start a run uses: `init` itself, or for 'auto' 'sefa' when SeFa can read G's first
-    layer and the run covers the whole latent, else 'random' (the published start)."""
+    layer and the run learns a full basis (no subspace, ndirs = z_dim), else 'random' (the
+    published start). Only full bases: SeFa's first rows are its strongest directions, and a
+    stronger direction has a larger penalty, so a top-k start would read worse than random
+    k-row matrices for a reason that has nothing to do with learning."""
     if init != "auto":
         return init
     from .sefa import sefa_available
-    return "sefa" if subspace is None and sefa_available(G, ndirs, sefa_layers) else "random"
+    full = subspace is None and ndirs == int(G.z_dim)
+    return "sefa" if full and sefa_available(G, ndirs, sefa_layers) else "random"
 
 
 def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,

@@ -420,7 +420,7 @@ def test_sequential_penalty_mode_learns_the_same_matrix():
 
 
 # ---------------------------------------------------------------- the start
-def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it(small_biggan):
+def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it_for_full_bases(small_biggan):
     from biggan_directions.sefa import sefa_directions
 
     G = BigGANGenerator(small_biggan, 207, 1.0)
@@ -430,10 +430,14 @@ def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it(small_biggan):
     assert start.init == "sefa"
     cos = (start.directions().detach() * basis).sum(dim=1).abs()
     assert torch.allclose(cos, torch.ones(6), atol=1e-5)          # the same rows, in order
-    auto = Discovery(G, cfg)                                       # init auto (the default)
-    assert cfg.init == "auto" and auto.init == "sefa"
-    assert torch.equal(auto.directions(), start.directions())
-    # a subspace, or a generator without a readable first layer, starts from random
+    full = small_config(ndirs=None)                                # init auto (the default)
+    auto = Discovery(G, full)
+    assert full.init == "auto" and auto.init == "sefa"
+    assert torch.allclose(auto.directions().detach(),
+                          Discovery(G, small_config(ndirs=None, init="sefa")).directions().detach())
+    # fewer directions than z_dim, a subspace, or a generator without a readable first layer
+    # start from random
+    assert Discovery(G, cfg).init == "random"
     assert Discovery(G, small_config(subspace=(0, 8), ndirs=8)).init == "random"
     hidden = Discovery(HiddenBasis(), small_config(ndirs=None))
     assert hidden.init == "random"
@@ -443,7 +447,7 @@ def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it(small_biggan):
 
 def test_run_records_the_start_it_took(tmp_path, small_biggan):
     G = BigGANGenerator(small_biggan, 207, 1.0)
-    run_discover(G, small_config(steps=2), tmp_path / "run", progress=False)
+    run_discover(G, small_config(steps=2, ndirs=None), tmp_path / "run", progress=False)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["init"] == "sefa" and record["config"]["init"] == "auto"
     assert load_directions(tmp_path / "run" / "directions.safetensors")[1]["init"] == "sefa"
