@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import socket
 import statistics
 import sys
@@ -44,6 +43,7 @@ from biggan_directions.directions import random_orthonormal, save_directions  # 
 from biggan_directions.view import Viewer, format_amounts, view_image  # noqa: E402
 from biggan_directions.view_app import create_app  # noqa: E402
 from biggan_directions.weights import save_biggan  # noqa: E402
+from penalty_step import machine  # noqa: E402
 
 NDIRS = 64
 PATH_SIZE = 5.0
@@ -109,18 +109,6 @@ def serve(app) -> tuple[str, callable]:
         server.should_exit = True
         thread.join(10)
     return f"http://127.0.0.1:{port}", stop
-
-
-def machine(device: torch.device) -> str:
-    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else platform.processor() or platform.machine())
-    if device.type == "cpu":
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-        name += f", {torch.get_num_threads()} torch threads"
-    return f"{name}; torch {torch.__version__}"
 
 
 def main(argv=None) -> None:
