@@ -19,6 +19,7 @@ import torch
 from .directions import load_directions
 from .errors import UserError
 from .fileio import read_json
+from .weights.store import DEFAULT_MODEL
 
 DIRECTIONS_FILE = "directions.safetensors"
 RUN_RECORD = "run.json"
@@ -27,7 +28,6 @@ CHECKPOINT = "checkpoint.pt"
 SCORES_JSON = "scores.json"
 SCORES_CSV = "scores.csv"
 VIDEOS_DIR = "videos"
-DEFAULT_MODEL = "biggan-deep-128"
 
 
 def slug(text: str) -> str:

@@ -11,7 +11,6 @@ from ..class_job import BatchRender, JobPlan
 from ..lpips_metric import NETS
 from ..ranges import format_int_list
 from ..render import FORMATS, RenderConfig
-from ..runs import DEFAULT_MODEL
 from ..score import ScoreConfig
 from ..settings import default_of
 from .discover import discover_config, discover_options
@@ -164,7 +163,7 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
 
     try:
         with sigterm_as_interrupt():
-            result = run_batch(model or DEFAULT_MODEL, classes, config, out, score=score_config,
+            result = run_batch(model, classes, config, out, score=score_config,
                                render=render_config, top=top, backend=backend, device=device,
                                ray_address=ray_address, ray_cpus=ray_cpus,
                                gpus_per_job=gpus_per_job, batch_name=batch_name,

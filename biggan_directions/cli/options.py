@@ -137,9 +137,10 @@ def weights_dir_option(f):
 def model_option(f=None, *, from_run: bool = False):
     """--model; with from_run, its default is the model the run recorded."""
     def decorate(f):
+        from ..weights.store import DEFAULT_MODEL
         return click.option(
-            "--model", default=None, metavar="NAME|DIR",
-            show_default="the run's model" if from_run else "biggan-deep-128",
+            "--model", default=None if from_run else DEFAULT_MODEL, metavar="NAME|DIR",
+            show_default="the run's model" if from_run else True,
             help="biggan-deep-128, biggan-deep-256, biggan-deep-512, or a folder holding "
                  "config.json + pytorch_model.bin.")(f)
     return decorate(f) if f is not None else decorate

@@ -8,7 +8,7 @@ from .checkpoint import save_biggan
 from .imports import import_weights
 from .load import fetch_model, load_biggan, verify_available
 from .sources import BASE_URL_ENV, HUB_MIRRORS, HUB_REPO_ENV, TIMEOUT_ENV, Source, sources_for
-from .store import (CHECKSUMS_NAME, CONFIG_NAME, KNOWN_MODELS, MODEL_FILES, SAFETENSORS_NAME,
+from .store import (CHECKSUMS_NAME, CONFIG_NAME, DEFAULT_MODEL, KNOWN_MODELS, MODEL_FILES, SAFETENSORS_NAME,
                     WEIGHTS_DIR_ENV, WEIGHTS_NAME, StoreEntry, default_weights_dir, list_store,
                     store_folder, verify_checksums, write_checksums)
 
@@ -20,7 +20,7 @@ def model_urls(name: str) -> dict[str, str]:
 
 
 __all__ = ["BASE_URL_ENV", "CHECKSUMS_NAME", "CONFIG_NAME", "HUB_MIRRORS", "HUB_REPO_ENV",
-           "KNOWN_MODELS", "MODEL_FILES", "SAFETENSORS_NAME", "Source", "StoreEntry",
+           "DEFAULT_MODEL", "KNOWN_MODELS", "MODEL_FILES", "SAFETENSORS_NAME", "Source", "StoreEntry",
            "TIMEOUT_ENV", "WEIGHTS_DIR_ENV", "WEIGHTS_NAME", "default_weights_dir", "fetch_model",
            "import_weights", "list_store", "load_biggan", "model_urls", "save_biggan",
            "sources_for", "store_folder", "verify_available", "verify_checksums",

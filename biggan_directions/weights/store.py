@@ -20,6 +20,7 @@ from ..errors import UserError, first_line
 from ..fileio import atomic_path
 
 KNOWN_MODELS = ("biggan-deep-128", "biggan-deep-256", "biggan-deep-512")
+DEFAULT_MODEL = "biggan-deep-128"   # the one owner of the default model (CLI, library, records)
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
 SAFETENSORS_NAME = "model.safetensors"
