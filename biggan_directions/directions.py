@@ -39,8 +39,22 @@ def orthonormalize(a: torch.Tensor) -> torch.Tensor:
     return (q * signs).T                          # (n, d)
 
 
+PARAMETRIZATIONS = ("cayley", "qr")
+
+
+def cayley(s: torch.Tensor) -> torch.Tensor:
+    """The Cayley map of a skew-symmetric (n, n) S: (I + S)^-1 (I - S), a rotation; I at S = 0."""
+    eye = torch.eye(s.shape[0], dtype=s.dtype, device=s.device)
+    return torch.linalg.solve(eye + s, eye - s)
+
+
 class DirectionMatrix(nn.Module):
-    """Learnable (ndirs, z_dim) matrix Q = orth(A), orthonormal at every step by construction.
+    """Learnable (ndirs, z_dim) matrix Q with orthonormal rows at every step, by construction.
+
+    parametrization 'qr' (the paper): Q = orth(A), A free and starting at the start's rows; a
+    step's angle depends on the scale of A. 'cayley': Q = Q0 R(S), Q0 the orthonormalised start
+    (a buffer), R the Cayley map of the skew-symmetric part of a free (width, width) matrix B
+    that starts at zero, so Q starts exactly at Q0 and the learning rate is an angle.
 
     init: 'random' (Kaiming-normal A, from `generator`), 'coords' (A = identity rows), or a
     tensor of starting rows, (ndirs, z_dim) or (ndirs, hi - lo) (e.g. SeFa or GANSpace
@@ -51,8 +65,11 @@ class DirectionMatrix(nn.Module):
 
     def __init__(self, ndirs: int, z_dim: int, init: str | torch.Tensor = "random",
                  subspace: tuple[int, int] | None = None,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, parametrization: str = "qr"):
         super().__init__()
+        if parametrization not in PARAMETRIZATIONS:
+            raise UserError(f"parametrization {parametrization!r}: use one of "
+                            f"{', '.join(PARAMETRIZATIONS)}.")
         lo, hi = subspace if subspace is not None else (0, z_dim)
         if not (0 <= lo < hi <= z_dim):
             raise UserError(f"subspace {lo}-{hi - 1} is not inside the latent's 0-{z_dim - 1}.")
@@ -70,10 +87,19 @@ class DirectionMatrix(nn.Module):
         else:
             raise UserError(f"init {init!r}: use 'random' or 'coords'.")
         self.ndirs, self.z_dim, self.lo, self.hi = ndirs, z_dim, lo, hi
-        self.A = nn.Parameter(a)
+        self.parametrization = parametrization
+        if parametrization == "qr":
+            self.A = nn.Parameter(a)
+        else:
+            self.register_buffer("Q0", orthonormalize(a.double()).float())     # (ndirs, width)
+            self.A = nn.Parameter(torch.zeros(width, width))              # B; S = skew(B)
 
     def forward(self) -> torch.Tensor:
-        q = orthonormalize(self.A)                   # (ndirs, width)
+        if self.parametrization == "qr":
+            q = orthonormalize(self.A)                   # (ndirs, width)
+        else:
+            upper = torch.triu(self.A, diagonal=1)
+            q = self.Q0 @ cayley(upper - upper.T)        # (ndirs, width)
         if (self.lo, self.hi) == (0, self.z_dim):
             return q
         return nn.functional.pad(q, (self.lo, self.z_dim - self.hi))  # (ndirs, z_dim)

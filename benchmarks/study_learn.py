@@ -1,0 +1,334 @@
+"""The learning study: which optimiser settings make the Hessian Penalty learn on a real generator.
+
+Every setting trains a full direction basis of the pretrained face DCGAN (z 100, 64 px, from
+the gan-face-generate wheel; skipped with a message when it cannot be had) and is measured on
+ONE fixed validation set (the curves, and the best step), and its best and last matrices once
+on a separate TEST set that no choice ever looked at. Both sets hold the identity, SeFa and
+random orthonormal matrices (the random band: mean +- std), computed once.
+
+Resumable work queue: each setting is a run folder under --folder; a worker claims the next
+unclaimed one (atomic mkdir), appends its curve to curve.jsonl as it goes and checkpoints at
+each evaluation, so a killed worker loses at most one evaluation interval and a new worker
+continues where it stopped. Start one worker per free core, each with one thread:
+
+    python -m benchmarks.study_learn work --folder outputs/study &     # one per free core
+    python -m benchmarks.study_learn report --folder outputs/study --plot docs/learn_study.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from biggan_directions.directions import DirectionMatrix, baseline_directions
+from biggan_directions.evaluation import direction_penalty, eval_draws, evaluate, derived_seed
+from biggan_directions.generator import truncated_normal
+from biggan_directions.sefa import sefa_directions
+from benchmarks.real_dcgan import Unavailable, load_face_dcgan
+
+
+@dataclass(frozen=True)
+class Setting:
+    init: str = "sefa"                # sefa | random
+    param: str = "cayley"             # cayley | qr
+    lr: float = 1e-3
+    schedule: str = "cosine"          # cosine (5% linear warmup, then to 0) | constant
+    batch: int = 16
+    accumulate: int = 1               # batches per optimiser step
+    k: int = 2
+    loss: str = "mean"                # mean | trimmed (20% trimmed mean of per-sample penalties)
+
+
+PAPER = dict(param="qr", lr=1e-2, schedule="constant")
+# One factor at a time around the candidate default (cayley, cosine, lr 1e-3), in priority order.
+SETTINGS: dict[str, Setting] = {
+    "sefa/base": Setting(),
+    "sefa/paper": Setting(**PAPER),
+    "random/paper": Setting(init="random", **PAPER),
+    "random/cayley-lr1e-2": Setting(init="random", lr=1e-2),
+    "sefa/lr3e-3": Setting(lr=3e-3),
+    "sefa/trimmed": Setting(loss="trimmed"),
+    "sefa/constant": Setting(schedule="constant"),
+    "sefa/qr": Setting(param="qr"),
+    "sefa/k4": Setting(k=4),
+    "sefa/lr1e-2": Setting(lr=1e-2),
+    "random/cayley-lr3e-3": Setting(init="random", lr=3e-3),
+    "sefa/accum4": Setting(accumulate=4),
+}
+
+PATH_SIZE, EPSILON, REDUCTION, TRUNCATION, SEED = 2.0, 0.1, "mean", 1.0, 0
+TRIM = 0.2
+
+
+def lr_factor(step: int, steps: int, schedule: str, warmup: float = 0.05) -> float:
+    if schedule == "constant":
+        return 1.0
+    w = max(1, int(warmup * steps))
+    if step < w:
+        return (step + 1) / w
+    return 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(1, steps - w)))
+
+
+def trimmed(values: torch.Tensor, trim: float = TRIM) -> torch.Tensor:
+    ordered = values.sort().values
+    cut = int(trim * ordered.numel())
+    return ordered[cut:ordered.numel() - cut].mean()
+
+
+class Trainer:
+    def __init__(self, G, setting: Setting, steps: int):
+        self.G, self.s, self.steps = G, setting, steps
+        d = G.z_dim
+        self.rng = torch.Generator().manual_seed(SEED)
+        start = sefa_directions(G, d)[0] if setting.init == "sefa" else "random"
+        self.matrix = DirectionMatrix(d, d, start, generator=self.rng, parametrization=setting.param)
+        self.opt = torch.optim.Adam(self.matrix.parameters(), lr=setting.lr)
+        self.step = 0
+
+    def loss(self) -> torch.Tensor:
+        s, d = self.s, self.G.z_dim
+        z = truncated_normal((s.batch, d), TRUNCATION, self.rng)
+        j = torch.randint(0, d, (s.batch,), generator=self.rng)
+        dist = (torch.rand(s.batch, generator=self.rng) * 2 - 1) * PATH_SIZE
+        w = torch.zeros(s.batch, d)
+        w[torch.arange(s.batch), j] = dist
+        if s.loss == "mean":
+            return direction_penalty(self.G, self.matrix(), z, w, k=s.k, epsilon=EPSILON,
+                                     reduction=REDUCTION, generator=self.rng)
+        per: list[torch.Tensor] = []
+
+        def per_sample(variance):
+            per.append(variance.flatten(1).mean(1))                     # (B,)
+            return per[-1].sum()
+        direction_penalty(self.G, self.matrix(), z, w, k=s.k, epsilon=EPSILON,
+                          reduction=per_sample, generator=self.rng)
+        return trimmed(per[0])
+
+    def train_step(self) -> float:
+        for group in self.opt.param_groups:
+            group["lr"] = self.s.lr * lr_factor(self.step, self.steps, self.s.schedule)
+        self.opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(self.s.accumulate):
+            loss = self.loss() / self.s.accumulate
+            loss.backward()
+            total += float(loss.detach())
+        self.opt.step()
+        self.step += 1
+        return total
+
+    def q(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.matrix().detach().clone()
+
+    def state(self) -> dict:
+        return {"step": self.step, "matrix": self.matrix.state_dict(), "opt": self.opt.state_dict(),
+                "rng": self.rng.get_state()}
+
+    def load(self, state: dict) -> None:
+        self.matrix.load_state_dict(state["matrix"])
+        self.opt.load_state_dict(state["opt"])
+        self.rng.set_state(state["rng"])
+        self.step = int(state["step"])
+
+
+def sets(d: int, per_direction: int) -> dict:
+    return {name: eval_draws(d, d, per_direction=per_direction, k=4, truncation=TRUNCATION,
+                             path_size=PATH_SIZE, seed=derived_seed(SEED, f"study-{name}"))
+            for name in ("val", "test")}
+
+
+def value(G, q, draws) -> float:
+    return evaluate(G, q, draws, epsilon=EPSILON, reduction=REDUCTION)
+
+
+def atomic_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def claim(folder: Path) -> bool:
+    """Claim a task folder: mkdir of `claimed` (atomic); a claim whose worker is gone is taken over."""
+    mark = folder / "claimed"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        mark.mkdir()
+    except FileExistsError:
+        try:
+            pid, host = (mark / "owner").read_text().split()
+        except (OSError, ValueError):
+            return False
+        if host != socket.gethostname() or Path(f"/proc/{pid}").exists():
+            return False
+    (mark / "owner").write_text(f"{os.getpid()} {socket.gethostname()}")
+    return True
+
+
+def references(G, root: Path, name: str, draws, matrices: int) -> None:
+    out = root / f"ref-{name}.json"
+    if out.exists() or not claim(root / f"ref-{name}"):
+        return
+    d = G.z_dim
+    rng = torch.Generator().manual_seed(derived_seed(SEED, "study-reference"))
+    t0 = time.perf_counter()
+    randoms = [value(G, baseline_directions("random", d, d, None, rng), draws) for _ in range(matrices)]
+    mean = sum(randoms) / len(randoms)
+    std = math.sqrt(sum((v - mean) ** 2 for v in randoms) / (len(randoms) - 1))
+    ref = {"identity": value(G, torch.eye(d), draws), "sefa": value(G, sefa_directions(G, d)[0], draws),
+           "random": mean, "random_std": std, "random_values": randoms, "samples": draws.samples,
+           "seconds": round(time.perf_counter() - t0, 1)}
+    atomic_json(out, ref)
+    print(f"[{name}] references: {ref}", flush=True)
+
+
+def train(G, root: Path, name: str, setting: Setting, steps: int, points: int, val, test) -> None:
+    folder = root / name.replace("/", "__")
+    if (folder / "done.json").exists() or not claim(folder):
+        return
+    atomic_json(folder / "setting.json", {"name": name, **asdict(setting), "steps": steps})
+    tr = Trainer(G, setting, steps)
+    start_q = tr.q()
+    curve_path, ckpt = folder / "curve.jsonl", folder / "state.pt"
+    best = {"step": None, "val": math.inf}
+    elapsed, recent, evaluated = 0.0, [], None
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        tr.load(state["trainer"])
+        best = json.loads(state["best"])
+        elapsed = float(state["elapsed"])
+        lines = [json.loads(l) for l in curve_path.read_text().splitlines() if l.strip()]
+        curve_path.write_text("".join(json.dumps(l) + "\n" for l in lines if l["step"] <= tr.step))
+        evaluated = tr.step                      # the checkpoint is taken right after an evaluation
+    marks = {round(steps * i / points) for i in range(points + 1)}
+    while True:
+        if tr.step in marks and tr.step != evaluated:
+            evaluated = tr.step
+            t0 = time.perf_counter()
+            v = value(G, tr.q(), val)
+            if v < best["val"]:
+                best = {"step": tr.step, "val": v}
+                torch.save(tr.q(), folder / "best.pt")
+            row = {"step": tr.step, "val": v, "train_recent": sum(recent) / len(recent) if recent else None,
+                   "seconds": round(elapsed, 1), "eval_seconds": round(time.perf_counter() - t0, 1)}
+            with curve_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"trainer": tr.state(), "best": json.dumps(best), "elapsed": elapsed}, tmp)
+            os.replace(tmp, ckpt)
+            print(f"[{name}] step {tr.step}: val {v:.4f} ({elapsed / max(tr.step, 1) * 1000:.0f} ms/step)",
+                  flush=True)
+        if tr.step >= steps:
+            break
+        t0 = time.perf_counter()
+        recent = (recent + [tr.train_step()])[-200:]
+        elapsed += time.perf_counter() - t0
+    bestq = torch.load(folder / "best.pt", weights_only=True)
+    result = {"name": name, **asdict(setting), "steps": steps, "best_step": best["step"],
+              "best_val": best["val"], "last_val": value(G, tr.q(), val) if best["step"] != steps else best["val"],
+              "best_test": value(G, bestq, test), "start_test": value(G, start_q, test), "last_test": value(G, tr.q(), test),
+              "ms_per_step": round(elapsed / steps * 1000, 1)}
+    atomic_json(folder / "done.json", result)
+    print(f"[{name}] done: {result}", flush=True)
+
+
+def work(args) -> None:
+    torch.set_num_threads(args.threads)
+    root = Path(args.folder)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        G = load_face_dcgan("cpu")
+    except Unavailable as e:
+        print(f"face DCGAN unavailable, nothing measured: {e}")
+        return
+    draws = sets(G.z_dim, args.per_direction)
+    references(G, root, "val", draws["val"], args.references)
+    references(G, root, "test", draws["test"], args.references)
+    names = args.settings or list(SETTINGS)
+    for name in names:
+        train(G, root, name, SETTINGS[name], args.steps, args.points, draws["val"], draws["test"])
+
+
+def report(args) -> None:
+    root = Path(args.folder)
+    refs = {n: json.loads((root / f"ref-{n}.json").read_text()) for n in ("val", "test")
+            if (root / f"ref-{n}.json").exists()}
+    for n, r in refs.items():
+        print(f"{n} set ({r['samples']} samples): identity {r['identity']:.4g}, SeFa {r['sefa']:.4g}, "
+              f"random {r['random']:.4g} +- {r['random_std']:.3g}")
+    val, test = refs.get("val"), refs.get("test")
+    runs = {}
+    print(f"{'setting':<24} {'best step':>9} {'val best':>9} {'test best':>9} {'test last':>9} "
+          f"{'best vs SeFa':>13} {'best vs random':>15} {'ms/step':>8}")
+    for name in SETTINGS:
+        folder = root / name.replace("/", "__")
+        curve_path = folder / "curve.jsonl"
+        if not curve_path.exists():
+            continue
+        curve = [json.loads(l) for l in curve_path.read_text().splitlines() if l.strip()]
+        runs[name] = [(c["step"], c["val"]) for c in curve]
+        done = json.loads((folder / "done.json").read_text()) if (folder / "done.json").exists() else None
+        if done and test:
+            std = test["random_std"]
+            print(f"{name:<24} {done['best_step']:>9} {done['best_val']:>9.4g} {done['best_test']:>9.4g} "
+                  f"{done['last_test']:>9.4g} {(done['best_test'] - test['sefa']) / std:>+10.1f} sd "
+                  f"{(done['best_test'] - test['random']) / std:>+12.1f} sd {done['ms_per_step']:>8}")
+        else:
+            last = curve[-1]
+            print(f"{name:<24} running: step {last['step']}, val {last['val']:.4g}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"refs": refs, "runs": runs}, indent=1))
+    if args.plot and val and runs:
+        plot(runs, val, args.plot)
+
+
+def plot(runs: dict, ref: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    top = max(s for pts in runs.values() for s, _ in pts) or 1
+    lo, hi = ref["random"] - 2 * ref["random_std"], ref["random"] + 2 * ref["random_std"]
+    ax.axhspan(lo, hi, color="0.85", label="random orthonormal, mean +- 2 std")
+    ax.axhline(ref["sefa"], color="k", ls="--", lw=1, label="SeFa basis")
+    for name, pts in runs.items():
+        xs, ys = zip(*pts)
+        ax.plot(xs, ys, marker="o", ms=3, lw=1.2, ls="-" if name.startswith("sefa") else ":", label=name)
+    ax.set_xlim(0, top)
+    ax.set_xlabel("step (batch 16)")
+    ax.set_ylabel("fixed-evaluation penalty (validation set, trimmed mean)")
+    ax.set_title("face DCGAN (real weights): learning settings against SeFa and the random band")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("work", help="claim and run settings until none is left")
+    w.add_argument("--folder", required=True)
+    w.add_argument("--steps", type=int, default=3000)
+    w.add_argument("--points", type=int, default=6, help="validation evaluations after step 0")
+    w.add_argument("--per-direction", type=int, default=16)
+    w.add_argument("--references", type=int, default=4)
+    w.add_argument("--threads", type=int, default=1)
+    w.add_argument("--settings", nargs="*", choices=list(SETTINGS))
+    r = sub.add_parser("report", help="print the table, write the curves and the plot")
+    r.add_argument("--folder", required=True)
+    r.add_argument("--out")
+    r.add_argument("--plot")
+    args = parser.parse_args()
+    work(args) if args.cmd == "work" else report(args)
+
+
+if __name__ == "__main__":
+    main()
