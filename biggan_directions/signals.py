@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM (what `timeout`, Slurm and Ray send) handled alike: finish cleanly, keep the work."""
+"""Ctrl-C, SIGTERM (timeout, Slurm, Ray) and SIGHUP (the terminal closed) handled alike: stop cleanly, keep the work."""
 from __future__ import annotations
 
 import signal
@@ -6,20 +6,31 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+SIGHUP = getattr(signal, "SIGHUP", None)
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), SIGHUP)
+                     if s is not None)
+# The signals that end work the way Ctrl-C does (SIGINT raises KeyboardInterrupt by itself).
+TERM_SIGNALS = tuple(s for s in STOP_SIGNALS if s != signal.SIGINT)
+
+
+def _handled(candidates: tuple) -> tuple:
+    """The signals to catch now: all of `candidates`, except SIGHUP when it is ignored (started
+    under nohup: closing the terminal must not stop the work)."""
+    return tuple(s for s in candidates
+                 if not (s == SIGHUP and signal.getsignal(s) == signal.SIG_IGN))
 
 
 @contextmanager
 def stop_flag() -> Iterator[threading.Event]:
-    """For loops that can stop between two steps (discovery): the first SIGINT or SIGTERM sets
-    the yielded event, which the loop checks after each step (so a checkpoint holds a whole
-    step); a second one raises KeyboardInterrupt at once. Outside the main thread signals cannot
-    be caught, and the event is only set by the caller."""
+    """For loops that can stop between two steps (discovery): the first SIGINT, SIGTERM or
+    SIGHUP sets the yielded event, which the loop checks after each step (so a checkpoint holds
+    a whole step); a second one raises KeyboardInterrupt at once. Outside the main thread
+    signals cannot be caught, and the event is only set by the caller."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    previous = {s: signal.getsignal(s) for s in _handled(STOP_SIGNALS)}
 
     def handler(signum, frame):
         if stop.is_set():
@@ -27,7 +38,7 @@ def stop_flag() -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         stop.set()
 
-    for s in STOP_SIGNALS:
+    for s in previous:
         signal.signal(s, handler)
     try:
         yield stop
@@ -37,22 +48,22 @@ def stop_flag() -> Iterator[threading.Event]:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """For work that cleans up on KeyboardInterrupt (render, score, batch): SIGTERM raises
-    KeyboardInterrupt like Ctrl-C, so temporary files are removed and records closed."""
-    sigterm = getattr(signal, "SIGTERM", None)
-    if sigterm is None or threading.current_thread() is not threading.main_thread():
+    """For work that cleans up on KeyboardInterrupt (render, score, batch): SIGTERM and SIGHUP
+    raise KeyboardInterrupt like Ctrl-C, so temporary files are removed and records closed."""
+    if not TERM_SIGNALS or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(sigterm)
+    previous = {s: signal.getsignal(s) for s in _handled(TERM_SIGNALS)}
 
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(sigterm, handler)
+    for s in previous:
+        signal.signal(s, handler)
     try:
         yield
     finally:
-        signal.signal(sigterm, previous)
+        _restore(previous)
 
 
 def _restore(previous: dict) -> None:

@@ -1,4 +1,5 @@
-"""SIGTERM (timeout, Slurm, Ray) stops discover like Ctrl-C: checkpoint, 'interrupted', exit 130."""
+"""SIGTERM (timeout, Slurm, Ray) and SIGHUP (the terminal closed) stop discover like Ctrl-C:
+checkpoint, 'interrupted', exit 130."""
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ from cli import cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
-def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir):
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir, sig):
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "200",
             "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
             "1000", "--device", "cpu", "--threads", "1", "-q", "--out", str(tmp_path)]
@@ -33,7 +35,7 @@ def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir
         if logs and len(logs[0].read_text().splitlines()) >= 4:
             break
         time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
@@ -48,3 +50,28 @@ def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir
     resumed = CliRunner().invoke(cli, [*args[:5], "--steps", str(step + 2), *args[7:], "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert f"finished at step {step + 2}" in resumed.output
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_sighup_ends_cleaning_work_like_ctrl_c_unless_ignored_by_nohup():
+    from biggan_directions.signals import sigterm_as_interrupt, stop_flag
+
+    unhandled: list[int] = []
+    previous = signal.signal(signal.SIGHUP, lambda *a: unhandled.append(1))  # not this test's end
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with sigterm_as_interrupt():
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(1)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert unhandled == []
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)      # started under nohup
+    try:
+        with stop_flag() as stop:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.1)
+            assert not stop.is_set()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
