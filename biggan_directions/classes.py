@@ -77,6 +77,11 @@ def _by_wnid() -> dict[str, ImageNetClass]:
     return {c.wnid: c for c in _table()}
 
 
+def count_classes(n: int) -> str:
+    """A count of classes as the tool prints it: '1 class', '0 classes', '3 classes'."""
+    return f"{n} class" if n == 1 else f"{n} classes"
+
+
 def all_classes() -> list[ImageNetClass]:
     """The 1000 classes in index order (read once from the shipped table, then cached)."""
     return list(_table())

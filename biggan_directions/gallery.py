@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from urllib.parse import quote
 
 from . import runs
+from .classes import count_classes
 from .errors import UserError
 from .fileio import read_json, write_text
 from .manifest import BATCH_RECORD, MANIFEST, read_manifest
@@ -97,7 +98,7 @@ def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             f"<h1>{_esc(title)}</h1>\n"
-            f"<p class=\"sub\">{len(entries)} classes: {_esc(summary)}. Written "
+            f"<p class=\"sub\">{count_classes(len(entries))}: {_esc(summary)}. Written "
             f"{_esc(time.strftime('%Y-%m-%d %H:%M'))}. {links}</p>\n"
             f"<main class=\"cards\">\n{cards}\n</main>\n</body>\n</html>\n")
 

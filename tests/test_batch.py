@@ -356,7 +356,7 @@ def test_fewer_steps_than_a_finished_run_skips_the_class(tmp_path, small_biggan_
     before = mtimes(folder)
     r = batch(*args, "--steps", "2")
     assert r.exit_code == 0, r.output
-    assert "1 classes: 1 finished (1 already complete" in r.output
+    assert "1 class: 1 finished (1 already complete" in r.output
     e = manifest(out, model)[1]
     assert e["status"] == "finished" and e["skipped"] and e["error"] is None
     assert e["step"] == 3 and e["steps"] == 2                 # it has more steps than asked

@@ -8,6 +8,7 @@ import click
 
 from ..errors import UserError
 from ..class_job import BatchRender, JobPlan
+from ..classes import count_classes
 from ..lpips_metric import NETS
 from ..ranges import format_int_list
 from ..render import FORMATS, RenderConfig
@@ -177,8 +178,8 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
     click.echo(format_summary(result.entries))
     click.echo(f"manifest: {result.manifest}\ngallery:  {result.gallery}")
     if result.failed:
-        raise UserError(f"{len(result.failed)} of {len(result.entries)} classes failed (see "
-                        f"{result.manifest}); fix the cause and run the same command again "
+        raise UserError(f"{len(result.failed)} of {count_classes(len(result.entries))} failed "
+                        f"(see {result.manifest}); fix the cause and run the same command again "
                         f"(finished classes are skipped). To start one class anew, delete its "
                         f"run folder; --overwrite restarts every class.")
 
@@ -215,6 +216,6 @@ def format_summary(entries: Sequence[dict[str, Any]]) -> str:
     counts = {s: sum(e["status"] == s for e in entries) for s in STATUSES}
     text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     skipped = sum(bool(e.get("skipped")) for e in entries)
-    lines.append(f"{len(entries)} classes: {text}" + (f" ({skipped} already complete, marked *)"
-                                                     if skipped else ""))
+    lines.append(f"{count_classes(len(entries))}: {text}"
+                 + (f" ({skipped} already complete, marked *)" if skipped else ""))
     return "\n".join(lines)
