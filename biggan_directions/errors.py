@@ -31,3 +31,27 @@ def first_line(e: BaseException, limit: int = 160) -> str:
     lines = str(e).strip().splitlines()
     text = lines[0].rstrip(":") if lines else type(e).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class WriteError(UserError):
+    """A file that could not be written (disk full, read-only folder). The message names the
+    file and the system's reason (`No space left on device`), then what to do: `then`, or by
+    default free space or choose another folder. `path` and `reason` let a caller that knows
+    more (what was kept, what to run next) say it in a new WriteError."""
+
+    def __init__(self, path: Any, reason: str, then: str | None = None):
+        self.path, self.reason = path, reason
+        super().__init__(f"could not write {path} ({reason}); "
+                         f"{then or 'free space or choose another output folder.'}")
+
+
+def os_reason(e: BaseException) -> str:
+    """The system's words for a failed write: an OSError's strerror (`No space left on
+    device`), or the `os error N` that a library (safetensors) quotes in its own message."""
+    import os
+    import re
+
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    found = re.search(r"os error (\d+)", str(e))
+    return os.strerror(int(found.group(1))) if found else first_line(e)

@@ -5,12 +5,13 @@ import json
 import math
 import os
 import secrets
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import UserError, first_line
+from .errors import UserError, WriteError, first_line, os_reason
 
 
 def temp_beside(path: str | os.PathLike) -> Path:
@@ -43,15 +44,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write `text` (UTF-8, newlines as given) to `path` atomically. A failed write (disk full,
-    read-only folder) is a UserError naming the file; the old file stays as it was."""
+    read-only folder) is a WriteError naming the file; the old file stays as it was."""
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "w", encoding="utf-8", newline="") as f:
                 f.write(text)
     except OSError as e:
-        raise UserError(f"could not write {path} ({first_line(e)}); free space or choose "
-                        f"another output folder.") from None
+        raise WriteError(path, os_reason(e)) from None
     return Path(path)
+
+
+def chmod_as_new(path: str | os.PathLike) -> None:
+    """Give `path` the permissions every new file gets here (the umask's: 0644 under umask
+    022), for files a library creates 0600 (safetensors), which a rename would keep. A probe
+    file is created to learn them: reading the umask itself would briefly change it."""
+    probe = temp_beside(path)
+    try:
+        os.chmod(path, stat.S_IMODE(probe.stat().st_mode))
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def check_writable_dir(folder: str | os.PathLike) -> Path:

@@ -118,3 +118,50 @@ def test_import_of_a_wrong_shaped_file_is_refused(cli, tmp_path, stored):
     assert f"Error: {bad} does not match {stored / CONFIG_NAME}: 1 wrong shape (embeddings.weight" \
            in result.output
     assert not (tmp_path / "store2" / NAME).exists()
+
+
+@pytest.mark.parametrize("kind", ["bin", "safetensors"])
+def test_import_copies_the_users_file_and_store_files_get_the_umask_mode(cli, tmp_path, stored,
+                                                                         kind):
+    import os
+    import stat
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    source = stored / (WEIGHTS_NAME if kind == "bin" else SAFETENSORS_NAME)
+    mine = downloads / source.name
+    shutil.copy(source, mine)
+    shutil.copy(stored / CONFIG_NAME, downloads / CONFIG_NAME)
+    original = mine.read_bytes()
+    old = os.umask(0o022)
+    try:
+        result = cli("import", str(mine), "--name", NAME, "--weights-dir", str(tmp_path / "store2"))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "store2" / NAME
+    copy = folder / source.name
+    assert mine.stat().st_nlink == 1 and copy.stat().st_ino != mine.stat().st_ino
+    data = bytearray(copy.read_bytes())                     # damage the store's copy:
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert mine.read_bytes() == original                    # the user's file is untouched
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes == {name: 0o644 for name in (CONFIG_NAME, source.name, SAFETENSORS_NAME,
+                                              CHECKSUMS_NAME)}
+
+
+def test_the_store_writes_model_safetensors_with_the_umask_mode(tmp_path, small_biggan_dir):
+    import os
+    import stat
+
+    from biggan_directions.weights import load_biggan
+
+    shutil.copytree(small_biggan_dir, tmp_path / "store" / NAME)
+    old = os.umask(0o022)
+    try:
+        load_biggan(NAME, weights_dir=tmp_path / "store", progress=False)   # converts the .bin
+    finally:
+        os.umask(old)
+    converted = tmp_path / "store" / NAME / SAFETENSORS_NAME
+    assert stat.S_IMODE(converted.stat().st_mode) == 0o644

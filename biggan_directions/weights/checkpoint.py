@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError, first_line
-from ..fileio import atomic_path
+from ..fileio import atomic_path, chmod_as_new
 from .store import CONFIG_NAME, MODEL_FILES, WEIGHTS_NAME, file_entry
 
 StateDict = dict[str, torch.Tensor]
@@ -43,12 +43,14 @@ def save_biggan(model: nn.Module, folder: str | os.PathLike, *, overwrite: bool 
 
 def write_safetensors(state: StateDict, path: Path) -> dict:
     """Write `state` (the tensors as read from the weights file) to `path` as safetensors,
-    atomically; returns its checksum entry."""
+    atomically, with the umask's permissions like the store's other files (safetensors itself
+    writes 0600); returns its checksum entry."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().clone().contiguous() for k, v in state.items()}  # no shared storage
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))
+        chmod_as_new(tmp)
     return file_entry(path, converted_from=WEIGHTS_NAME)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from .checkpoint import load_checkpoint, write_safetensors
 from .store import (CONFIG_NAME, KNOWN_MODELS, SAFETENSORS_NAME, WEIGHTS_NAME, file_entry,
-                    link_or_copy, place, staging_dir, store_folder, weights_file, write_checksums)
+                    copy_file, place, staging_dir, store_folder, weights_file, write_checksums)
 
 
 def import_weights(path: str | os.PathLike, name: str, weights_dir: str | os.PathLike | None = None,
@@ -44,7 +44,7 @@ def import_weights(path: str | os.PathLike, name: str, weights_dir: str | os.Pat
         shutil.copyfile(config_path, staged[CONFIG_NAME])
         stored_as = SAFETENSORS_NAME if weights.name.endswith(".safetensors") else WEIGHTS_NAME
         staged[stored_as] = staging / stored_as
-        link_or_copy(weights, staged[stored_as])
+        copy_file(weights, staged[stored_as])         # a copy: never the user's own file
         entries = {CONFIG_NAME: file_entry(staged[CONFIG_NAME], imported_from=str(config_path)),
                    stored_as: file_entry(staged[stored_as], imported_from=str(weights))}
         if stored_as == WEIGHTS_NAME:

@@ -20,7 +20,7 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from ..errors import first_line
-from .store import file_entry, link_or_copy
+from .store import copy_file, file_entry
 
 # The package's published files (pytorch_pretrained_biggan/model.py, PRETRAINED_*_ARCHIVE_MAP):
 # <base>/<name>-config.json and <base>/<name>-pytorch_model.bin.
@@ -169,8 +169,9 @@ def _request_reason(e: Exception, host: str) -> str:
 
 # ---------------------------------------------------------------- the Hub (huggingface_hub)
 def _fetch_hub(source: Source, name: str, fname: str, staging: Path, progress: bool) -> dict:
-    """hf_hub_download into the Hub's cache, then link (or copy) into `staging`. Online, the
-    file's size and sha256 (the Hub's ETag of a large file) are checked against the Hub's."""
+    """hf_hub_download into the Hub's cache, then copy it (a reflink where possible) into
+    `staging`. Online, the file's size and sha256 (the Hub's ETag of a large file) are checked
+    against the Hub's."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download
 
     repo, revision = _split_revision(source.where)
@@ -187,7 +188,7 @@ def _fetch_hub(source: Source, name: str, fname: str, staging: Path, progress: b
     except Exception as e:  # the client's errors: HTTP status, offline, timeouts, consistency
         raise SourceError(f"{fname}: {_hub_reason(e, offline)}") from None
     target = staging / fname
-    link_or_copy(cached.resolve(), target)
+    copy_file(cached.resolve(), target)
     commit = getattr(meta, "commit_hash", None)
     entry = file_entry(target, hub=f"{repo}@{commit or revision}")
     if meta is not None:

@@ -149,12 +149,22 @@ def place(staged: dict[str, Path], folder: Path, remove: Iterable[str] = ()) -> 
         os.replace(path, folder / fname)
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link `source` to `target` when they share a file system, else copy it."""
+FICLONE = 0x40049409      # Linux ioctl: make a file a copy-on-write clone of another
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy `source` to a new file `target` of its own: a reflink (copy-on-write clone: instant,
+    no space until one of them changes) where the file system has them, else a plain copy.
+    Never a hard link: a change to the store's copy must never change the user's file."""
     try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
+        import fcntl
+
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        return
+    except (ImportError, OSError):
+        pass                     # no reflinks here (or another file system): copy the bytes
+    shutil.copyfile(source, target)
 
 
 # ---------------------------------------------------------------- listing
