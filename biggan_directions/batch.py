@@ -22,6 +22,7 @@ from .classes import ImageNetClass, resolve_class
 from .discover_config import METHODS, DiscoverConfig
 from .errors import UserError
 from .fileio import check_writable_dir, finite_or_none, write_text
+from .lock import check_unlocked
 from .manifest import BATCH_RECORD, Manifest, now
 from .score import ScoreConfig
 from .settings import at_least, need, one_of
@@ -78,7 +79,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
                (class_job.JobPlan.run_folder) and its part of the manifest line (`methods`).
     on_entry:  called as on_entry(entry, done, total) as each class's job ends.
     Finished classes are skipped, unfinished ones resumed from their checkpoints. Everything is
-    checked before the batch folder is created; the folder is locked while the batch runs.
+    checked before the batch folder is created (another batch holding it first; the model's
+    weights, fetched now when the store lacks them); the folder is locked while the batch runs.
     Returns the BatchResult (check .failed); raises BatchInterrupted on Ctrl-C after everything
     is written.
     """
@@ -103,7 +105,12 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
         devs = [torch.device(d) for d in devices] if devices else backends.local_devices(device)
         _preflight_local(score, render)
     folder = batch_dir_for(out, model, batch_name).resolve()
+    check_unlocked(folder, what="batch folder")
     check_writable_dir(folder)
+    if backend != "ray":                    # Ray workers check the weights on their own nodes
+        from .weights.load import ensure_available
+
+        ensure_available(model, weights_dir, progress=progress)
     model_path = Path(model)
     plan = JobPlan(model=model, model_source=str(model_path.resolve()) if model_path.is_dir() else model,
                    out=str(Path(out).resolve()), batch_folder=str(folder), discover=config,

@@ -273,6 +273,7 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, fo
     """Run (or resume) discovery of an unfinished class with config.method."""
     from .discover import run_discover
     from .generator import BigGANGenerator
+    from .weights.load import weights_identity
 
     if (config.method == "hessian" and not plan.overwrite
             and (folder / runs.DIRECTIONS_FILE).exists()
@@ -281,7 +282,8 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, fo
                         f"move it away, or pass --overwrite to start again.")
     net, device = load()
     G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
-    meta = {"model": plan.model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid}
+    meta = {"model": plan.model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid,
+            "model_weights": weights_identity(plan.model_source, plan.weights_dir)}
     run_discover(G, config, folder, meta=meta, device=device, resume=not plan.overwrite,
                  overwrite=plan.overwrite, progress=plan.progress,
                  describe=describe[:30])

@@ -15,10 +15,11 @@ from . import run_files, runs
 from .discover_config import RESUMABLE_CHANGES, DiscoverConfig
 from .discovery import (Discovery, DiscoveryDiverged,
                         DiscoveryInterrupted, _progress, discover_directions)
-from .errors import UserError
+from .errors import UserError, WriteError
 from .evaluation import STATISTIC as EVAL_STATISTIC, versus_random
 from .flops import throughput
 from .fileio import check_writable_dir, write_json
+from .lock import check_unlocked
 from .signals import stop_flag
 
 __all__ = ["DiscoverConfig", "Discovery", "DiscoveryDiverged", "DiscoveryInterrupted",
@@ -80,7 +81,12 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
     run = Discovery(G, config, device)                    # checks config against G.z_dim
     with run_files.locked_run_folder(folder, notify):
         prepare_run_folder(folder, resume, overwrite)
-        return _train(run, config, folder, dict(meta or {}), resume, progress, describe)
+        if resume:
+            run_files.check_same_model(folder, dict(meta or {}), notify)
+        try:
+            return _train(run, config, folder, dict(meta or {}), resume, progress, describe)
+        except WriteError as e:                         # disk full: say what is kept, mark it
+            raise run_files.stopped_by_write_error(folder, e, run.step) from None
 
 
 def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
@@ -234,6 +240,7 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
     from .classes import resolve_class
     from .generator import BigGANGenerator
     from .weights import load_biggan
+    from .weights.load import weights_identity
 
     config.validate()
     resolved = [resolve_class(c) for c in classes]
@@ -245,6 +252,7 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
         seen[cls.index] = str(query)
     folders = [runs.run_dir_for(out, model, c.index, c.name, config.method) for c in resolved]
     for folder in folders:
+        check_unlocked(folder, what="run")            # before advice the lock would refuse
         if resume and not has_run(folder):
             raise UserError(f"{folder}: no run to resume here; run the same command without "
                             f"--resume to start it.")
@@ -254,10 +262,16 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
             prepare_run_folder(folder, resume=False, overwrite=False)
         check_writable_dir(folder)
     net = load_biggan(model, device=device, weights_dir=weights_dir, progress=progress)
+    weights = weights_identity(model, weights_dir)     # recorded; checked on resume
+    if resume:                                          # every class before the first one runs
+        for folder in folders:
+            run_files.check_same_model(folder, {"model": model, "model_weights": weights},
+                                       notify=lambda line: None)
     results = []
     for cls, folder in zip(resolved, folders):
         G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
-        meta = {"model": model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid}
+        meta = {"model": model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid,
+                "model_weights": weights}
         result = run_discover(G, config, folder, meta=meta, device=device, resume=resume,
                               overwrite=overwrite, progress=progress,
                               describe=f"{cls.index} {cls.name}"[:30], notify=notify)

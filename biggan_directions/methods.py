@@ -19,7 +19,7 @@ import torch
 from . import run_files, runs
 from .discover_config import DiscoverConfig
 from .discovery import Discovery
-from .errors import SettingError
+from .errors import SettingError, WriteError
 from .evaluation import versus_random
 from .fileio import write_json
 
@@ -96,6 +96,8 @@ def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
     with run_files.locked_run_folder(folder, notify):
         prepare_run_folder(folder, resume, overwrite)
         record_path = folder / runs.RUN_RECORD
+        if resume:
+            run_files.check_same_model(folder, dict(meta or {}), notify)
         if resume and record_path.exists():
             old = run_files.read_record(record_path)
             if old.get("status") == "finished" and old.get("config") == config.to_json():
@@ -119,7 +121,6 @@ def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str
                  "truncation": config.truncation, "path_size": config.path_size,
                  "subspace": None, "seed": config.seed, "step": 0, "steps": 0,
                  "settings": config.to_json(), "orthonormal": orthonormal}
-    run_files.save_run_directions(folder / runs.DIRECTIONS_FILE, q, file_meta)
     record = {**run_files.environment(), "status": "finished", "method": config.method,
               "method_settings": settings, **report, "config": config.to_json(), "meta": meta,
               "device": str(device), "device_name": run_files.device_name(device),
@@ -127,5 +128,13 @@ def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str
               "step": 0, "seconds": round(seconds, 3), "final_penalty": None,
               "eval_penalty": eval_value, "reference_eval": reference,
               "versus_random": versus_random(eval_value, reference)}
-    write_json(folder / runs.RUN_RECORD, record)
+    try:
+        run_files.save_run_directions(folder / runs.DIRECTIONS_FILE, q, file_meta)
+        write_json(folder / runs.RUN_RECORD, record)
+    except WriteError as e:            # disk full: neither file is left without the other
+        for name in (runs.DIRECTIONS_FILE, runs.RUN_RECORD):
+            (folder / name).unlink(missing_ok=True)
+        raise WriteError(e.path, e.reason, f"no run is left in {folder}; free space or choose "
+                                           f"another output folder, then run the same command "
+                                           f"again.") from None
     return result_type(folder, "finished", 0, None, eval_value)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
 import re
-import stat
 import time
 from pathlib import Path
 from contextlib import contextmanager
@@ -22,8 +20,8 @@ import torch
 
 from . import runs
 from .directions import save_directions
-from .errors import UserError, first_line
-from .fileio import atomic_path, check_writable_dir, temp_beside, write_text
+from .errors import UserError, WriteError, first_line, os_reason
+from .fileio import atomic_path, check_writable_dir, chmod_as_new, write_json, write_text
 from .lock import FolderLock
 
 CHECKPOINT_FORMAT = "biggan-directions-checkpoint"
@@ -33,13 +31,17 @@ RECENT = 100                       # training penalties averaged into final_pena
 
 # ---------------------------------------------------------------------- checkpoint.pt
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write a Discovery.state_dict() atomically (tensors and plain values only)."""
+    """Write a Discovery.state_dict() atomically (tensors and plain values only). Serialised in
+    memory first: torch.save on a full disk fails with chained RuntimeErrors that do not say
+    why, a plain write with the OSError. A failed write is a WriteError; the old file stays."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
         with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+            with open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
     except OSError as e:
-        raise UserError(f"could not write {path} ({first_line(e)}); free space or choose "
-                        f"another output folder.") from None
+        raise WriteError(path, os_reason(e)) from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -61,28 +63,55 @@ def checkpoint_step(path: Path) -> int:
 # ---------------------------------------------------------------------- directions.safetensors
 def save_run_directions(path: Path, directions: torch.Tensor, meta: dict[str, Any]) -> None:
     """save_directions, then the umask's permissions (0644 under umask 022) like every other
-    file of the run: safetensors writes its own file with 0600, which the rename would keep."""
-    save_directions(path, directions, meta)
-    probe = temp_beside(path)              # a file created as every other one (umask applied);
-    try:                                   # reading the umask itself would briefly change it
-        os.chmod(path, stat.S_IMODE(probe.stat().st_mode))
-    finally:
-        probe.unlink(missing_ok=True)
+    file of the run: safetensors writes its own file with 0600, which the rename would keep.
+    A failed write (safetensors' own error on a full disk included) is a WriteError."""
+    from safetensors import SafetensorError
+
+    try:
+        save_directions(path, directions, meta)
+        chmod_as_new(path)
+    except (OSError, SafetensorError) as e:
+        raise WriteError(path, os_reason(e)) from None
 
 
 # ---------------------------------------------------------------------- log.csv
-def truncate_log(path: Path, step: int) -> None:
+def truncate_log(path: Path, step: int, notify: Callable[[str], None] | None = None) -> None:
     """Keep log rows up to `step` (rows written after the checkpoint are redone on resume);
-    step 0 empties the log."""
+    step 0 empties the log. A last row cut mid-line (the process killed or the disk full while
+    it was written) and any row that is not a whole row are dropped, and `notify` (default: a
+    line on stderr) is told: kept, a cut "61" of step 612 would read as step 61."""
     if not path.exists():
         return
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    kept = [] if step == 0 else [r for i, r in enumerate(rows)
-                                 if i == 0 or (r and r[0].isdigit() and int(r[0]) <= step)]
+        text = f.read()
+    lines = text.splitlines()
+    cut = lines.pop() if lines and not text.endswith("\n") else None
+    rows = list(csv.reader(lines))
+    whole = [r for r in rows[1:] if _whole_row(r)]
+    broken = len(rows[1:]) - len(whole) + (cut is not None)
+    kept = [] if step == 0 else [LOG_HEADER] + [r for r in whole if int(r[0]) <= step]
+    if broken and step > 0:
+        what = f"the last row, cut mid-line ({cut!r})" if cut is not None else None
+        others = broken - (cut is not None)
+        parts = [p for p in (what, f"{others} malformed row{'s' if others != 1 else ''}"
+                             if others else None) if p]
+        (notify or to_stderr)(f"{path}: dropped {' and '.join(parts)}; its last row is now "
+                              f"step {int(kept[-1][0]) if len(kept) > 1 else 0}.")
     buf = io.StringIO()
     csv.writer(buf).writerows(kept)
     write_text(path, buf.getvalue())
+
+
+def _whole_row(row: list[str]) -> bool:
+    """A log row as StepLog writes it: a step, numbers or blanks for the penalty and the
+    evaluation, the seconds."""
+    if len(row) != len(LOG_HEADER) or not row[0].isdigit():
+        return False
+    try:
+        float(row[3]), [float(v) for v in row[1:3] if v != ""]
+    except ValueError:
+        return False
+    return True
 
 
 def recent_penalties(path: Path) -> list[float]:
@@ -122,9 +151,8 @@ class StepLog:
         except OSError:
             pass
 
-    def _error(self, e: OSError) -> UserError:
-        return UserError(f"could not write {self.path} ({first_line(e)}); free space or choose "
-                         f"another output folder.")
+    def _error(self, e: OSError) -> WriteError:
+        return WriteError(self.path, os_reason(e))
 
 
 # ---------------------------------------------------------------------- run.json
@@ -223,10 +251,38 @@ def locked_run_folder(folder: Path, notify: Callable[[str], None] | None = None)
     check_writable_dir(folder)
     with FolderLock(folder, what="run") as lock:
         if lock.stale is not None:
-            (notify or to_stderr)(f"{folder}: replaced a stale lock of process "
-                                  f"{lock.stale.get('pid')} on {lock.stale.get('host')} (it is "
-                                  f"no longer running).")
+            (notify or to_stderr)(lock.stale_note())
         yield
+
+
+def stopped_by_write_error(folder: Path, error: WriteError, step: int) -> WriteError:
+    """What a run says when it could not write its files (disk full): which file and why, the
+    last good checkpoint it keeps, and run.json marked 'failed' (with the error) when it can
+    still be written, or that it could not be. The folder is then ready for --resume."""
+    ckpt, record_path = folder / runs.CHECKPOINT, folder / runs.RUN_RECORD
+    try:
+        kept = (f"the last good checkpoint (step {checkpoint_step(ckpt)}) is kept"
+                if ckpt.exists() else "no checkpoint was written yet")
+    except UserError:
+        kept = f"{ckpt} is unreadable"
+    try:
+        record = read_record(record_path)
+    except UserError:
+        record = None
+    if not record:
+        said = "no run.json was written" if record is not None else f"{record_path} is unreadable"
+    else:
+        previous = record.get("status")
+        record.update(status="failed", error=f"could not write {error.path} ({error.reason})",
+                      updated=now())
+        try:
+            write_json(record_path, record)
+            said = "run.json says 'failed'"
+        except WriteError as e:
+            said = f"run.json could not be updated ({e.reason}) and still says {previous!r}"
+    return WriteError(error.path, error.reason,
+                      f"the run stopped at step {step}: {kept} in {folder}, {said}. Free space, "
+                      f"then run the same command with --resume.")
 
 
 def to_stderr(message: str) -> None:
@@ -234,3 +290,35 @@ def to_stderr(message: str) -> None:
     import sys
 
     print(message, file=sys.stderr, flush=True)
+
+
+def check_same_model(folder: Path, meta: dict[str, Any],
+                     notify: Callable[[str], None] | None = None) -> None:
+    """Before resuming the run in `folder`: refuse (UserError) when the model's weights now
+    (meta["model_weights"], weights.load.weights_identity) are not those its run.json recorded
+    at the start, e.g. another model stored under the same name. A run recorded before runs
+    recorded their weights resumes, and `notify` (default: stderr) is told it was not checked.
+    Nothing to compare (no run yet, or a generator without recorded weights): passes."""
+    now = meta.get("model_weights")
+    record = read_record(folder / runs.RUN_RECORD)
+    if not now or not record:
+        return
+    was = (record.get("meta") or {}).get("model_weights")
+    model = meta.get("model") or "the model"
+    if not isinstance(was, dict) or not was.get("sha256"):
+        (notify or to_stderr)(f"{folder}: run.json does not record which weights the run began "
+                              f"with (an older run); resuming on {_weights(model, now)} "
+                              f"unchecked, and recording them from now on.")
+        return
+    shared = set((now.get("files") or {}).values()) & set((was.get("files") or {}).values())
+    if now["sha256"] == was["sha256"] or shared:     # e.g. the .bin its .safetensors came from
+        return
+    started = (record.get("meta") or {}).get("model") or model
+    raise UserError(f"{folder}: the run was started with {_weights(started, was)}, but {model} is "
+                    f"now {_weights(None, now)}; resume with the weights it began with, or pass "
+                    f"--overwrite to start it again on these.")
+
+
+def _weights(model: str | None, identity: dict[str, Any]) -> str:
+    sha = str(identity.get("sha256", "?"))[:12]
+    return f"{model + ' ' if model else ''}weights {identity.get('file', '?')} sha256 {sha}..."

@@ -97,3 +97,29 @@ def test_folder_lock_is_reentrant_in_one_process(tmp_path):
             assert (tmp_path / LOCK_FILE).exists()
         assert (tmp_path / LOCK_FILE).exists() and outer.stale is None
     assert not (tmp_path / LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\xff not json", b"{}", b'{"pid": "12", "host": 3}', b""])
+def test_garbage_lock_file_is_reported_as_unreadable_and_replaced(tmp_path, garbage):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK_FILE).write_bytes(garbage)
+    notes: list[str] = []
+    result = run_discover(HiddenBasis(), CFG, tmp_path / "run", progress=False, notify=notes.append)
+    assert result.status == "finished" and result.step == 2
+    assert notes == [f"{tmp_path / 'run'}: replaced an unreadable lock file "
+                     f"{tmp_path / 'run' / LOCK_FILE} (not a lock this tool wrote, or cut short); "
+                     f"treated as stale."]
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+
+
+def test_a_failure_inside_the_lock_removes_the_folders_it_made_while_empty(tmp_path):
+    with pytest.raises(UserError):
+        with FolderLock(tmp_path / "out" / "model" / "run", "run"):
+            raise UserError("refused before writing")
+    assert list(tmp_path.iterdir()) == []                   # no folder for a failed command
+    with pytest.raises(UserError):
+        with FolderLock(tmp_path / "out" / "run", "run"):
+            (tmp_path / "out" / "run" / "kept.txt").write_text("work")
+            raise UserError("failed after writing")
+    assert (tmp_path / "out" / "run" / "kept.txt").is_file()       # work is never removed
+    assert not (tmp_path / "out" / "run" / LOCK_FILE).exists()

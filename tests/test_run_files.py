@@ -105,3 +105,23 @@ def test_log_rows_truncate_to_the_checkpoint_and_write_errors_are_one_line(tmp_p
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(UserError, match="could not write .*dir.csv"):
         run_files.StepLog(tmp_path / "dir.csv")
+
+
+def test_a_log_cut_mid_line_loses_the_cut_row_with_a_note(tmp_path):
+    """Killed (or out of space) while a row was written: "1" of "13,..." is not step 1."""
+    path = tmp_path / "log.csv"
+    log = run_files.StepLog(path)
+    for step in range(1, 13):
+        log.append(step, 0.5, 0.25 if step == 10 else None, step / 10)
+    log.close()
+    with open(path, "a", newline="") as f:
+        f.write("1")
+    notes: list[str] = []
+    run_files.truncate_log(path, 10, notes.append)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "step,penalty,eval_penalty,seconds" and len(lines) == 11
+    assert [line.split(",")[0] for line in lines[1:]] == [str(s) for s in range(1, 11)]
+    assert notes == [f"{path}: dropped the last row, cut mid-line ('1'); its last row is now "
+                     f"step 10."]
+    run_files.truncate_log(path, 10, notes.append)          # a whole log: kept, nothing to say
+    assert len(path.read_text().splitlines()) == 11 and len(notes) == 1

@@ -38,9 +38,10 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     Each step draws latents z, one direction j and a distance d ~ U[-P, P] per sample, and
     minimises the Hessian Penalty of G(z + w Q) with respect to w = d e_j, where Q is an
     orthonormal matrix of directions (the generator stays frozen). Writes, per class:
-    directions.safetensors, run.json, log.csv and checkpoint.pt. Ctrl-C or SIGTERM saves a
-    checkpoint (exit 130); --resume continues exactly where it stopped. A run folder is used
-    by one process at a time. curve.png shows the penalty against steps.
+    directions.safetensors, run.json, log.csv and checkpoint.pt. Ctrl-C, SIGTERM or SIGHUP
+    (the terminal closing; not under nohup) saves a checkpoint (exit 130); --resume continues
+    exactly where it stopped, on the weights the run began with. A run folder is used by one
+    process at a time. curve.png shows the penalty against steps.
 
     --method sefa or ganspace finds directions without training (SeFa: closed form; GANSpace:
     PCA of --layer over --samples latents) and writes the same folder, with the fixed

@@ -22,8 +22,8 @@ from ..errors import UserError
 from .checkpoint import StateDict, load_checkpoint, write_safetensors
 from .sources import SourceError, sources_for
 from .store import (CHECKSUMS_NAME, CONFIG_NAME, KNOWN_MODELS, MODEL_FILES, SAFETENSORS_NAME,
-                    WEIGHTS_NAME, place, read_checksums, staging_dir, store_folder,
-                    verify_checksums, weights_file, write_checksums)
+                    WEIGHT_FILES, WEIGHTS_NAME, place, read_checksums, sha256, staging_dir,
+                    store_folder, verify_checksums, weights_file, write_checksums)
 
 Report = Callable[[str], None]
 
@@ -87,6 +87,50 @@ def verify_available(model: str | os.PathLike, weights_dir: str | os.PathLike | 
                          only=(CONFIG_NAME, weights_file(folder).name))
     except UserError as e:
         raise UserError(f"host {host}: {e}") from None
+
+
+def ensure_available(model: str | os.PathLike, weights_dir: str | os.PathLike | None = None, *,
+                     hub_repo: str | None = None, progress: bool = True,
+                     report: Report | None = None) -> None:
+    """Before a command creates anything: `model`'s files are on this machine and match their
+    checksums. A store model that lacks files is fetched now (fetch_model), so that a failed
+    download is a UserError before any output exists; a folder is checked as load_biggan would.
+    The model itself is loaded later, where it is used."""
+    if isinstance(model, str) and model in KNOWN_MODELS:
+        folder = store_folder(model, weights_dir)
+        if not (folder / CONFIG_NAME).is_file() or weights_file(folder) is None:
+            fetch_model(model, weights_dir, hub_repo=hub_repo, progress=progress, report=report)
+            return
+        fix = f"delete {folder} and run again to download it afresh"
+    else:
+        folder = _model_folder(model)
+        fix = f"replace it, or delete {folder / CHECKSUMS_NAME} if the change is intended"
+    verify_checksums(folder, fix=fix, only=(CONFIG_NAME, weights_file(folder).name))
+
+
+def weights_identity(model: str | os.PathLike,
+                     weights_dir: str | os.PathLike | None = None) -> dict[str, object]:
+    """Which weights `model` (a store name or a folder) is, for a run to record and compare on
+    resume: {"file": the weights file load_biggan loads, "sha256": its sha256, "files": {name:
+    sha256} of every weights file there (.bin and .safetensors hold the same tensors)}. The
+    sha256 comes from checksums.json, which load_biggan verifies, for a file it records at its
+    current size; other files are hashed (~1 s per GB). UserError when there are no weights."""
+    if isinstance(model, str) and model in KNOWN_MODELS:
+        folder = store_folder(model, weights_dir)
+    else:
+        folder = _model_folder(model)
+    loaded = weights_file(folder)
+    if loaded is None:
+        raise UserError(f"{folder} holds no weights ({' or '.join(WEIGHT_FILES)}).")
+    recorded = read_checksums(folder) or {}
+    files = {}
+    for name in WEIGHT_FILES:
+        path = folder / name
+        if path.is_file():
+            entry = recorded.get(name)
+            same_size = entry is not None and int(entry["size"]) == path.stat().st_size
+            files[name] = str(entry["sha256"]) if same_size else sha256(path)
+    return {"file": loaded.name, "sha256": files[loaded.name], "files": files}
 
 
 # ---------------------------------------------------------------- the store, then the sources

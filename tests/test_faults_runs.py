@@ -1,0 +1,280 @@
+"""Faults around run folders: a full disk mid-run, another model under the same name on resume,
+a batch without its weights, locked and garbage-locked folders, counts of one class."""
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from biggan_directions import methods, run_files
+from biggan_directions.lock import LOCK_FILE
+from biggan_directions.weights import BASE_URL_ENV, HUB_REPO_ENV, save_biggan
+from cli import cli
+from support import build_small_biggan
+
+NAME = "biggan-deep-128"
+TINY = ["--batch-size", "1", "--ndirs", "4", "--eval-per-direction", "1", "--eval-references", "2",
+        "--device", "cpu", "--threads", "1", "-q"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def one_error_line(result) -> str:
+    """The output of a failed command: exactly one line, `Error: ...`, no traceback; returned."""
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def run_folder(out: Path, model: str | Path, method: str = "hessian") -> Path:
+    label = Path(model).name.lower().replace("_", "-")
+    return out / label / ("" if method == "hessian" else method) / "207-golden-retriever"
+
+
+def logged_steps(folder: Path) -> list[int]:
+    with open(folder / "log.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == run_files.LOG_HEADER and all(len(r) == 4 for r in rows), rows
+    return [int(r[0]) for r in rows[1:]]
+
+
+# ---------------------------------------------------------------------- a full disk
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs of its own (mounted for the test, unmounted after): a disk to fill."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.name != "posix" or shutil.which("mount") is None:
+        pytest.skip("needs mount(8) to make a small file system to fill")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {done.stderr.strip()}")
+    yield disk
+    if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(disk)], check=True)   # a file still open: detach it
+
+
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Fill the file system at `disk` to its last byte, then free `leave` bytes of it (whole
+    pages when `leave` is a multiple of the page size: the filler ends on a full page)."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    chunk = 1 << 16
+    while chunk:
+        try:
+            os.write(fd, bytes(chunk))
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+            chunk //= 2
+    os.close(fd)
+    if leave:
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler
+
+
+def left_behind(disk: Path) -> list[str]:
+    """Temporary files and locks anywhere on the disk."""
+    return [str(p) for p in disk.rglob("*") if ".tmp" in p.name or p.name == LOCK_FILE
+            or p.name.startswith(".write-test")]
+
+
+@pytest.mark.parametrize("record_fits", [True, False], ids=["run.json-written", "disk-full-to-the-byte"])
+def test_full_disk_mid_run_is_one_line_keeps_the_checkpoint_and_resumes(small_disk, small_biggan_dir,
+                                                                        monkeypatch, record_fits):
+    real_save = run_files.save_checkpoint
+    page = os.sysconf("SC_PAGESIZE")
+
+    def save(path, state):                          # the checkpoint after step 2 finds it full
+        if state["step"] > 2:
+            record_pages = -(-(path.parent / "run.json").stat().st_size // page) + 1
+            leave = record_pages * page if record_fits else 0     # room for run.json only
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            assert len(buffer.getvalue()) > leave + page         # the checkpoint cannot fit
+            fill(small_disk, leave)
+        real_save(path, state)
+
+    monkeypatch.setattr(run_files, "save_checkpoint", save)
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "4",
+            "--checkpoint-every", "2", *TINY, "--out", str(small_disk)]
+    line = one_error_line(invoke(*args))
+    folder = run_folder(small_disk, small_biggan_dir)
+    assert line.startswith(f"Error: could not write {folder / 'checkpoint.pt'} "
+                           f"(No space left on device)")
+    assert "the last good checkpoint (step 2) is kept" in line and "--resume" in line
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 2
+    record = json.loads((folder / "run.json").read_text())
+    if record_fits:
+        assert "run.json says 'failed'" in line
+        assert record["status"] == "failed" and "No space left on device" in record["error"]
+    else:
+        assert "run.json could not be updated (No space left on device)" in line
+        assert record["status"] == "running" and record["step"] == 2
+    assert left_behind(small_disk) == []
+
+    (small_disk / "filler").unlink()                   # space freed: the run continues
+    monkeypatch.setattr(run_files, "save_checkpoint", real_save)
+    resumed = invoke(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "finished at step 4" in resumed.output
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"
+    steps = logged_steps(folder)
+    assert steps == sorted(set(steps)) and steps[-3:] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("full_at", ["directions", "record"])
+def test_full_disk_in_sefa_is_one_line_and_leaves_nothing(small_disk, small_biggan_dir, monkeypatch,
+                                                          full_at):
+    if full_at == "directions":                       # safetensors' own write finds it full
+        real = methods.method_directions
+
+        def then_full(*a, **kw):
+            found = real(*a, **kw)
+            fill(small_disk)
+            return found
+        monkeypatch.setattr(methods, "method_directions", then_full)
+    else:                                             # the directions fit, run.json does not
+        real = methods.write_json
+
+        def full_first(*a, **kw):
+            fill(small_disk)
+            return real(*a, **kw)
+        monkeypatch.setattr(methods, "write_json", full_first)
+    result = invoke("discover", "-c", "207", "--model", str(small_biggan_dir), "--method", "sefa",
+                    *TINY, "--out", str(small_disk))
+    line = one_error_line(result)
+    folder = run_folder(small_disk, small_biggan_dir, "sefa")
+    name = "directions.safetensors" if full_at == "directions" else "run.json"
+    assert line.startswith(f"Error: could not write {folder / name} (No space left on device); "
+                           f"no run is left in {folder}")
+    assert "SafetensorError" not in result.output
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]    # no folder, no partial file
+
+
+# ---------------------------------------------------------------------- resume on other weights
+def test_resume_refuses_other_weights_under_the_same_name(tmp_path, small_biggan_dir):
+    store, out = tmp_path / "store", tmp_path / "out"
+    shutil.copytree(small_biggan_dir, store / NAME)
+    args = ["discover", "-c", "207", "--model", NAME, "--weights-dir", str(store), *TINY,
+            "--out", str(out)]
+    first = invoke(*args, "--steps", "2")
+    assert first.exit_code == 0, first.output
+    folder = run_folder(out, NAME)
+    recorded = json.loads((folder / "run.json").read_text())["meta"]["model_weights"]
+    assert recorded["file"] == "model.safetensors" and len(recorded["sha256"]) == 64
+
+    shutil.rmtree(store / NAME)                         # another model under the same name
+    save_biggan(build_small_biggan(seed=1), store / NAME)
+    line = one_error_line(invoke(*args, "--steps", "4", "--resume"))
+    assert line.startswith(f"Error: {folder}: the run was started with {NAME} weights "
+                           f"model.safetensors sha256 {recorded['sha256'][:12]}..., but {NAME} "
+                           f"is now weights model.safetensors sha256 ")
+    assert "--overwrite" in line
+    assert json.loads((folder / "run.json").read_text())["step"] == 2          # untouched
+
+    shutil.rmtree(store / NAME)                          # the weights it began with: continues
+    shutil.copytree(small_biggan_dir, store / NAME)
+    again = invoke(*args, "--steps", "3", "--resume")
+    assert again.exit_code == 0 and "finished at step 3" in again.output, again.output
+
+    record = json.loads((folder / "run.json").read_text())   # a run from before the field
+    del record["meta"]["model_weights"]
+    (folder / "run.json").write_text(json.dumps(record))
+    old = invoke(*args, "--steps", "4", "--resume")
+    assert old.exit_code == 0 and "finished at step 4" in old.output, old.output
+    assert "does not record which weights the run began with" in old.output
+    assert json.loads((folder / "run.json").read_text())["meta"]["model_weights"] == recorded
+
+
+# ---------------------------------------------------------------------- log.csv cut mid-line
+def test_resume_repairs_a_log_cut_mid_line_with_a_note(tmp_path, small_biggan_dir):
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), *TINY, "--out", str(tmp_path)]
+    assert invoke(*args, "--steps", "3").exit_code == 0
+    folder = run_folder(tmp_path, small_biggan_dir)
+    log = folder / "log.csv"
+    data = log.read_bytes()
+    log.write_bytes(data[:data.rindex(b"\n", 0, len(data) - 1) + 1] + b"3,0.0")     # row 3 cut
+    resumed = invoke(*args, "--steps", "5", "--resume")
+    assert resumed.exit_code == 0 and "finished at step 5" in resumed.output, resumed.output
+    assert f"{log}: dropped the last row, cut mid-line ('3,0.0'); its last row is now step 2" \
+        in resumed.output
+    steps = logged_steps(folder)                         # whole rows only, in order
+    assert steps == sorted(set(steps)) and steps[-3:] == [2, 4, 5]
+
+
+# ---------------------------------------------------------------------- batch
+def test_batch_without_its_weights_creates_nothing(tmp_path, monkeypatch):
+    with socket.socket() as s:                           # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(BASE_URL_ENV, f"http://127.0.0.1:{port}/biggan")
+    monkeypatch.setenv(HUB_REPO_ENV, "")
+    out = tmp_path / "out"
+    result = invoke("batch", "--classes", "1", "--weights-dir", str(tmp_path / "store"), "--steps",
+                    "2", *TINY, "--out", str(out))
+    line = one_error_line(result)
+    assert f"{NAME} is not in {tmp_path / 'store' / NAME} and could not be downloaded" in line
+    assert not out.exists() and not (tmp_path / "store").exists()
+
+
+# ---------------------------------------------------------------------- locks
+@pytest.fixture
+def live_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def test_a_locked_run_names_its_holder_before_the_model_loads(tmp_path, small_biggan_dir, live_pid,
+                                                             monkeypatch):
+    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "1", *TINY,
+            "--out", str(tmp_path)]
+    assert invoke(*args).exit_code == 0
+    folder = run_folder(tmp_path, small_biggan_dir)
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": live_pid, "host": socket.gethostname(),
+                                                "started": "2026-01-01T00:00:00+0000"}))
+    import biggan_directions.weights as weights
+
+    loads = []
+
+    def load(*a, **kw):
+        loads.append(a)
+        raise AssertionError("the model was loaded for a locked run")
+    monkeypatch.setattr(weights, "load_biggan", load)
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        line = one_error_line(invoke(*args, *extra))
+        assert f"{folder}: this run is in use by process {live_pid} on {socket.gethostname()}" \
+            in line, extra
+        assert "pass --resume" not in line
+    assert loads == []
+    assert json.loads((folder / LOCK_FILE).read_text())["pid"] == live_pid
+
+
+# ---------------------------------------------------------------------- counts of classes
+def test_one_class_is_counted_as_one_class(tmp_path):
+    from biggan_directions.cli.batch import format_summary
+    from biggan_directions.gallery import write_gallery
+
+    entry = {"class_index": 1, "class_name": "goldfish", "wnid": "n01443537", "status": "failed",
+             "error": "boom"}
+    assert format_summary([entry]).splitlines()[-1] == "1 class: 1 failed"
+    assert format_summary([entry, {**entry, "class_index": 2}]).splitlines()[-1] == \
+        "2 classes: 2 failed"
+    page = write_gallery(tmp_path, [entry]).read_text()
+    assert "1 class: 1 failed" in page and "1 classes" not in page
