@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from .classes import ImageNetClass, resolve_class
+from .classes import NUM_CLASSES, ImageNetClass, resolve_class
 from .errors import UserError, first_line
 
 _RANGE = re.compile(r"\d+\s*-\s*\d+")
@@ -27,7 +27,7 @@ def resolve_class_items(items: Sequence[tuple[str, str]]) -> list[ImageNetClass]
         text = item.strip()
         try:
             if _RANGE.fullmatch(text):
-                found += [resolve_class(i) for i in parse_int_list(text, where)]
+                found += [resolve_class(i) for i in parse_int_list(text, where, NUM_CLASSES)]
             else:
                 found.append(resolve_class(text))
         except UserError as e:

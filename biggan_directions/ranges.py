@@ -7,10 +7,13 @@ from typing import Sequence
 from .errors import UserError
 
 
-def parse_int_list(text: str, what: str = "value") -> list[int]:
+def parse_int_list(text: str, what: str = "value", limit: int | None = None) -> list[int]:
     """'0-3,7' -> [0, 1, 2, 3, 7]. Order is kept, duplicates dropped; ranges are inclusive and
-    must run upwards. Raises UserError naming `what` on anything else (empty, '7-3', 'x')."""
+    must run upwards. Raises UserError naming `what` on anything else (empty, '7-3', 'x').
+    limit: the most values the list may hold; a longer list is refused, its size counted before
+    any range is expanded (so '0-99999999999' costs nothing), in time linear in the list."""
     out: list[int] = []
+    seen: set[int] = set()
     parts = [p.strip() for p in str(text).split(",")]
     if not any(parts):
         raise UserError(f"{what}: empty selection; give numbers or ranges like 0-7 or 0,3,5-9.")
@@ -23,22 +26,28 @@ def parse_int_list(text: str, what: str = "value") -> list[int]:
                 a, b = int(lo), int(hi)
                 if b < a:
                     raise UserError(f"{what}: range {part!r} runs backwards; write {b}-{a}.")
-                values = range(a, b + 1)
             else:
-                values = [int(part)]
+                a = b = int(part)
         except ValueError:
             raise UserError(f"{what}: {part!r} is not a number or range like 0-7.") from None
-        for v in values:
-            if v < 0:
-                raise UserError(f"{what}: {v} is negative.")
-            if v not in out:
+        if a < 0:
+            raise UserError(f"{what}: {a} is negative.")
+        if limit is not None:        # counted, not expanded, when the range alone is too long
+            size = b - a + 1
+            new = size if size > limit else sum(v not in seen for v in range(a, b + 1))
+            if len(out) + new > limit:
+                raise UserError(f"{what}: {len(out) + new} values; at most {limit}.")
+        for v in range(a, b + 1):
+            if v not in seen:
+                seen.add(v)
                 out.append(v)
     return out
 
 
-def format_int_list(values: Sequence[int]) -> str:
+def format_int_list(values: Sequence[int], max_chars: int | None = 40) -> str:
     """[0, 1, 2, 3, 7] -> '0-3,7' (what parse_int_list reads back); order is kept.
-    Lists whose text would be longer than 40 characters become 'n<count>-<hash>'."""
+    Text longer than `max_chars` (file names: 40) becomes 'n<count>-<hash>'; None keeps it all
+    (records: a range costs a few characters however many values it holds)."""
     parts: list[str] = []
     i = 0
     while i < len(values):
@@ -48,6 +57,6 @@ def format_int_list(values: Sequence[int]) -> str:
         parts.append(str(values[i]) if j == i else f"{values[i]}-{values[j]}")
         i = j + 1
     text = ",".join(parts)
-    if len(text) > 40:
+    if max_chars is not None and len(text) > max_chars:
         text = f"n{len(values)}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
     return text

@@ -35,6 +35,9 @@ EASINGS = ("loop", "linear")
 BASELINES = ("random", "coords")
 FPS_RANGE = (0.1, 240.0)    # GIF delays are 10 ms steps (at most 100 fps); ffmpeg takes this range
 DEFAULT_NDIRS = 8           # directions per video when neither dirs nor top is given
+MAX_FRAMES = 100_000        # frames per video: 55 minutes at 30 fps (published: 180)
+MAX_SEEDS = 512             # samples (frame columns): 512 x 128 px is past what MP4 and GIF take
+MAX_FRAME_SIDE = {"mp4": 16384, "gif": 65535}   # pixels: libx264's limit; GIF's 16-bit sizes
 BASELINES_DIR = Path("outputs") / "baselines"   # baselines without a run: <model>/<class>/ below
 
 
@@ -73,7 +76,8 @@ class RenderConfig:
         None here (the run's, filled in before rendering)."""
         if self.path_size is not None:
             positive("path_size", self.path_size)
-        at_least("frames", self.frames, 1)
+        need(isinstance(self.frames, int) and 1 <= self.frames <= MAX_FRAMES, "frames",
+             self.frames, f"must be from 1 to {MAX_FRAMES} (55 minutes at 30 fps), e.g. 90.")
         low, high = FPS_RANGE
         need(isinstance(self.fps, (int, float)) and math.isfinite(self.fps)
              and low <= self.fps <= high, "fps", self.fps,
@@ -264,6 +268,21 @@ def preflight(paths: Sequence[Path], config: RenderConfig, overwrite: bool = Fal
                         f"another output folder.")
 
 
+def check_frame_size(config: RenderConfig, ndirs: int, nseeds: int, resolution: int) -> None:
+    """UserError when a video frame of `ndirs` directions x `nseeds` seeds (cells of
+    `resolution` pixels) is larger than its format takes (MAX_FRAME_SIDE); strips are PNGs."""
+    if config.strip:
+        return
+    rows = ndirs if config.layout == "grid" else 1
+    height, width = frame_size(rows, nseeds, resolution, config.labels and config.layout == "grid")
+    side = MAX_FRAME_SIDE[config.fmt]
+    if max(height, width) > side:
+        fewer = "fewer seeds" if width > side else "fewer directions, or one video per direction"
+        raise UserError(f"a frame of {rows} direction(s) x {nseeds} seed(s) is {width} x {height} "
+                        f"pixels; {config.fmt.upper()} frames are at most {side} pixels a side: "
+                        f"render {fewer}.")
+
+
 # ---------------------------------------------------------------- the library entry points
 def render_plan(plan: RenderPlan, config: RenderConfig, seeds: Sequence[int], *,
                 out_dir: str | os.PathLike | None = None, device: torch.device | str = "cpu",
@@ -312,12 +331,15 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
                         f"z_dim is {G.z_dim}; render them with the model they were found in.")
     if not seeds:
         raise SettingError("seeds", [], "empty selection; give seeds like 0-5.")
+    need(len(seeds) <= MAX_SEEDS, "seeds", format_int_list(seeds, None),
+         f"{len(seeds)} seeds; at most {MAX_SEEDS} (one frame column each).")
     indices = list(range(q.shape[0])) if indices is None else [int(i) for i in indices]
     if len(indices) != q.shape[0]:
         raise ValueError(f"{len(indices)} indices for {q.shape[0]} directions")
     paths = render_paths(out_dir, config, indices, seeds, tag)
     preflight(paths, config, overwrite)
 
+    check_frame_size(config, q.shape[0], len(seeds), G.resolution)
     device = torch.device(device) if device is not None else _device_of(G)
     if truncation is None:
         truncation = getattr(G, "truncation", 1.0)
@@ -328,7 +350,8 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
 
     def comment(rows: list[int]) -> str:
         return json.dumps({"tool": "biggan-directions render", **(record or {}),
-                           "directions": rows, "seeds": seeds, "truncation": float(truncation),
+                           "directions": format_int_list(rows, None),   # '0-7': bounded in size
+                           "seeds": format_int_list(seeds, None), "truncation": float(truncation),
                            "config": dataclasses.asdict(config), "precision": G.precision},
                           sort_keys=True)
 

@@ -56,6 +56,8 @@ from .precision import PRECISIONS, tf32_state
 from .settings import at_least, need, one_of, positive, setting
 
 DEFAULT_THRESHOLD = 0.01
+MAX_SEEDS = 10_000          # seeds per score: each costs K x steps generator images (11.5 M
+                            # images for 128 directions at 9 steps)
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)   # the distribution's summary: min, quartiles, max
 
 
@@ -100,6 +102,8 @@ class ScoreConfig:
                            "ganspace's latents).")
 
     def __post_init__(self):
+        need(len(self.seeds) <= MAX_SEEDS, "seeds", f"{len(self.seeds)} seeds",
+             f"at most {MAX_SEEDS}.")
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         need(len(self.seeds) >= 1, "seeds", list(self.seeds), "give at least one seed.")
         walk_pairs(self.steps)

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.directions import random_orthonormal, save_directions
-from biggan_directions.errors import SettingError
+from biggan_directions.errors import SettingError, UserError
 from biggan_directions.frames import label_width, strip_image, to_uint8
 from biggan_directions.generator import BigGANGenerator, latents_for_seeds
 from biggan_directions.render import RenderConfig, plan_render, render_directions
@@ -100,7 +100,7 @@ def test_per_direction_gif_loops_with_frame_count(run_dir):
     from PIL import Image
     with Image.open(paths[1]) as im:                             # the settings travel along
         record = json.loads(im.info["comment"])
-    assert record["directions"] == [2] and record["seeds"] == [0, 1]
+    assert record["directions"] == "2" and record["seeds"] == "0-1"     # as typed: 0-1
     assert record["class_index"] == 207 and record["truncation"] == 0.5
     assert record["config"]["frames"] == 10 and record["config"]["path_size"] == 3.0
 
@@ -122,7 +122,7 @@ def test_strip_png_size_and_centre_column(run_dir, G):
     assert image.shape == (2 * R, LW + 3 * R, 3)
     from PIL import Image
     with Image.open(paths[0]) as im:
-        assert json.loads(im.info["biggan-directions"])["directions"] == [1, 2]
+        assert json.loads(im.info["biggan-directions"])["directions"] == "1-2"
     # the middle column (t = 0) is the projected first seed
     src = plan_of(run_dir, dirs=[1, 2])
     z = latents_for_seeds([0], 128, 0.5)[0]
@@ -408,3 +408,77 @@ def test_batch_passes_precision_and_compile_to_render_and_score(tmp_path, monkey
     assert seen["discover"].precision == "bf16" and seen["discover"].compile is True
     assert seen["score"].precision == "bf16" and seen["score"].compile is True
     assert seen["render"].video.precision == "bf16" and seen["render"].video.compile is True
+
+
+# ---------------------------------------------------------------- bounds (issue 17)
+@pytest.mark.parametrize("frames", ["1099511627776", str(10 ** 20)])
+def test_frames_beyond_the_bound_are_one_line_before_any_work(frames, run_dir):
+    """Once an 8.8 TB allocation and an OverflowError: refused with the bound, nothing made."""
+    result = invoke(run_dir, "--frames", frames, "-q", "--device", "cpu")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.output.strip().splitlines() == [
+        f"Error: --frames {frames}: must be from 1 to 100000 (55 minutes at 30 fps), e.g. 90."]
+    assert not (run_dir / "videos").exists()
+
+
+@pytest.mark.parametrize("option, value, count, limit", [
+    ("--seeds", "0-99999999999", 100000000000, 512),
+    ("--seeds", "0-39999", 40000, 512),                 # once 'Argument list too long' (ffmpeg)
+    ("--seeds", "0-400,300-700", 701, 512),
+    ("--dirs", "0-99999", 100000, 1024),
+])
+def test_lists_longer_than_render_takes_are_refused_at_once(option, value, count, limit, run_dir):
+    import time
+
+    start = time.perf_counter()
+    result = invoke(run_dir, option, value, "-q", "--device", "cpu")
+    assert time.perf_counter() - start < 2                     # the range is never expanded
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"Error: Invalid value for '{option}': {count} values; at most {limit}")
+    assert not (run_dir / "videos").exists()
+
+
+def test_parsing_is_linear_and_never_expands_a_range_past_its_limit():
+    import time
+
+    start = time.perf_counter()
+    assert len(parse_int_list("0-199999,5,7-9")) == 200000      # quadratic: minutes
+    assert time.perf_counter() - start < 1
+    assert parse_int_list("0-4,2-6,1", limit=7) == list(range(7))   # repeats cost nothing
+    with pytest.raises(UserError, match=r"--seeds: 10000000000000000000000 values; at most 8"):
+        parse_int_list("0-9999999999999999999999", "--seeds", limit=8)
+    with pytest.raises(UserError, match=r"--seeds: 9 values; at most 8"):
+        parse_int_list("0-4,5-8", "--seeds", limit=8)
+
+
+def test_a_frame_larger_than_mp4_takes_is_refused_before_generating(run_dir):
+    """512 seeds of 32 px: a 16416-pixel-wide frame, past libx264's 16384."""
+    result = invoke(run_dir, "--dirs", "0", "--seeds", "0-511", "-q", "--device", "cpu")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line, = result.output.strip().splitlines()
+    assert line == ("Error: a frame of 1 direction(s) x 512 seed(s) is 16416 x 32 pixels; MP4 "
+                    "frames are at most 16384 pixels a side: render fewer seeds.")
+    assert not (run_dir / "videos").exists()
+
+
+def test_mp4_record_is_compact_ranges(run_dir):
+    """The settings travel in the MP4's comment with lists as ranges, so the ffmpeg command
+    line stays short whatever the number of seeds."""
+    from biggan_directions.video import ffmpeg_exe
+
+    [path] = assert_ok(invoke(run_dir, "--dirs", "0-2,5", "--seeds", "0-9,12", "--frames", 2,
+                              "-q", "--device", "cpu"))
+    meta = subprocess_output([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"])
+    comment = next(line for line in meta.splitlines() if line.startswith("comment="))
+    record = json.loads(comment[len("comment="):].replace("\\=", "=").replace("\\;", ";")
+                        .replace("\\#", "#").replace("\\\\", "\\"))
+    assert record["directions"] == "0-2,5" and record["seeds"] == "0-9,12"
+    assert parse_int_list(record["seeds"]) == [*range(10), 12]
+    assert len(comment) < 1500
+
+
+def subprocess_output(cmd: list[str]) -> str:
+    import subprocess
+
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout

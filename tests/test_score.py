@@ -446,3 +446,25 @@ def test_cli_tf32_on_the_cpu_is_one_line_before_any_work(tmp_path, small_biggan_
     assert res.output.strip().splitlines() == [
         "Error: --precision 'tf32': TF32 is a CUDA feature; on cpu use fp32 or bf16."]
     assert not (run / "scores.json").exists()
+
+
+# ---------------------------------------------------------------- issue 17
+@pytest.mark.parametrize("args, needle", [
+    (["--seeds", "0-99999"], "Invalid value for '--seeds': 100000 values; at most 10000"),
+    (["--seeds", "0-99999999999"], "Invalid value for '--seeds': 100000000000 values; at most 10000"),
+    (["--num-seeds", "99999999999"], "Invalid value for '--num-seeds': 99999999999 is not in the range"),
+])
+def test_more_seeds_than_score_takes_are_refused_at_once(args, needle, tmp_path, small_biggan_dir):
+    import time
+
+    run = tmp_path / "run"
+    make_run(run, small_biggan_dir, ndirs=2)
+    start = time.perf_counter()
+    res = CliRunner().invoke(cli, ["score", str(run), *args, "--device", "cpu", "-q"])
+    assert time.perf_counter() - start < 2                  # never expanded, nothing loaded
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith(f"Error: {needle}")
+    assert sorted(p.name for p in run.iterdir()) == ["directions.safetensors"]
+    with pytest.raises(SettingError, match="at most 10000"):   # the library's own bound
+        ScoreConfig(seeds=range(10 ** 12))
+

@@ -11,11 +11,11 @@ from ..class_job import BatchRender, JobPlan
 from ..classes import count_classes
 from ..lpips_metric import NETS
 from ..ranges import format_int_list
-from ..render import FORMATS, RenderConfig
-from ..score import ScoreConfig
+from ..render import FORMATS, MAX_SEEDS as RENDER_MAX_SEEDS, RenderConfig
+from ..score import MAX_SEEDS as SCORE_MAX_SEEDS, ScoreConfig
 from ..settings import default_of
 from .discover import discover_config, discover_options
-from .options import (CONTEXT_SETTINGS, INT_LIST, given, model_option, runtime_options,
+from .options import (CONTEXT_SETTINGS, IntList, given, model_option, runtime_options,
                       weights_dir_option)
 
 SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds 0..N-1 (as `score`)
@@ -36,7 +36,7 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
 @discover_options
 @click.option("--score", "do_score", is_flag=True,
               help="Score each class's directions with LPIPS (scores.json/.csv, as `score RUN`).")
-@click.option("--score-seeds", type=click.IntRange(min=1), default=SCORE_SEEDS,
+@click.option("--score-seeds", type=click.IntRange(1, SCORE_MAX_SEEDS), default=SCORE_SEEDS,
               help="With --score: score on seeds 0..N-1.")
 @click.option("--net", type=click.Choice(list(NETS)), default=default_of(ScoreConfig, "net"),
               help="With --score: LPIPS backbone (its ImageNet weights are downloaded once to "
@@ -47,7 +47,8 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
 @click.option("--top", type=click.IntRange(min=1), default=JobPlan.top,
               help="Directions per class to render and list in the manifest: the best by the "
                    "score ranking when scored, else 0..K-1.")
-@click.option("--render-seeds", type=INT_LIST, default=format_int_list(BatchRender.seeds), metavar="LIST",
+@click.option("--render-seeds", type=IntList(RENDER_MAX_SEEDS, "one frame column each"),
+              default=format_int_list(BatchRender.seeds), metavar="LIST",
               help="With --render: samples, one column each.")
 @click.option("--render-frames", type=click.IntRange(min=1),
               default=default_of(RenderConfig, "frames"),

@@ -92,9 +92,14 @@ def given(ctx: click.Context, name: str) -> bool:
 
 # ---------------------------------------------------------------- list types
 class IntList(click.ParamType):
-    """'0-3,7' -> [0, 1, 2, 3, 7] (ranges inclusive, order kept, duplicates dropped)."""
+    """'0-3,7' -> [0, 1, 2, 3, 7] (ranges inclusive, order kept, duplicates dropped). `limit`:
+    the most values the option takes (a longer list is refused before any range is expanded),
+    `why` says where the limit comes from."""
 
     name = "LIST"
+
+    def __init__(self, limit: int | None = None, why: str = ""):
+        self.limit, self.why = limit, why
 
     def convert(self, value, param, ctx):
         if isinstance(value, list):
@@ -103,12 +108,18 @@ class IntList(click.ParamType):
         from ..ranges import parse_int_list
 
         try:
-            return parse_int_list(value, param.opts[0] if param is not None else "value")
+            return parse_int_list(value, param.opts[0] if param is not None else "value", self.limit)
         except UserError as e:
-            self.fail(str(e).split(": ", 1)[-1], param, ctx)
+            reason = str(e).split(": ", 1)[-1]
+            if self.why and "at most" in reason:
+                reason = f"{reason.rstrip('.')} ({self.why})."
+            self.fail(reason, param, ctx)
 
 
 INT_LIST = IntList()
+DIRS_LIMIT = 1024     # --dirs: more rows than a BigGAN latent has (z_dim 128); a run's own count
+                      # is checked once its matrix is open
+DIRS_LIST = IntList(DIRS_LIMIT, "a direction matrix has one row per latent coordinate at most")
 
 
 # ---------------------------------------------------------------- shared options

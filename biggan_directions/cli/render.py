@@ -4,9 +4,9 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from ..render import BASELINES, RenderConfig
-from .options import (CONTEXT_SETTINGS, INT_LIST, config_from, model_option, options_from,
-                      runtime_options, weights_dir_option)
+from ..render import BASELINES, MAX_SEEDS, RenderConfig
+from .options import (CONTEXT_SETTINGS, DIRS_LIST, IntList, config_from, model_option,
+                      options_from, runtime_options, weights_dir_option)
 
 
 def _setting_names(**names: str):
@@ -24,11 +24,12 @@ def _setting_names(**names: str):
 @click.option("--directions", "baseline", type=click.Choice(BASELINES), default=None,
               help="Render a baseline instead of learned directions: random orthonormal (seeded "
                    "by --seed) or coordinate axes. Without RUN it needs --class.")
-@click.option("--dirs", type=INT_LIST, default=None,
+@click.option("--dirs", type=DIRS_LIST, default=None,
               help="Directions to render, e.g. 0-7 or 3,5,9-11  [default: 0-7, or all if fewer]")
 @click.option("--top", type=click.IntRange(min=1), default=None, metavar="K",
               help="The K best directions by the ranking `biggan-directions score RUN` wrote.")
-@click.option("--seeds", type=INT_LIST, default="0-5", help="Samples, one column each.")
+@click.option("--seeds", type=IntList(MAX_SEEDS, "one frame column each"), default="0-5",
+              help=f"Samples, one column each (at most {MAX_SEEDS}).")
 @click.option("--seed", type=int, default=0, help="Seed of the random baseline (--directions random).")
 @click.option("--class", "class_query", default=None, metavar="CLASS",
               help="ImageNet class (name, index or WordNet id)  [default: the run's]")

@@ -4,18 +4,18 @@ from __future__ import annotations
 import click
 
 from ..errors import UserError
-from ..score import ScoreConfig
+from ..score import MAX_SEEDS, ScoreConfig
 from ..settings import default_of
-from .options import (CONTEXT_SETTINGS, INT_LIST, config_from, given, model_option,
+from .options import (CONTEXT_SETTINGS, IntList, config_from, given, model_option,
                       options_from, runtime_options, weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("run", metavar="RUN")
-@click.option("--num-seeds", type=click.IntRange(min=1), default=None,
+@click.option("--num-seeds", type=click.IntRange(1, MAX_SEEDS), default=None,
               show_default=str(len(default_of(ScoreConfig, "seeds"))),
               help="Score on seeds 0..N-1 (one sample each).")
-@click.option("--seeds", type=INT_LIST, default=None, metavar="LIST",
+@click.option("--seeds", type=IntList(MAX_SEEDS, "seeds per score"), default=None, metavar="LIST",
               help="Seeds to score on instead, e.g. 0-31 or 3,5,9-11.")
 @options_from(ScoreConfig)
 @click.option("--show", type=click.IntRange(min=0), default=20,

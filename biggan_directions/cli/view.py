@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from .options import (CONTEXT_SETTINGS, INT_LIST, model_option, runtime_options,
+from .options import (CONTEXT_SETTINGS, DIRS_LIST, model_option, runtime_options,
                       weights_dir_option)
 
 
@@ -15,7 +15,7 @@ from .options import (CONTEXT_SETTINGS, INT_LIST, model_option, runtime_options,
 @click.option("--top", type=click.IntRange(min=1), default=None, metavar="K",
               help="Sliders for the K best directions by the run's scores  "
                    "[default: 16 of a scored run; every direction of an unscored one]")
-@click.option("--dirs", type=INT_LIST, default=None,
+@click.option("--dirs", type=DIRS_LIST, default=None,
               help="Sliders for these directions, e.g. 0-7,12.")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, help="Port (0: a free one).")
 @click.option("--host", default="127.0.0.1",
