@@ -30,8 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import UserError
-from .fileio import atomic_path, check_writable_dir, write_json
+from .errors import UserError, os_reason
+from .fileio import atomic_path, atomic_paths, check_writable_dir, json_text, output_folder
 from .runs import Run, open_run, resolve_run_settings, slug
 
 COMPARE_JSON = "compare.json"
@@ -106,13 +106,20 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
                                              "class_index": first.class_index,
                                              "class_name": first.class_name}, folder)
     image_G = BigGANGenerator(net, first.class_index, cfg.truncation).to(device)
-    report.files["sheet"] = write_sheet(folder / COMPARE_PNG, image_G, runs, cfg, top, device)
-    report.files["curves"] = write_curves(folder / COMPARE_CURVES, runs, rows, reference,
-                                          first.class_name)
-    report.files["json"] = write_json(folder / COMPARE_JSON, {
-        "format": "biggan-directions-compare", "version": 1, "settings": report.settings,
-        "reference": reference, "runs": rows,
-        "files": {k: str(v) for k, v in report.files.items()}})
+    report.files = {"sheet": folder / COMPARE_PNG, "curves": folder / COMPARE_CURVES}
+    record = {"format": "biggan-directions-compare", "version": 1, "settings": report.settings,
+              "reference": reference, "runs": rows,
+              "files": {k: str(v) for k, v in report.files.items()}}
+    report.files["json"] = folder / COMPARE_JSON
+    try:       # the three files together or none, and no folder left by a failure (disk full)
+        with output_folder(folder), atomic_paths(list(report.files.values())) as temps:
+            write_sheet(temps[0], image_G, runs, cfg, top, device)
+            write_curves(temps[1], runs, rows, reference, first.class_name)
+            temps[2].write_text(json_text(record), encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"could not write the comparison into {folder} "
+                        f"({os_reason(e)}); free space or choose another output "
+                        f"folder.") from None
     return report
 
 

@@ -9,7 +9,7 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .errors import UserError, WriteError, first_line, os_reason
 
@@ -40,6 +40,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_paths(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
+    """atomic_path for files that belong together: yield one temporary path per target; when
+    the block succeeds all are renamed into place, on any error none is and all temporary
+    files go, so the targets are all new or all as they were."""
+    temps: list[Path] = []
+    try:
+        for path in paths:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            temps.append(temp_beside(path))
+        yield list(temps)
+        for tmp, path in zip(temps, paths):
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Create `folder` (and missing parents) for a command's files. When the block fails (an
+    error, Ctrl-C), the folders created here are removed again while they are empty: a failed
+    command leaves no folder behind."""
+    folder = Path(folder)
+    top, probe = None, folder                  # top: the outermost folder created here
+    while not probe.exists() and probe.parent != probe:
+        top, probe = probe, probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        for f in [folder, *folder.parents] if top is not None else []:
+            try:
+                f.rmdir()
+            except OSError:
+                break
+            if f == top:
+                break
+        raise
+
+
+def json_text(data: Any) -> str:
+    """`data` as indented, key-sorted, strict JSON text (NaN and infinities as null)."""
+    return json.dumps(finite_or_none(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -88,8 +134,7 @@ def check_writable_dir(folder: str | os.PathLike) -> Path:
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write `data` as indented, key-sorted, strict JSON to `path` atomically; NaN and
     infinities become null, so any JSON reader can read the file."""
-    return write_text(path, json.dumps(finite_or_none(data), indent=2, sort_keys=True,
-                                       allow_nan=False) + "\n")
+    return write_text(path, json_text(data))
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:

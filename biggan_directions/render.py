@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from .errors import SettingError, UserError
-from .fileio import check_writable_dir
+from .fileio import check_writable_dir, output_folder
 from .frames import frame_size, strip_image, walk_frames
 from .generator import check_truncation, latents_for_seeds
 from .inference import generator_call, resolve
@@ -355,8 +355,7 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
                            "config": dataclasses.asdict(config), "precision": G.precision},
                           sort_keys=True)
 
-    made = _make_folder(Path(out_dir))
-    try:
+    with output_folder(out_dir):                     # removed again if the render fails
         if config.strip:
             image = strip_image(G, q, z[0], config.strip_steps, path_size, labels=labels,
                                 batch_size=config.batch_size)
@@ -364,9 +363,6 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
         jobs = ([(paths[0], q, labels, indices)] if config.layout == "grid"
                 else [(path, q[k:k + 1], None, [indices[k]]) for k, path in enumerate(paths)])
         return _write_videos(G, jobs, z, config, comment, progress)
-    except BaseException:
-        _remove_empty(Path(out_dir), made)
-        raise
 
 
 def _write_videos(G, jobs, z: torch.Tensor, config: RenderConfig, comment, progress: bool) -> list[Path]:
@@ -392,29 +388,6 @@ def _write_videos(G, jobs, z: torch.Tensor, config: RenderConfig, comment, progr
                     sink.abort()
                 raise
     return written
-
-
-def _make_folder(folder: Path) -> Path | None:
-    """Create `folder` (and missing parents); return the topmost folder created, or None."""
-    top = None
-    probe = folder
-    while not probe.exists() and probe.parent != probe:
-        top, probe = probe, probe.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    return top
-
-
-def _remove_empty(folder: Path, top: Path | None) -> None:
-    """Remove `folder` and its parents up to `top` (what _make_folder created) while empty."""
-    if top is None:
-        return
-    for f in [folder, *folder.parents]:
-        try:
-            f.rmdir()
-        except OSError:
-            return
-        if f == top:
-            return
 
 
 def _device_of(G) -> torch.device:

@@ -8,18 +8,20 @@ comment of an MP4 or GIF, the PNG text key RECORD_KEY.
 """
 from __future__ import annotations
 
+import errno
 import os
 import queue
+import re
 import shutil
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, first_line
+from .errors import UserError, WriteError, os_reason
 from .fileio import atomic_path, temp_beside
 
-MP4_QUALITY = 8             # imageio-ffmpeg's 1-10 scale; 8 -> libx264 -crf 10 (visually lossless)
+MP4_CRF = 10                # libx264 constant rate factor: 10 is visually lossless (imageio's 8/10)
 QUEUE_FRAMES = 8            # frames waiting for the writer thread at most
 RECORD_KEY = "biggan-directions"  # PNG text key of the settings record (MP4/GIF: 'comment')
 
@@ -42,27 +44,70 @@ def ffmpeg_exe() -> str:
 
 
 class Mp4Encoder:
-    """H.264 (libx264, yuv420p) through imageio-ffmpeg's pipe; frames are not resized
-    (macro_block_size=1), so sizes must be even (frames.frame_size pads them)."""
+    """H.264 (libx264 at crf MP4_CRF, yuv420p) from raw RGB frames piped into ffmpeg; frames are
+    not resized, so sizes must be even (frames.frame_size pads them). ffmpeg's messages are
+    kept, not shown: a failure (a full disk, an encoder that refuses the size) is an OSError
+    with ffmpeg's last line, raised by add() or close(); close() also checks the exit status,
+    as ffmpeg can fail on the trailer (e.g. the faststart rewrite) after taking every frame."""
 
     def __init__(self, path: Path, size_hw: tuple[int, int], fps: float, comment: str = ""):
-        import imageio_ffmpeg
+        import subprocess
+        from fractions import Fraction
 
         self.path = path
-        self._gen = imageio_ffmpeg.write_frames(
-            str(path), (size_hw[1], size_hw[0]), fps=float(fps), codec="libx264",
-            pix_fmt_out="yuv420p", macro_block_size=1, quality=MP4_QUALITY,
-            ffmpeg_log_level="error",
-            output_params=["-movflags", "+faststart", "-metadata", f"comment={comment}"])
-        self._gen.send(None)
+        height, width = size_hw
+        cmd = [ffmpeg_exe(), "-y", "-nostats", "-v", "error",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+               "-r", str(Fraction(float(fps)).limit_denominator()), "-i", "-", "-an",
+               "-c:v", "libx264", "-crf", str(MP4_CRF), "-pix_fmt", "yuv420p",
+               "-movflags", "+faststart", "-metadata", f"comment={comment}", str(path)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, start_new_session=True)
+        self._messages: list[str] = []       # ffmpeg's stderr lines, read as they come
+        self._reader = threading.Thread(target=self._read_messages, daemon=True,
+                                        name=f"ffmpeg {path.name}")
+        self._reader.start()
+
+    def _read_messages(self) -> None:
+        for line in self._proc.stderr:
+            text = line.decode(errors="replace").strip()
+            if text:
+                self._messages = [*self._messages[-19:], text]
 
     def add(self, frame: np.ndarray) -> None:
-        self._gen.send(np.ascontiguousarray(frame))
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except OSError:                                      # ffmpeg stopped: say why
+            self._wait()
+            raise self._failure() from None
 
     def close(self) -> None:
-        self._gen.close()                                   # waits for ffmpeg to finish
+        """Wait for ffmpeg to finish the file; OSError when it failed or wrote nothing."""
+        self._wait()
+        if self._proc.returncode != 0:
+            raise self._failure()
         if self.path.stat().st_size == 0:
-            raise OSError("ffmpeg wrote nothing; see its message above")
+            raise OSError("ffmpeg wrote nothing")
+
+    def kill(self) -> None:
+        """Stop ffmpeg at once (Ctrl-C, a failed render); the file is left to the caller."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._wait()
+
+    def _wait(self) -> None:
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        self._proc.wait()
+        self._reader.join(timeout=5)
+
+    def _failure(self) -> OSError:
+        """ffmpeg's last message ('Error closing file: No space left on device') as an OSError."""
+        last = self._messages[-1] if self._messages else f"exit status {self._proc.returncode}"
+        last = re.sub(r"^(\[[^\]]*\]\s*)+", "", last)          # '[out#0/mp4 @ 0x...] '
+        return OSError(f"ffmpeg: {last}")
 
 
 class GifEncoder:
@@ -92,8 +137,17 @@ class GifEncoder:
 
     def close(self) -> None:
         if not self._fp.closed:
-            self._fp.write(b";")                                 # GIF trailer
+            try:
+                self._fp.write(b";")                             # GIF trailer
+            finally:
+                self._fp.close()
+
+    def kill(self) -> None:
+        """Stop writing; the file is left to the caller."""
+        try:
             self._fp.close()
+        except OSError:
+            pass
 
 
 ENCODERS = {"mp4": Mp4Encoder, "gif": GifEncoder}
@@ -142,15 +196,17 @@ class VideoSink:
                 continue
 
     def finish(self) -> Path:
-        """Wait for the writer, close the encoder and move the file into place; return its path."""
+        """Wait for the writer, close the encoder and move the file into place; return its path.
+        A failure (a full disk: ffmpeg's exit status and message) is a UserError naming the
+        file; the temporary file is then the caller's to remove (abort)."""
         self._queue.put(self._DONE)
         self._thread.join()
         self._raise_error()
         try:
             self._encoder.close()
+            os.replace(self.tmp, self.path)
         except OSError as e:
-            raise UserError(f"{self.path}: could not write the video ({first_line(e)}).") from None
-        os.replace(self.tmp, self.path)
+            raise _write_error(self.path, e) from None
         return self.path
 
     def abort(self) -> None:
@@ -163,18 +219,23 @@ class VideoSink:
             pass
         self._queue.put(self._DONE)
         self._thread.join(timeout=30)
-        try:
-            self._encoder.close()                        # ffmpeg ends; the partial file goes
-        except Exception:
-            pass
+        self._encoder.kill()                             # ffmpeg ends; the partial file goes
         self.tmp.unlink(missing_ok=True)
 
     def _raise_error(self) -> None:
         if self._error is not None:
             if isinstance(self._error, OSError):
-                raise UserError(f"{self.path}: could not write the video "
-                                f"({first_line(self._error)}).") from None
+                raise _write_error(self.path, self._error) from None
             raise self._error
+
+
+def _write_error(path: Path, e: OSError) -> UserError:
+    """One line naming the file and the cause (ffmpeg's message, or the system's)."""
+    reason = os_reason(e)
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT) or any(
+        os.strerror(n) in reason for n in (errno.ENOSPC, errno.EDQUOT))
+    then = "; free space or choose another output folder" if full else ""
+    return UserError(f"{path}: could not write the video ({reason}){then}.")
 
 
 def save_png(path: Path, image: np.ndarray, comment: str = "") -> Path:
@@ -183,6 +244,9 @@ def save_png(path: Path, image: np.ndarray, comment: str = "") -> Path:
 
     text = PngImagePlugin.PngInfo()
     text.add_text(RECORD_KEY, comment)
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG", pnginfo=text)
+    try:
+        with atomic_path(path) as tmp:
+            Image.fromarray(image).save(tmp, format="PNG", pnginfo=text)
+    except OSError as e:
+        raise WriteError(path, os_reason(e)) from None
     return path
