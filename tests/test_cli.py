@@ -56,3 +56,25 @@ def test_nan_penalty_through_the_cli_stops_cleanly(tmp_path, small_biggan_dir, m
     folder = next(tmp_path.glob("*/207-golden-retriever"))
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 2
     assert json.loads((folder / "run.json").read_text())["status"] == "failed"
+
+
+def test_readme_says_which_mistakes_exit_1_and_which_exit_2():
+    """README's promise about mistakes matches the CLI: a mistake in a value is one `Error:` line
+    and exit 1; an option the parser refuses gets click's usage line, one `Error:` line, exit 2."""
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = " ".join(readme.read_text(encoding="utf-8").split())
+    assert "prints one `Error: ...` line that says what to do, exits 1" in text
+    assert "prints click's usage line, then one `Error: ...` line, and exits 2" in text
+
+    value = CliRunner().invoke(cli, ["classes", "no such class at all"])
+    assert value.exit_code == 1
+    assert [line[:7] for line in value.output.strip().splitlines()] == ["Error: "]
+    for args in (["render", "--frames", "x"], ["render", "--dirs", "7-3"],
+                 ["render", "--seeds", "0-99999999999"], ["score", "RUN", "--stpes", "3"]):
+        usage = CliRunner().invoke(cli, args)
+        lines = usage.output.strip().splitlines()
+        assert usage.exit_code == 2, (args, usage.output)
+        assert lines[0].startswith("Usage: ") and lines[-1].startswith("Error: ")
+        assert sum(line.startswith("Error: ") for line in lines) == 1

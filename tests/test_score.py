@@ -468,3 +468,26 @@ def test_more_seeds_than_score_takes_are_refused_at_once(args, needle, tmp_path,
     with pytest.raises(SettingError, match="at most 10000"):   # the library's own bound
         ScoreConfig(seeds=range(10 ** 12))
 
+
+def test_sigterm_while_score_loads_prints_interrupted(tmp_path, small_biggan_dir):
+    """SIGTERM while the command is still loading (torch, LPIPS: seconds on a cold disk) used to
+    end the process silently (exit 143): now it prints the one line Ctrl-C prints, exit 130."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    make_run(run, small_biggan_dir, ndirs=2)
+    code = ("import os, signal, sys\n"
+            "class TermOnImport:\n"            # SIGTERM the moment `score` starts loading
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'biggan_directions.cli.score':\n"
+            "            os.kill(os.getpid(), signal.SIGTERM)\n"
+            "sys.meta_path.insert(0, TermOnImport())\n"
+            "from cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", code, "score", str(run), "--device", "cpu", "-q"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr.strip().splitlines() == ["Interrupted."] and done.stdout == ""
+    assert sorted(p.name for p in run.iterdir()) == ["directions.safetensors"]

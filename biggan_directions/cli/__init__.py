@@ -34,8 +34,13 @@ class Group(click.Group):
         return getattr(import_module(f"{__name__}.{COMMANDS[name]}"), name)
 
     def invoke(self, ctx):
+        from ..signals import sigterm_as_interrupt
+
         try:
-            return super().invoke(ctx)
+            # SIGTERM is Ctrl-C from the first moment: loading a command (torch, LPIPS) takes
+            # seconds, and a signal then must still print one line, not end the process silently
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except SettingError as e:
             raise click.ClickException(_word_setting_error(self, ctx, e)) from None
         except UserError as e:
