@@ -96,6 +96,13 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
                         f"to replace it.")
     recorded = runs[0].record.get("config") or runs[0].meta.get("settings") or {}
     cfg = DiscoverConfig.from_json(recorded if isinstance(recorded, dict) else {})
+    if cfg.eval_per_direction == "auto":            # the size the runs were evaluated at
+        from dataclasses import replace
+
+        from .evaluation import EVAL_MAX_PER_DIRECTION
+        sizes = [r.record.get("eval_per_direction") for r in runs]
+        sizes = [s for s in sizes if isinstance(s, int) and s >= 1]
+        cfg = replace(cfg, eval_per_direction=min(sizes) if sizes else EVAL_MAX_PER_DIRECTION)
     device = torch.device(device)
     if net is None:
         net = load_biggan(first.model, device, weights_dir, progress)

@@ -29,11 +29,13 @@ def read_log(path: str | Path) -> tuple[list[int], list[float], list[tuple[int, 
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             try:
-                step, value = int(row["step"]), float(row["penalty"])
+                step = int(row["step"])
+                value = None if row.get("penalty") in (None, "") else float(row["penalty"])
             except (KeyError, TypeError, ValueError):
                 continue
-            steps.append(step)
-            values.append(value)
+            if value is not None:                    # step 0: the start's evaluation only
+                steps.append(step)
+                values.append(value)
             if row.get("eval_penalty") not in (None, ""):
                 try:
                     evals.append((step, float(row["eval_penalty"])))
@@ -54,8 +56,9 @@ def running_mean(values: Sequence[float], window: int = SMOOTH) -> list[float]:
 
 
 def write_curve(path: str | Path, log_path: str | Path, reference: dict[str, Any] | None = None,
-                title: str = "") -> Path:
-    """Draw curve.png at `path` from a run's log.csv and its reference_eval (run.json)."""
+                title: str = "", best: tuple[int | None, float | None] = (None, None)) -> Path:
+    """Draw curve.png at `path` from a run's log.csv and its reference_eval (run.json), with
+    the SeFa basis's value as a line when the references hold it, and the best step marked."""
     steps, values, evals = read_log(log_path)
     fig, ax = _figure()
     if steps:
@@ -64,6 +67,11 @@ def write_curve(path: str | Path, log_path: str | Path, reference: dict[str, Any
     if evals:
         ax.plot(*zip(*evals), color="tab:red", marker="o", ms=3, lw=1.5,
                 label="fixed-evaluation penalty")
+    if best[0] is not None and best[1] is not None:
+        ax.plot([best[0]], [best[1]], marker="*", ms=14, color="gold", mec="k", ls="none",
+                label=f"best (step {best[0]}): the matrix handed back")
+    if reference and reference.get("sefa") is not None:
+        ax.axhline(reference["sefa"], color="tab:green", ls="-.", lw=1.2, label="SeFa basis")
     _references(ax, reference)
     return _save(fig, ax, path, title or Path(path).parent.name)
 

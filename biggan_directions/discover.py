@@ -1,7 +1,9 @@
 """Discovery runs on disk: one locked run folder per run, checkpointed and resumable; one run per BigGAN class."""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -16,7 +18,7 @@ from .discover_config import RESUMABLE_CHANGES, DiscoverConfig
 from .discovery import (Discovery, DiscoveryDiverged,
                         DiscoveryInterrupted, _progress, discover_directions)
 from .errors import UserError, WriteError
-from .evaluation import STATISTIC as EVAL_STATISTIC, versus_random
+from .evaluation import STATISTIC as EVAL_STATISTIC, trimmed_mean, trimmed_mean_se, versus_random
 from .flops import throughput
 from .fileio import check_writable_dir, write_json
 from .lock import check_unlocked
@@ -36,6 +38,12 @@ class RunResult:
     eval_penalty: float | None
     versus_random: str | None = None   # fixed evaluation vs the random matrices' spread
     throughput: dict[str, Any] | None = None   # steps/s, images/s, TFLOP/s of the steps run
+
+
+REFERENCES_DIR = ".references"     # beside the run folders: references shared by runs
+# The settings that decide a draw set's references (with the model, class, size and statistic).
+REFERENCE_FIELDS = ("truncation", "path_size", "epsilon", "reduction", "subspace", "layers",
+                    "eval_k", "eval_references", "seed", "sefa_layers")
 
 
 def prepare_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
@@ -91,7 +99,8 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
 
 def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
            resume: bool, progress: bool, describe: str) -> RunResult:
-    """The loop of run_discover, in a locked, checked folder."""
+    """The loop of run_discover, in a locked, checked folder: set-up, references, the start's
+    evaluation, the steps (evaluating, keeping the best, checkpointing), the test-set report."""
     ckpt_path, record_path, log_path = (folder / runs.CHECKPOINT, folder / runs.RUN_RECORD,
                                         folder / runs.STEP_LOG)
     record = run_files.read_record(record_path) if resume else {}
@@ -99,10 +108,13 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         state = run_files.load_checkpoint(ckpt_path)
         _check_resumable(ckpt_path, state, config)
         run.load_state_dict(state)
-        if record.get("status") == "finished" and run.step >= config.steps:
+        stopped = record.get("stop_reason") == "patience" and config.patience is not None
+        if record.get("status") == "finished" and (run.step >= config.steps or stopped):
             return RunResult(folder, "already finished", run.step, record.get("final_penalty"),
                              record.get("eval_penalty"), record.get("versus_random"))
     run_files.truncate_log(log_path, run.step)
+    if resume and record.get("eval_per_direction") not in (None, run.eval_per_direction):
+        run.eval_per_direction = int(record["eval_per_direction"])  # the size the run began with
 
     record.update({
         **run_files.environment(), "status": "running", "method": "hessian",
@@ -113,38 +125,81 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     })
     if run.step > 0:
         record["resumed_at_steps"].append(run.step)
-    record.update(run.setup())                          # precision (auto: checked), compile
-    record["init"] = record.get("init") or run.init     # the start step 0 took (auto resolved)
-    if (record.get("reference_eval") or {}).get("statistic") != EVAL_STATISTIC:
-        t0 = time.perf_counter()                        # new run, or one from before the statistic
-        record["reference_eval"] = run.reference_values()
-        record["eval_seconds"] = (record.get("eval_seconds") or 0.0) + time.perf_counter() - t0
-    if "flops_per_step" not in record:
-        record["flops_per_step"] = run.step_flops()
-    write_json(record_path, record)
-
     recent = run_files.recent_penalties(log_path)
-    eval_value = record.get("eval_penalty")
     log = run_files.StepLog(log_path)
+    start = run.directions()                               # the start, or the resumed matrix
 
     def checkpoint(status: str) -> None:
         run_files.save_checkpoint(ckpt_path, run.state_dict())
-        run_files.save_run_directions(folder / runs.DIRECTIONS_FILE, run.directions(),
-                                      {**meta, **_settings_meta(config, run)})
+        kept, other, other_name = _kept(run, config)
+        settings = {**meta, **_settings_meta(config, run)}
+        run_files.save_run_directions(folder / runs.DIRECTIONS_FILE, kept, settings)
+        if other is not None:
+            run_files.save_run_directions(folder / other_name, other, settings)
         record.update(status=status, step=run.step, seconds=round(run.elapsed, 3),
-                      final_penalty=_mean(recent), eval_penalty=eval_value,
+                      final_penalty=_mean(recent), eval_penalty=run.best["value"]
+                      if config.keep == "best" and run.best["step"] is not None else eval_value,
+                      best_step=run.best["step"], best_eval_penalty=_finite(run.best["value"]),
+                      last_eval_penalty=eval_value,
                       **throughput(run.step, run.elapsed, run.images_per_step,
                                    record.get("flops_per_step")),
                       **run.compile_report, updated=run_files.now())
         spent = record.get("eval_seconds") or 0.0       # references + evaluations
         record.update(eval_seconds=round(spent, 3),
                       eval_share=round(spent / (spent + run.elapsed), 4) if spent else None)
-        if eval_value is not None:
-            record["versus_random"] = versus_random(eval_value, record["reference_eval"])
+        if record.get("eval_penalty") is not None:
+            record["versus_random"] = versus_random(record["eval_penalty"], record["reference_eval"])
         write_json(record_path, record)
 
+    eval_value = record.get("last_eval_penalty", record.get("eval_penalty"))
     try:
         with stop_flag() as stop, _progress(config.steps, run.step, progress, describe) as bar:
+            def timed_eval(what: str, compute: Callable[[Callable[[int], None]], Any],
+                           samples: int, interruptible: bool = True) -> Any:
+                """One evaluation (or set of them), with a bar over its samples from its first
+                chunk, its seconds added to eval_seconds. Ctrl-C/SIGTERM stop an interruptible
+                one at a chunk (set-up: nothing is lost); a step's evaluation is part of the
+                step in flight, which is finished so that resume continues exactly."""
+                t0 = time.perf_counter()
+                with _progress(samples, 0, progress, f"eval: {what}", unit="sample",
+                               leave=False) as ebar:
+                    def on_chunk(n: int) -> None:
+                        ebar.update(n)
+                        if interruptible and stop.is_set():
+                            raise _Stopped
+                    value = compute(on_chunk)
+                record["eval_seconds"] = (record.get("eval_seconds") or 0.0) + time.perf_counter() - t0
+                return value
+
+            bar.set_postfix_str("set-up", refresh=True)
+            record.update(run.setup())                  # precision (auto: checked), compile
+            record["init"] = record.get("init") or run.init   # the start step 0 took
+            samples = run.draws.samples
+            record.update(eval_per_direction=run.eval_per_direction, eval_samples=samples,
+                          eval_size_asked=config.eval_per_direction)
+            for key, draws, full in (("reference_eval", run.draws, True),
+                                     ("reference_test", run.test_draws, False)):
+                name = "validation" if full else "test"
+                n_refs = (config.eval_references + 2 * full) * samples
+                ref = record.get(key) or {}
+                if ref.get("statistic") != EVAL_STATISTIC or ref.get("samples") != samples:
+                    record[key] = cached_references(
+                        folder, meta, config, run, name,
+                        lambda: timed_eval(f"{name} references", lambda cb, d=draws, f=full:
+                                           run.reference_values(d, cb, f), n_refs))
+            if "flops_per_step" not in record:
+                record["flops_per_step"] = run.step_flops()
+            if run.best["step"] is None:                # the start is a candidate too (step 0)
+                values = timed_eval("start", lambda cb: run.evaluate(draws=run.draws, on_chunk=cb,
+                                                                     per_sample=True), samples)
+                eval_value = trimmed_mean(values)
+                record["eval_standard_error"] = trimmed_mean_se(values)
+                run.observe(eval_value, 0.0)
+                log.append(0, None, eval_value, 0.0)
+            spread = record.get("eval_standard_error") or 0.0
+            checkpoint("running")
+            _draw_curve(folder, record)
+            bar.set_postfix_str("", refresh=False)
             while run.step < config.steps:
                 t0 = time.perf_counter()
                 try:
@@ -160,27 +215,86 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                 recent = (recent + [value])[-run_files.RECENT:]
                 row_eval = None
                 if run.step % config.eval_every == 0 or run.step == config.steps:
-                    t0 = time.perf_counter()
-                    eval_value = row_eval = run.evaluate()
-                    record["eval_seconds"] = ((record.get("eval_seconds") or 0.0)
-                                              + time.perf_counter() - t0)
+                    eval_value = row_eval = timed_eval(
+                        f"step {run.step}", lambda cb: run.evaluate(on_chunk=cb), samples,
+                        interruptible=False)
+                    run.observe(eval_value, spread)
                 log.append(run.step, value, row_eval, run.elapsed)
                 if row_eval is not None:                    # at each evaluation and the end
                     _draw_curve(folder, record)
                 bar.update(1)
                 bar.set_postfix(penalty=f"{_mean(recent):.4g}", refresh=False)
+                if config.patience is not None and run.stale >= config.patience:
+                    record["stop_reason"] = "patience"
+                    break
                 if run.step % config.checkpoint_every == 0 and run.step < config.steps:
                     checkpoint("running")
                 if stop.is_set() and run.step < config.steps:
                     checkpoint("interrupted")
                     raise DiscoveryInterrupted(run.step)
-        record["finished"] = run_files.now()
-        checkpoint("finished")
+            record.setdefault("stop_reason", "steps")
+            kept, _, _ = _kept(run, config)
+            test = timed_eval("test", lambda cb: run.evaluate(kept, run.test_draws, cb), samples)
+            record["test_eval"] = {"matrix": config.keep, "step": run.best["step"]
+                                   if config.keep == "best" else run.step, "value": test,
+                                   "versus_random": versus_random(test, record["reference_test"]),
+                                   "sefa": record["reference_test"].get("sefa")}
+            record["finished"] = run_files.now()
+            checkpoint("finished")
+    except _Stopped:
+        checkpoint("interrupted")
+        raise DiscoveryInterrupted(run.step) from None
     finally:
         log.close()
-    return RunResult(folder, "finished", run.step, _mean(recent), eval_value,
+    return RunResult(folder, "finished", run.step, _mean(recent), record.get("eval_penalty"),
                      record.get("versus_random"),
                      {k: record.get(k) for k in ("steps_per_second", "images_per_second", "tflops")})
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM during an evaluation: stop there, keep what the run has."""
+
+
+def _kept(run: Discovery, config: DiscoverConfig) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """(the matrix the run hands back, the other one or None, the other one's file name)."""
+    last, best = run.directions(), run.best["q"]
+    if best is None:
+        return last, None, runs.LAST_FILE
+    if config.keep == "best":
+        return best, last, runs.LAST_FILE
+    return last, best, runs.BEST_FILE
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def cached_references(folder: Path, meta: dict[str, Any], config: DiscoverConfig, run: Discovery,
+                      name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The references of a draw set (`name`: validation or test), computed once per model,
+    class and evaluation settings: read from <folder's parent>/.references/<key>.json when a
+    run with the same ones computed them, else computed and stored there (a cache that cannot
+    be written costs nothing). Runs without a model in `meta` (any generator) are not cached."""
+    key = None
+    if meta.get("model") is not None:
+        fields = {"meta": meta, "set": name, "statistic": EVAL_STATISTIC,
+                  "eval_per_direction": run.eval_per_direction, "ndirs": run.ndirs,
+                  "z_dim": run.z_dim, **{k: config.to_json()[k] for k in REFERENCE_FIELDS}}
+        key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+        path = folder.parent / REFERENCES_DIR / f"{key}.json"
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("statistic") == EVAL_STATISTIC:
+                return {**cached, "cached": str(path)}
+        except (OSError, ValueError, AttributeError):
+            pass
+    ref = {**compute(), "samples": run.draws.samples}
+    if key is not None:
+        try:
+            write_json(path, ref)
+        except (OSError, UserError):
+            pass
+    return ref
 
 
 def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
@@ -189,7 +303,8 @@ def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
     from .curves import CURVE_FILE, write_curve
 
     try:
-        write_curve(folder / CURVE_FILE, folder / runs.STEP_LOG, record.get("reference_eval"))
+        write_curve(folder / CURVE_FILE, folder / runs.STEP_LOG, record.get("reference_eval"),
+                    best=(record.get("best_step"), record.get("best_eval_penalty")))
     except (OSError, ValueError, RuntimeError) as e:
         run_files.to_stderr(f"{folder / CURVE_FILE}: not refreshed ({e}).")
 

@@ -14,6 +14,29 @@ INITS = ("auto", "random", "coords", "sefa", "ganspace")
 METHODS = ("hessian", "sefa", "ganspace")
 SEFA_LAYERS = ("gen_z", "all")          # = sefa.SEFA_LAYERS (not imported: sefa loads lazily)
 PENALTY_MODES = ("batched", "sequential")
+PARAMETRIZATIONS = ("cayley", "qr")      # = directions.PARAMETRIZATIONS
+SCHEDULES = ("cosine", "constant")
+LOSSES = ("mean", "trimmed")
+KEEPS = ("best", "last")
+AUTO = "auto"
+# Values of settings added after the first release, for run records written before them: a
+# checkpoint of an old run resumes with the settings it was trained with.
+LEGACY = {"parametrization": "qr", "schedule": "constant", "warmup": 0.0, "accumulate": 1,
+          "loss": "mean", "keep": "last", "patience": None, "eval_per_direction": 16}
+
+
+def parse_eval_size(text: str) -> int | str:
+    """'auto' or a whole number >= 1 of latents per direction."""
+    value = str(text).strip().lower()
+    if value == AUTO:
+        return AUTO
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise SettingError("eval_per_direction", text, "give auto or a whole number >= 1, e.g. 16.")
+    return number
 
 
 def parse_subspace(text: str) -> tuple[int, int]:
@@ -66,7 +89,30 @@ class DiscoverConfig:
         None, "Directions to learn.", shown="one per latent coordinate, as published")
     steps: int = setting(50_000, "Optimiser steps (published: 50 epochs x 1,000).")
     batch_size: int = setting(32, "Samples per step (published: 96 over 4 GPUs; 32 fits one).")
-    lr: float = setting(0.01, "Adam learning rate on the matrix (default betas, as published).")
+    lr: float = setting(0.01, "Adam learning rate on the matrix (default betas; the paper's "
+                              "0.01 for qr). With cayley it is an angle per step.")
+    parametrization: str = setting(
+        "cayley", "How the matrix stays orthonormal. cayley: Q = Q0 R(S), a rotation of the "
+                  "start by the Cayley map of a skew-symmetric S that starts at 0 (the start is "
+                  "exact, lr is an angle); qr: Q = Gram-Schmidt of a free matrix A (published; a "
+                  "step's size depends on the scale of A).", choices=PARAMETRIZATIONS)
+    schedule: str = setting(
+        "cosine", "Learning rate over the run: cosine (linear warmup over --warmup of the steps, "
+                  "then cosine decay to 0 at --steps) or constant (published).", choices=SCHEDULES)
+    warmup: float = setting(0.05, "Share of --steps of linear warmup (cosine schedule).")
+    accumulate: int = setting(1, "Batches whose gradients are summed into one optimiser step "
+                                 "(an effective batch of --batch-size x this).")
+    loss: str = setting(
+        "mean", "Training loss over a batch's per-sample penalties: mean (published) or trimmed "
+                "(the 20% trimmed mean the fixed evaluation uses).", choices=LOSSES)
+    keep: str = setting(
+        "best", "Which matrix the run hands back as directions.safetensors: the best on the fixed "
+                "evaluation (the start, step 0, included) or the last; the other is kept as "
+                "last.safetensors or best.safetensors.", choices=KEEPS)
+    patience: int | None = setting(
+        None, "Stop after this many fixed evaluations without an improvement larger than the "
+              "evaluation's measured spread; run.json's stop_reason says why a run ended.",
+        shown="off: run all --steps")
     k: int = setting(2, "Rademacher draws per sample per step (published: 2).")
     epsilon: float = setting(0.1, "Finite-difference step; the penalty scales like 1/epsilon^4.")
     reduction: str = setting("mean", "How the penalty reduces over pixels (published BigGAN "
@@ -93,10 +139,13 @@ class DiscoverConfig:
                                           "Ctrl-C or SIGTERM).")
     eval_every: int = setting(2500, "Steps between fixed held-out evaluations (and one at the "
                                     "end); run.json's eval_share says what they cost.")
-    eval_per_direction: int = setting(
-        16, "Fixed evaluation: latents per direction (each direction is measured on this many "
-            "samples, distances stratified over [-P, P]); the evaluation has ndirs x this many. "
-            "At 16, two evaluations with different seeds agree within 2%.")
+    eval_per_direction: int | str = setting(
+        AUTO, "Fixed evaluation: latents per direction (each direction is measured on this many "
+              "samples, distances stratified over [-P, P]); the evaluation has ndirs x this many. "
+              "At 16, two evaluations with different seeds agree within 2%. auto: sized so that "
+              "all evaluations and references cost about 10% of the planned training, between "
+              "128 samples and 16 per direction; run.json records the size and its measured "
+              "standard error.", metavar="auto|N", parse=parse_eval_size)
     eval_k: int = setting(4, "Fixed evaluation: Rademacher draws per sample.")
     eval_references: int = setting(
         4, "Random orthonormal matrices whose fixed-evaluation penalty (mean and spread) is the "
@@ -144,7 +193,18 @@ class DiscoverConfig:
         one_of("init", self.init, INITS)
         at_least("checkpoint_every", self.checkpoint_every, 1)
         at_least("eval_every", self.eval_every, 1)
-        at_least("eval_per_direction", self.eval_per_direction, 1)
+        need(self.eval_per_direction == AUTO or (isinstance(self.eval_per_direction, int)
+                                                 and self.eval_per_direction >= 1),
+             "eval_per_direction", self.eval_per_direction, "give auto or a number >= 1.")
+        one_of("parametrization", self.parametrization, PARAMETRIZATIONS)
+        one_of("schedule", self.schedule, SCHEDULES)
+        need(isinstance(self.warmup, (int, float)) and 0 <= self.warmup < 1, "warmup",
+             self.warmup, "must be in [0, 1), a share of --steps, e.g. 0.05.")
+        at_least("accumulate", self.accumulate, 1)
+        one_of("loss", self.loss, LOSSES)
+        one_of("keep", self.keep, KEEPS)
+        need(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
+             "patience", self.patience, "must be at least 1 (evaluations).")
         at_least("eval_references", self.eval_references, 2)
         one_of("precision", self.precision, PRECISIONS)
         need(self.chunk_size is None or (isinstance(self.chunk_size, int) and self.chunk_size >= 1),
@@ -175,6 +235,7 @@ class DiscoverConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "DiscoverConfig":
         names = {f.name for f in fields(cls)}
+        d = {**{k: v for k, v in LEGACY.items() if k not in d}, **d}
         d = {k: v for k, v in d.items() if k in names}
         if d.get("subspace") is not None:
             d["subspace"] = tuple(d["subspace"])
@@ -186,4 +247,4 @@ class DiscoverConfig:
 # Settings that may change on --resume without changing the result up to the old step count.
 # (precision and compile change how fast the steps run, and the last bits of their values.)
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "eval_every", "chunk_size", "precision",
-                     "compile")
+                     "compile", "keep", "patience")

@@ -12,7 +12,8 @@ import torch
 from .directions import DirectionMatrix
 from .discover_config import DiscoverConfig
 from .errors import UserError
-from .evaluation import EvalDraws, direction_penalty, eval_draws, evaluate
+from .evaluation import (EvalDraws, direction_penalty, eval_draws, evaluate, planned_eval_size,
+                         trim_mean)
 from .generator import truncated_normal
 
 class DiscoveryDiverged(UserError):
@@ -49,9 +50,19 @@ class Discovery:
                                   config.truncation, self.device, sefa_layers=config.sefa_layers,
                                   layer=config.ganspace_layer))
         self.matrix = DirectionMatrix(self.ndirs, self.z_dim, init, config.subspace,
-                                      generator=self.rng).to(self.device)
+                                      generator=self.rng,
+                                      parametrization=config.parametrization).to(self.device)
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=config.lr)
+        self.eval_per_direction = (config.eval_per_direction if config.eval_per_direction != "auto"
+                                   else planned_eval_size(ndirs=self.ndirs, steps=config.steps,
+                                                          batch_images=self.images_per_step,
+                                                          eval_k=config.eval_k,
+                                                          evaluations=self.planned_evaluations))
         self.step = 0
+        # The best matrix on the fixed evaluation so far (the start included), and how many
+        # evaluations since one improved on it by more than the evaluation's spread.
+        self.best: dict[str, Any] = {"step": None, "value": math.inf, "q": None}
+        self.stale = 0
         self.elapsed = 0.0          # seconds of stepping, carried across resumes
         self.precision = precision.candidate(config.precision, self.device)   # checked by setup() for auto
         self.compile = config.compile if config.compile is not None else self.device.type == "cuda"
@@ -104,29 +115,80 @@ class Discovery:
         return z.to(self.device), w.to(self.device)
 
     def _loss(self) -> torch.Tensor:
-        """The penalty of one training batch (draws advance the training RNG)."""
+        """The loss of one training batch (draws advance the training RNG): the penalty of the
+        batch (mean over samples), or the trimmed mean of its per-sample penalties."""
         cfg = self.config
         z, w = self._draw(self.rng, cfg.batch_size)
         mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
         if self.compile and self.device.type == "cuda" and mark_step is not None:
             mark_step()                      # CUDA graphs: the previous step's outputs are done
-        return direction_penalty(self._train_G, self.matrix(), z, w, k=cfg.k,
-                                 epsilon=cfg.epsilon, reduction=cfg.reduction, generator=self.rng,
+        per_output: list[torch.Tensor] = []
+
+        def per_sample(variance: torch.Tensor) -> torch.Tensor:     # (B, ...) -> (B,) kept
+            flat = variance.flatten(1)
+            per_output.append(flat.amax(1) if cfg.reduction == "max" else flat.mean(1))
+            return per_output[-1].sum()
+
+        reduction = cfg.reduction if cfg.loss == "mean" else per_sample
+        loss = direction_penalty(self._train_G, self.matrix(), z, w, k=cfg.k,
+                                 epsilon=cfg.epsilon, reduction=reduction, generator=self.rng,
                                  chunk_size=cfg.chunk_size, mode=cfg.penalty_mode)
+        return loss if cfg.loss == "mean" else trim_mean(torch.stack(per_output).sum(0))
+
+    def learning_rate(self, step: int | None = None) -> float:
+        """The learning rate of step `step` (default: the next one) under the run's schedule:
+        constant, or a linear warmup over `warmup` of the steps then cosine decay to 0."""
+        cfg = self.config
+        step = self.step if step is None else step
+        if cfg.schedule == "constant":
+            return cfg.lr
+        warm = max(1, int(cfg.warmup * cfg.steps))
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
 
     def train_step(self) -> float:
-        """One optimiser step; returns the step's penalty. Raises DiscoveryDiverged on NaN/inf
-        before touching the matrix, so the state stays that of the last good step."""
+        """One optimiser step (over `accumulate` batches); returns the step's loss. Raises
+        DiscoveryDiverged on NaN/inf before touching the matrix, so the state stays that of the
+        last good step."""
         self.setup()
-        loss = self._loss()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise DiscoveryDiverged(f"the penalty became {value} at step {self.step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value = 0.0
+        for _ in range(self.config.accumulate):
+            loss = self._loss() / self.config.accumulate
+            part = float(loss.detach())
+            if not math.isfinite(part):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise DiscoveryDiverged(f"the penalty became {part} at step {self.step + 1}")
+            loss.backward()
+            value += part
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
         self.optimizer.step()
         self.step += 1
         return value
+
+    def observe(self, value: float, spread: float) -> bool:
+        """Record the fixed evaluation `value` of the current matrix: it becomes the best when
+        lower than the best so far; the patience count restarts only for an improvement larger
+        than `spread`. Returns whether it is the new best."""
+        if value < self.best["value"] - spread:
+            self.stale = 0
+        elif self.best["step"] is not None:
+            self.stale += 1
+        if value < self.best["value"]:
+            self.best = {"step": self.step, "value": value, "q": self.directions()}
+            return True
+        return False
+
+    @property
+    def planned_evaluations(self) -> int:
+        """Evaluations a run plans (what 'auto' sizes them for): the start, every eval_every
+        and the end, the identity and random references and the SeFa line on the validation
+        draws, the random references and the kept matrix on the test draws."""
+        cfg = self.config
+        points = 1 + math.ceil(cfg.steps / cfg.eval_every)
+        return points + (2 + cfg.eval_references) + cfg.eval_references + 1
 
     def step_flops(self) -> int:
         """FLOPs of one training step (penalty forward and backward, fp32 eager), counted on a
@@ -148,7 +210,7 @@ class Discovery:
 
     @property
     def images_per_step(self) -> int:
-        return self.config.batch_size * (1 + 2 * self.config.k)
+        return self.config.batch_size * self.config.accumulate * (1 + 2 * self.config.k)
 
     def directions(self) -> torch.Tensor:
         """The current (ndirs, z_dim) orthonormal matrix, detached, on the CPU."""
@@ -158,53 +220,97 @@ class Discovery:
     # ------------------------------------------------------------------ fixed evaluation
     @property
     def draws(self) -> EvalDraws:
-        """The run's fixed evaluation draws (evaluation.eval_draws), made once."""
+        """The run's fixed (validation) evaluation draws: the curve and the best matrix."""
         if self._draws is None:
-            cfg = self.config
-            self._draws = eval_draws(self.ndirs, self.z_dim, per_direction=cfg.eval_per_direction,
-                                     k=cfg.eval_k, truncation=cfg.truncation,
-                                     path_size=cfg.path_size, seed=cfg.seed)
+            self._draws = self._make_draws(self.config.seed)
         return self._draws
 
-    def evaluate(self, q: torch.Tensor | None = None) -> float:
-        """Penalty of q (default: the current matrix) on the fixed evaluation draws, in fp32."""
+    @property
+    def test_draws(self) -> EvalDraws:
+        """A second, independent draw set that no choice looks at: the kept matrix's report."""
+        from .evaluation import derived_seed
+        return self._make_draws(derived_seed(self.config.seed, "test"))
+
+    def _make_draws(self, seed: int) -> EvalDraws:
+        cfg = self.config
+        return eval_draws(self.ndirs, self.z_dim, per_direction=self.eval_per_direction,
+                          k=cfg.eval_k, truncation=cfg.truncation, path_size=cfg.path_size,
+                          seed=seed)
+
+    def evaluate(self, q: torch.Tensor | None = None, draws: EvalDraws | None = None,
+                 on_chunk: Callable[[int], None] | None = None, *,
+                 per_sample: bool = False) -> float | torch.Tensor:
+        """Penalty of q (default: the current matrix) on the fixed evaluation draws (default:
+        the validation draws), in fp32; per_sample gives the (N,) per-sample penalties."""
+        from .evaluation import sample_penalties, trimmed_mean
         from .precision import tf32_state
 
+        cfg = self.config
         with tf32_state(self.device, False):
-            return self._evaluate_with(self.G, self.matrix() if q is None else q)
+            values = sample_penalties(self.G, self.matrix() if q is None else q,
+                                      draws or self.draws, epsilon=cfg.epsilon,
+                                      reduction=cfg.reduction, device=self.device,
+                                      chunk_size=cfg.chunk_size, on_chunk=on_chunk)
+        return values if per_sample else trimmed_mean(values)
 
     def _evaluate_with(self, G: Callable, q: torch.Tensor) -> float:
         cfg = self.config
         return evaluate(G, q, self.draws, epsilon=cfg.epsilon, reduction=cfg.reduction,
                         device=self.device, chunk_size=cfg.chunk_size)
 
-    def reference_values(self) -> dict[str, Any]:
-        """Fixed-evaluation penalty of the identity (coordinate axes) and of eval_references
-        random orthonormal matrices in the same subspace (mean, spread): what a learned matrix
-        should beat (evaluation.reference_values), in fp32."""
+    def reference_values(self, draws: EvalDraws | None = None,
+                         on_chunk: Callable[[int], None] | None = None,
+                         full: bool = True) -> dict[str, Any]:
+        """Fixed-evaluation penalty of eval_references random orthonormal matrices in the same
+        subspace (mean, spread) and, when `full`, of the identity (coordinate axes) and of the
+        SeFa basis when the generator's first layer can be read and the run learns a full
+        basis: what a learned matrix should beat (evaluation.reference_values), in fp32. The
+        test set needs only the random band (full=False): its verdict is against chance."""
         from .evaluation import reference_values
         from .precision import tf32_state
+        from .sefa import sefa_available, sefa_directions
 
         cfg = self.config
+        draws = draws or self.draws
         with tf32_state(self.device, False):
-            return reference_values(self.G, self.draws, self.ndirs, self.z_dim,
-                                    epsilon=cfg.epsilon, reduction=cfg.reduction,
-                                    subspace=cfg.subspace, matrices=cfg.eval_references,
-                                    seed=cfg.seed, device=self.device, chunk_size=cfg.chunk_size)
+            ref = reference_values(self.G, draws, self.ndirs, self.z_dim,
+                                   epsilon=cfg.epsilon, reduction=cfg.reduction,
+                                   subspace=cfg.subspace, matrices=cfg.eval_references,
+                                   seed=cfg.seed, device=self.device, chunk_size=cfg.chunk_size,
+                                   on_chunk=on_chunk, identity=full)
+        basis = cfg.subspace is None and self.ndirs == self.z_dim
+        if full and basis and sefa_available(self.G, self.ndirs, cfg.sefa_layers):
+            q = sefa_directions(self.G, self.ndirs, cfg.sefa_layers)[0]
+            ref["sefa"] = self.evaluate(q, draws, on_chunk)
+        return ref
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {"format": "biggan-directions-checkpoint", "version": 1, "step": self.step,
-                "elapsed": self.elapsed, "A": self.matrix.A.detach().cpu(),
-                "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state(),
-                "config": json.dumps(self.config.to_json(), sort_keys=True)}
+        state = {"format": "biggan-directions-checkpoint", "version": 1, "step": self.step,
+                 "elapsed": self.elapsed, "A": self.matrix.A.detach().cpu(),
+                 "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state(),
+                 "config": json.dumps(self.config.to_json(), sort_keys=True),
+                 "best": json.dumps({"step": self.best["step"], "value": self.best["value"],
+                                     "stale": self.stale})}
+        if self.best["q"] is not None:
+            state["best_q"] = self.best["q"]
+        if self.config.parametrization == "cayley":
+            state["Q0"] = self.matrix.Q0.detach().cpu()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
             self.matrix.A.copy_(state["A"].to(self.device))
+            if "Q0" in state:
+                self.matrix.Q0.copy_(state["Q0"].to(self.device))
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.set_state(state["rng"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        if "best" in state:
+            best = json.loads(state["best"])
+            self.best = {"step": best["step"], "value": float(best["value"]),
+                         "q": state.get("best_q")}
+            self.stale = int(best["stale"])
 
 
 def resolve_init(init: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
@@ -274,10 +380,11 @@ def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
 
 
 @contextmanager
-def _progress(total: int, initial: int, enabled: bool, desc: str):
+def _progress(total: int, initial: int, enabled: bool, desc: str, unit: str = "step",
+              leave: bool = True):
     from tqdm.auto import tqdm
-    bar = tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit=unit,
+               dynamic_ncols=True, leave=leave)
     try:
         yield bar
     finally:

@@ -33,6 +33,27 @@ EVAL_CHUNK = 64          # samples per penalty call in an evaluation (fixed: it 
 TRIM = 0.2               # share of samples cut from each end before averaging
 STATISTIC = "trimmed mean 20%"   # recorded with the references: values of other statistics do not compare
 
+# Sizing an evaluation to its run (eval_per_direction 'auto'): the evaluations and references
+# of a run cost at most EVAL_BUDGET of its planned training, counted in generator images (a
+# training image costs about TRAIN_IMAGE_COST forward images: forward + backward), which keeps
+# the size a function of the settings alone, so the same command gives the same evaluation.
+EVAL_BUDGET = 0.10
+TRAIN_IMAGE_COST = 3.0
+EVAL_FLOOR_SAMPLES = 128       # never fewer samples than this (its spread is recorded)
+EVAL_MAX_PER_DIRECTION = 16    # the measured default: two seeds agree within 2%
+
+
+def planned_eval_size(*, ndirs: int, steps: int, batch_images: int, eval_k: int,
+                      evaluations: int) -> int:
+    """Latents per direction for `evaluations` evaluations of ndirs directions to cost about
+    EVAL_BUDGET of `steps` training steps of `batch_images` generator images each, clamped to
+    [EVAL_FLOOR_SAMPLES / ndirs, EVAL_MAX_PER_DIRECTION] (the floor wins for few directions)."""
+    train = steps * batch_images * TRAIN_IMAGE_COST
+    per_sample = 1 + 2 * eval_k
+    size = int(EVAL_BUDGET * train / (max(1, evaluations) * ndirs * per_sample))
+    floor = math.ceil(EVAL_FLOOR_SAMPLES / ndirs)
+    return max(floor, min(EVAL_MAX_PER_DIRECTION, size))
+
 
 def derived_seed(seed: int, purpose: str) -> int:
     """A seed for a side stream (evaluation, references) that leaves the training stream alone."""
@@ -83,10 +104,12 @@ def eval_draws(ndirs: int, z_dim: int, *, per_direction: int, k: int, truncation
 
 def sample_penalties(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon: float,
                      reduction: str, device: torch.device | str = "cpu",
-                     chunk_size: int | None = None) -> torch.Tensor:
+                     chunk_size: int | None = None,
+                     on_chunk: Callable[[int], None] | None = None) -> torch.Tensor:
     """The penalty of direction matrix q (ndirs, z_dim) at each fixed draw, (N,) float64 on the
     CPU, without autograd: each sample's variance reduced over its own elements by `reduction`
-    (mean or max) and summed over G's outputs; EVAL_CHUNK samples per generator call."""
+    (mean or max) and summed over G's outputs; EVAL_CHUNK samples per generator call, after
+    each of which `on_chunk(samples done in it)` is called (progress)."""
     q = q.detach().to(device)
     values = []
     with torch.no_grad():
@@ -104,44 +127,69 @@ def sample_penalties(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon:
             direction_penalty(G, q, z, w, k=draws.k, epsilon=epsilon, reduction=per_sample,
                               generator=rng, chunk_size=chunk_size)
             values.append(torch.stack(outputs).sum(0).double().cpu())
+            if on_chunk is not None:
+                on_chunk(len(z))
     return torch.cat(values)
 
 
-def trimmed_mean(values: torch.Tensor, trim: float = TRIM) -> float:
-    """The mean of `values` without the floor(trim * n) smallest and as many largest."""
+def trim_mean(values: torch.Tensor, trim: float = TRIM) -> torch.Tensor:
+    """The mean of `values` without the floor(trim * n) smallest and as many largest, as a
+    (differentiable) scalar tensor: the fixed evaluation's statistic, and the trimmed loss."""
     ordered = values.flatten().sort().values
     cut = int(trim * ordered.numel())
-    return float(ordered[cut:ordered.numel() - cut].mean())
+    return ordered[cut:ordered.numel() - cut].mean()
+
+
+def trimmed_mean(values: torch.Tensor, trim: float = TRIM) -> float:
+    """trim_mean as a float."""
+    return float(trim_mean(values, trim))
+
+
+def trimmed_mean_se(values: torch.Tensor, trim: float = TRIM) -> float:
+    """The standard error of trimmed_mean(values): the winsorised standard deviation over
+    (1 - 2 trim) sqrt(n) (Tukey and McLaughlin): how far two draw sets of this size would put
+    the same matrix apart, measured from the samples themselves."""
+    ordered = values.flatten().double().sort().values
+    n = ordered.numel()
+    cut = int(trim * n)
+    if n - 2 * cut < 2:
+        return float("nan")
+    winsorised = ordered.clamp(ordered[cut], ordered[n - cut - 1])
+    return float(winsorised.std() / ((1 - 2 * trim) * math.sqrt(n)))
 
 
 def evaluate(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon: float, reduction: str,
-             device: torch.device | str = "cpu", chunk_size: int | None = None) -> float:
+             device: torch.device | str = "cpu", chunk_size: int | None = None,
+             on_chunk: Callable[[int], None] | None = None) -> float:
     """The fixed-evaluation penalty of direction matrix q (ndirs, z_dim): the trimmed mean
     (TRIM) of its per-sample penalties on the fixed draws (sample_penalties)."""
     return trimmed_mean(sample_penalties(G, q, draws, epsilon=epsilon, reduction=reduction,
-                                         device=device, chunk_size=chunk_size))
+                                         device=device, chunk_size=chunk_size, on_chunk=on_chunk))
 
 
 def reference_values(G: Callable, draws: EvalDraws, ndirs: int, z_dim: int, *, epsilon: float,
                      reduction: str, subspace: tuple[int, int] | None = None, matrices: int = 4,
                      seed: int = 0, device: torch.device | str = "cpu",
-                     chunk_size: int | None = None) -> dict[str, Any]:
-    """The fixed-evaluation penalty of the identity (coordinate axes) and of `matrices` random
-    orthonormal matrices (in the same subspace): {'identity': x, 'random': mean, 'random_std':
-    sample std, 'random_values': [...], 'statistic': STATISTIC} - what a learned matrix should
-    beat, with its spread."""
+                     chunk_size: int | None = None,
+                     on_chunk: Callable[[int], None] | None = None,
+                     identity: bool = True) -> dict[str, Any]:
+    """The fixed-evaluation penalty of the identity (coordinate axes; unless identity=False) and
+    of `matrices` random orthonormal matrices (in the same subspace): {'identity': x, 'random':
+    mean, 'random_std': sample std, 'random_values': [...], 'statistic': STATISTIC} - what a
+    learned matrix should beat, with its spread."""
     from .directions import baseline_directions
 
     def run(q: torch.Tensor) -> float:
         return evaluate(G, q, draws, epsilon=epsilon, reduction=reduction, device=device,
-                        chunk_size=chunk_size)
+                        chunk_size=chunk_size, on_chunk=on_chunk)
 
     rng = torch.Generator().manual_seed(derived_seed(seed, "reference"))
     values = [run(baseline_directions("random", ndirs, z_dim, subspace, rng)) for _ in range(matrices)]
     mean = sum(values) / len(values)
     std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
            if len(values) > 1 else 0.0)
-    return {"identity": run(baseline_directions("coords", ndirs, z_dim, subspace)),
+    return {"identity": run(baseline_directions("coords", ndirs, z_dim, subspace))
+            if identity else None,
             "random": mean, "random_std": std, "random_values": values, "statistic": STATISTIC}
 
 

@@ -120,7 +120,7 @@ def recent_penalties(path: Path) -> list[float]:
         return []
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return [float(r["penalty"]) for r in rows[-RECENT:]]
+    return [float(r["penalty"]) for r in rows if r.get("penalty")][-RECENT:]
 
 
 class StepLog:
@@ -137,10 +137,13 @@ class StepLog:
         except OSError as e:
             raise self._error(e) from None
 
-    def append(self, step: int, penalty: float, eval_penalty: float | None, seconds: float) -> None:
+    def append(self, step: int, penalty: float | None, eval_penalty: float | None,
+               seconds: float) -> None:
+        """One row; penalty None for the start's evaluation (step 0, no training step)."""
         row_eval = "" if eval_penalty is None else f"{eval_penalty:.6g}"
+        row_penalty = "" if penalty is None else f"{penalty:.6g}"
         try:
-            self._writer.writerow([step, f"{penalty:.6g}", row_eval, f"{seconds:.3f}"])
+            self._writer.writerow([step, row_penalty, row_eval, f"{seconds:.3f}"])
             self._file.flush()
         except OSError as e:
             raise self._error(e) from None
@@ -239,7 +242,8 @@ def owned_files() -> tuple[str, ...]:
     """The names this tool writes in a run folder (what --overwrite may remove)."""
     from .curves import CURVE_FILE
 
-    return (runs.DIRECTIONS_FILE, runs.RUN_RECORD, runs.STEP_LOG, runs.CHECKPOINT,
+    return (runs.DIRECTIONS_FILE, runs.LAST_FILE, runs.BEST_FILE, runs.RUN_RECORD, runs.STEP_LOG,
+            runs.CHECKPOINT,
             runs.SCORES_JSON, runs.SCORES_CSV, runs.VIDEOS_DIR, CURVE_FILE)
 
 

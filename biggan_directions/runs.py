@@ -22,6 +22,8 @@ from .fileio import read_json
 from .weights.store import DEFAULT_MODEL
 
 DIRECTIONS_FILE = "directions.safetensors"
+LAST_FILE = "last.safetensors"     # the last matrix, when the run hands back the best one
+BEST_FILE = "best.safetensors"     # the best matrix, when the run hands back the last one
 RUN_RECORD = "run.json"
 STEP_LOG = "log.csv"
 CHECKPOINT = "checkpoint.pt"

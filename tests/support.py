@@ -56,3 +56,17 @@ def write_backbone_checkpoint(folder: str | Path, net: str = "alex", seed: int =
         torch.manual_seed(seed)
         torch.save(arch(weights=None).state_dict(), path)
     return path
+
+
+class HiddenBasis:
+    """G(z) = C f(R z), f(u) = tanh(u) + 0.1 u^3: its Hessian is diagonal exactly in R's rows."""
+
+    def __init__(self, d: int = 8, outputs: int = 16, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.R = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0].float()
+        self.C = torch.randn(outputs, d, generator=g)
+        self.z_dim = d
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        u = z @ self.R.T
+        return (torch.tanh(u) + 0.1 * u ** 3) @ self.C.T

@@ -200,7 +200,7 @@ def test_ctrl_c_mid_class_then_rerun_resumes_from_checkpoint(tmp_path, small_big
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "finished" and record["step"] == 4
     assert record["resumed_at_steps"] == [2]
-    assert [int(line.split(",")[0]) for line in (folder / "log.csv").read_text().splitlines()[1:]] == [1, 2, 3, 4]
+    assert [int(line.split(",")[0]) for line in (folder / "log.csv").read_text().splitlines()[1:]] == [0, 1, 2, 3, 4]
     m = manifest(out, model)
     assert m[1]["status"] == m[2]["status"] == "finished" and m[1]["step"] == m[2]["step"] == 4
     assert m[1]["error"] is None and not m[1]["skipped"]

@@ -21,22 +21,9 @@ from biggan_directions.errors import UserError
 from biggan_directions.generator import BigGANGenerator
 from biggan_directions.runs import open_run
 from cli import cli
+from support import HiddenBasis
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class HiddenBasis:
-    """G(z) = C f(R z), f(u) = tanh(u) + 0.1 u^3: its Hessian is diagonal exactly in R's rows."""
-
-    def __init__(self, d: int = 8, outputs: int = 16, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.R = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0].float()
-        self.C = torch.randn(outputs, d, generator=g)
-        self.z_dim = d
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        u = z @ self.R.T
-        return (torch.tanh(u) + 0.1 * u ** 3) @ self.C.T
 
 
 def alignment(q: torch.Tensor, r: torch.Tensor) -> float:
@@ -121,8 +108,9 @@ def test_run_writes_every_file(tmp_path, small_biggan):
     assert record["final_penalty"] == pytest.approx(result.final_penalty)
     assert "torch" in record["versions"] and record["device"] == "cpu"
     rows = list(csv.DictReader(open(folder / "log.csv")))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert [bool(r["eval_penalty"]) for r in rows] == [False, False, True, False, False, True]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4, 5, 6]     # 0: the start's evaluation
+    assert [bool(r["eval_penalty"]) for r in rows] == [True, False, False, True, False, False, True]
+    assert rows[0]["penalty"] == ""
     q, meta = load_directions(folder / "directions.safetensors")
     assert q.shape == (8, 128)
     assert (q @ q.T - torch.eye(8)).abs().max() < 1e-5

@@ -14,7 +14,7 @@ from biggan_directions.discover import DiscoverConfig, run_discover
 from biggan_directions.errors import UserError
 from biggan_directions.lock import LOCK_FILE, FolderLock
 from cli import cli
-from test_discover import HiddenBasis
+from support import HiddenBasis
 
 CFG = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2)
 

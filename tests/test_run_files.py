@@ -11,7 +11,7 @@ import pytest
 from biggan_directions import run_files
 from biggan_directions.discover import DiscoverConfig, run_discover
 from biggan_directions.errors import UserError
-from test_discover import HiddenBasis
+from support import HiddenBasis
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2, checkpoint_every=1)
@@ -26,8 +26,8 @@ def test_every_run_file_gets_the_umask_permissions(tmp_path):
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "run").iterdir()}
-    assert set(modes) == {"directions.safetensors", "run.json", "log.csv", "checkpoint.pt",
-                          "curve.png"}
+    assert set(modes) == {"directions.safetensors", "last.safetensors", "run.json", "log.csv",
+                          "checkpoint.pt", "curve.png"}
     assert modes == {name: 0o644 for name in modes}
 
 
