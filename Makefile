@@ -26,15 +26,15 @@ discover: $(STAMP)
 	$(VENV)/bin/biggan-directions discover --class "$(CLASS)" $(ARGS)
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_penalty.py
-	$(PY) benchmarks/bench_render.py
-	$(PY) benchmarks/bench_score.py
-	$(PY) benchmarks/bench_eval.py
-	$(PY) benchmarks/bench_threads.py
-	$(PY) benchmarks/bench_weights.py
-	$(PY) benchmarks/bench_view.py
-	$(PY) benchmarks/bench_methods.py
-	$(PY) benchmarks/bench_learn.py
+	$(PY) -m benchmarks.bench_penalty
+	$(PY) -m benchmarks.bench_render
+	$(PY) -m benchmarks.bench_score
+	$(PY) -m benchmarks.bench_eval
+	$(PY) -m benchmarks.bench_threads
+	$(PY) -m benchmarks.bench_weights
+	$(PY) -m benchmarks.bench_view
+	$(PY) -m benchmarks.bench_methods
+	$(PY) -m benchmarks.bench_learn
 
 # The README's screenshot of `view`, taken by its browser test.
 screenshots: $(STAMP)

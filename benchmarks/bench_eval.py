@@ -16,29 +16,22 @@ DCGAN (z 100, 64 px) from the gan-face-generate wheel (skipped with a message wh
 downloaded). Issue 13's target: two seeds agree within 2% (read here as CV <= 2%; the mean
 difference between two seeds is about 1.1 x CV).
 
-    python benchmarks/bench_eval.py                  # both generators, 5 seeds
-    python benchmarks/bench_eval.py --only small --seeds 3
+    python -m benchmarks.bench_eval                  # both generators, 5 seeds
+    python -m benchmarks.bench_eval --only small --seeds 3
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from biggan_directions.directions import random_orthonormal          # noqa: E402
-from biggan_directions.evaluation import (EvalDraws, eval_draws,       # noqa: E402
-                                          sample_penalties, trimmed_mean)
-from biggan_directions.generator import truncated_normal              # noqa: E402
+from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.method.evaluation import (EvalDraws, eval_draws, sample_penalties,
+                                                 trimmed_mean)
+from biggan_directions.models.generator import truncated_normal
 
 
 def old_draws(ndirs: int, z_dim: int, path_size: float, seed: int) -> EvalDraws:
@@ -54,11 +47,11 @@ def old_draws(ndirs: int, z_dim: int, path_size: float, seed: int) -> EvalDraws:
 
 def generators(only: str | None):
     if only in (None, "small"):
-        from biggan_directions.generator import BigGANGenerator
-        from support import build_small_biggan
+        from biggan_directions.models.generator import BigGANGenerator
+        from tests.support import build_small_biggan
         yield "small (random, z 128)", BigGANGenerator(build_small_biggan(), 207, 1.0), 5.0
     if only in (None, "face"):
-        from real_dcgan import Unavailable, load_face_dcgan
+        from benchmarks.real_dcgan import Unavailable, load_face_dcgan
         try:
             yield "face DCGAN (real, z 100)", load_face_dcgan(), 2.0
         except Unavailable as e:

@@ -22,14 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]   # the child imports benchmarks/ from here
 
 
 def small_share(steps: int, threads: int) -> None:
     import torch
 
     from benchmarks.penalty_step import build_generator
-    from biggan_directions.discover import DiscoverConfig, run_discover
+    from biggan_directions.methods.config import DiscoverConfig
+    from biggan_directions.runs.discover import run_discover
 
     torch.set_num_threads(threads)
     G = build_generator("small", torch.device("cpu"))
@@ -50,10 +51,10 @@ def small_share(steps: int, threads: int) -> None:
 
 
 CHILD = r"""
-import sys, time, torch
-sys.path.insert(0, {root!r})
+import time, torch
 from benchmarks.penalty_step import build_generator
-from biggan_directions.discover import DiscoverConfig, run_discover
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.runs.discover import run_discover
 torch.set_num_threads({threads})
 G = build_generator("full", torch.device("cpu"))
 print("LOADED", time.time(), flush=True)
@@ -64,8 +65,8 @@ run_discover(G, DiscoverConfig(steps=3, batch_size=2), {folder!r}, progress=True
 
 def full_first_progress(threads: int, limit: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        code = CHILD.format(root=str(ROOT), threads=threads, folder=str(Path(tmp) / "run"))
-        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+        code = CHILD.format(threads=threads, folder=str(Path(tmp) / "run"))
+        child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, bufsize=1,
                                  env={**os.environ, "TQDM_DISABLE": ""})
         try:

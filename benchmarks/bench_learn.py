@@ -8,27 +8,23 @@ the references): the identity, SeFa, and random orthonormal matrices (mean +- st
 --references matrices). A learned matrix beats chance when its penalty lies below the random
 mean by more than twice the random spread.
 
-    python benchmarks/bench_learn.py                        # 1000 steps per setting, CPU
-    python benchmarks/bench_learn.py --steps 3000 --device cuda --out learn.json --plot learn.png
-    python benchmarks/bench_learn.py --replot learn.json --plot docs/learn_dcgan.png
+    python -m benchmarks.bench_learn                        # 1000 steps per setting, CPU
+    python -m benchmarks.bench_learn --steps 3000 --device cuda --out learn.json --plot learn.png
+    python -m benchmarks.bench_learn --replot learn.json --plot docs/learn_dcgan.png
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
-
-from biggan_directions.discovery import DiscoverConfig, Discovery        # noqa: E402
-from biggan_directions.evaluation import (eval_draws, evaluate,          # noqa: E402
-                                          reference_values, versus_random)
+from biggan_directions.method.evaluation import (eval_draws, evaluate, reference_values,
+                                                 versus_random)
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.hessian import Discovery
 
 SETTINGS = {
     "random init, lr 0.01": dict(init="random", lr=0.01),
@@ -62,7 +58,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    from real_dcgan import Unavailable, load_face_dcgan
+    from benchmarks.real_dcgan import Unavailable, load_face_dcgan
     try:
         G = load_face_dcgan(device)
     except Unavailable as e:
@@ -111,7 +107,7 @@ def main() -> None:
 
 def plot(curves: dict, path: str) -> None:
     """The runs' fixed-evaluation curves over the identity and the random band (curves.py)."""
-    from biggan_directions.curves import write_compare_curves
+    from biggan_directions.runs.curves import write_compare_curves
 
     runs = [{"label": name, "points": [tuple(p) for p in points]}
             for name, points in curves["runs"].items()]

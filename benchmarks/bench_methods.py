@@ -23,36 +23,30 @@ real_dcgan.py; fetched with pip once, skipped with a message when that fails). F
                   default lr) from a random and from a SeFa start.
 
 Examples:
-    python benchmarks/bench_methods.py
-    python benchmarks/bench_methods.py --samples 20000 --device cuda --out methods.json
-    python benchmarks/bench_methods.py --wheel /path/to/gan_face_generate-1.1.1-py3-none-any.whl
+    python -m benchmarks.bench_methods
+    python -m benchmarks.bench_methods --samples 20000 --device cuda --out methods.json
+    python -m benchmarks.bench_methods --wheel /path/to/gan_face_generate-1.1.1-py3-none-any.whl
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE.parent / "tests"))
-sys.path.insert(0, str(HERE))
-
-from biggan_directions.directions import orthonormalize                  # noqa: E402
-from biggan_directions.discover_config import DiscoverConfig            # noqa: E402
-from biggan_directions.discovery import Discovery                       # noqa: E402
-from biggan_directions.evaluation import (eval_draws, evaluate,          # noqa: E402
-                                          reference_values, versus_random)
-from biggan_directions.ganspace import ganspace_directions              # noqa: E402
-from biggan_directions.generator import BigGANGenerator                 # noqa: E402
-from biggan_directions.sefa import sefa_directions                      # noqa: E402
-from real_dcgan import CACHE, Unavailable, load_face_dcgan             # noqa: E402
-from support import build_small_biggan                                  # noqa: E402
+from biggan_directions.method.directions import orthonormalize
+from biggan_directions.method.evaluation import (eval_draws, evaluate, reference_values,
+                                                 versus_random)
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.ganspace import ganspace_directions
+from biggan_directions.methods.hessian import Discovery
+from biggan_directions.methods.sefa import sefa_directions
+from biggan_directions.models.generator import BigGANGenerator
+from benchmarks.real_dcgan import CACHE, Unavailable, load_face_dcgan
+from tests.support import build_small_biggan
 
 
 def timed(fn, repeats: int = 1):

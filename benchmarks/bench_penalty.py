@@ -20,11 +20,11 @@ with --out, the JSON is rewritten after every row; compiled settings stop starti
 --budget-s (default 330 s), so the suite ends within ~8 minutes on one H100/H200.
 
 Examples:
-    python benchmarks/bench_penalty.py                       # CPU suite (< 3 min on 2 cores)
-    python benchmarks/bench_penalty.py --quick
-    python benchmarks/bench_penalty.py --device cuda --out penalty.json
-    python benchmarks/bench_penalty.py --device cpu --full-size --steps 1 --batches 1 --no-compile
-    python benchmarks/bench_penalty.py --device cpu --full-size --model small --batches 2 --compile-modes eager,default
+    python -m benchmarks.bench_penalty                       # CPU suite (< 3 min on 2 cores)
+    python -m benchmarks.bench_penalty --quick
+    python -m benchmarks.bench_penalty --device cuda --out penalty.json
+    python -m benchmarks.bench_penalty --device cpu --full-size --steps 1 --batches 1 --no-compile
+    python -m benchmarks.bench_penalty --device cpu --full-size --model small --batches 2 --compile-modes eager,default
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,16 +40,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))                         # tests/support.py: the test model
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from biggan_directions.runtime.device import resolve_device
+from benchmarks.penalty_step import (CLASS_INDEX, EPSILON, K, OK_REL_ERR, PATH_SIZE, STEPS_50K,
+                                     TRUNCATION, DiscoveryStep, build_generator, machine, peak_rss,
+                                     reset_peak_rss, sync, timed)
 
-from biggan_directions.device import resolve_device            # noqa: E402
-
-from penalty_step import (CLASS_INDEX, EPSILON, K, OK_REL_ERR,          # noqa: E402
-                          PATH_SIZE, STEPS_50K, TRUNCATION, DiscoveryStep,
-                          build_generator, machine, sync, timed)
+ROOT = Path(__file__).resolve().parents[1]   # subprocesses run `python -m benchmarks...` from here
 
 
 # ---------------------------------------------------------------- CPU suite
@@ -63,36 +58,15 @@ def memory_worker(model: str, mode: str, batch: int, threads: int) -> None:
     torch.set_num_threads(threads)
     gen = build_generator(model, torch.device("cpu"))
     step = DiscoveryStep(gen, torch.device("cpu"))
-    before = _reset_peak_rss()
+    before = reset_peak_rss()
     step(gen, batch, mode)
-    peak = _peak_rss()
+    peak = peak_rss()
     print(json.dumps({"peak_mib": peak, "step_mib": peak - before}))
 
 
-def _status_mib(field: str) -> float | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024                 # kB -> MiB
-    return None
-
-
-def _reset_peak_rss() -> float:
-    """Reset the peak-RSS mark where possible; return the current RSS (MiB)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-    current = _status_mib("VmRSS")
-    return current if current is not None else _peak_rss()
-
-
-def _peak_rss() -> float:
-    peak = _status_mib("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure_memory(model: str, mode: str, batch: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--_memory", model, mode, str(batch), "--threads", str(threads)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "benchmarks.bench_penalty", "--_memory", model, mode, str(batch), "--threads", str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": tail}
@@ -152,7 +126,7 @@ COMPILED_ORDER = [("bf16", "reduce-overhead"), ("bf16", "default"), ("tf32", "de
 def set_precision(name: str, device: torch.device):
     """Set the TF32 flags for `name` (on for tf32 and bf16, as discover does); return the
     autocast context factory for the generator."""
-    from biggan_directions.precision import autocast, set_tf32
+    from biggan_directions.runtime.precision import autocast, set_tf32
 
     set_tf32(device, name != "fp32")
     return lambda: autocast(name, device)
@@ -169,7 +143,7 @@ def gpu_settings(args, device: torch.device) -> list[tuple[str, str, str]]:
 def gpu_suite(args, device, emit) -> list[dict]:
     """Every setting x batch (see gpu_settings); `emit(rows)` after each row (print + JSON).
     No compiled setting starts after --budget-s seconds (its rows say 'skipped')."""
-    from biggan_directions.flops import count_flops
+    from biggan_directions.runtime.flops import count_flops
 
     gen = build_generator(args.models[0], device)
     step = DiscoveryStep(gen, device)

@@ -15,11 +15,11 @@ number of frames). The ffmpeg encoder (MP4) is a separate process, not counted: 
 frames from a pipe and holds only libx264's look-ahead (a few dozen frames at most).
 
 Examples:
-    python benchmarks/bench_render.py                       # CPU, plus GPU when available
-    python benchmarks/bench_render.py --frames 60 600 --formats mp4 gif
-    python benchmarks/bench_render.py --devices cuda --out render.json
-    python benchmarks/bench_render.py --devices cpu --full-size --frames 4 8   # slow on a CPU
-    python benchmarks/bench_render.py --devices cuda --frames 600 --precision bf16 --compile
+    python -m benchmarks.bench_render                       # CPU, plus GPU when available
+    python -m benchmarks.bench_render --frames 60 600 --formats mp4 gif
+    python -m benchmarks.bench_render --devices cuda --out render.json
+    python -m benchmarks.bench_render --devices cpu --full-size --frames 4 8   # slow on a CPU
+    python -m benchmarks.bench_render --devices cuda --frames 600 --precision bf16 --compile
 Precision and compile (render's --precision/--compile; default on CUDA: auto and compiled):
 the warm-up render compiles, so the timed one measures the compiled generator.
 """
@@ -36,16 +36,12 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+from biggan_directions.media.inference import resolve
+from biggan_directions.media.render import render_directions
+from biggan_directions.method.directions import random_orthonormal
+from benchmarks.penalty_step import build_generator, machine, peak_rss, reset_peak_rss
 
-from bench_penalty import _peak_rss, _reset_peak_rss  # noqa: E402
-from penalty_step import build_generator, machine  # noqa: E402
-from biggan_directions.directions import random_orthonormal                   # noqa: E402
-from biggan_directions.inference import resolve                               # noqa: E402
-from biggan_directions.render import render_directions                        # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[1]   # subprocesses run `python -m benchmarks...` from here
 GRID = 4            # 4 directions x 4 seeds
 TARGET = 1.15       # 600-frame peak RSS / 60-frame peak RSS at most
 
@@ -65,14 +61,14 @@ def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, thre
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
-        before = _reset_peak_rss()
+        before = reset_peak_rss()
         start = time.perf_counter()
         [path] = render_directions(G, q, seeds, Path(tmp) / "out", frames=frames, fmt=fmt,
                                    path_size=5.0, batch_size=batch_size, progress=False, **fast)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         wall = time.perf_counter() - start
-        peak = _peak_rss()
+        peak = peak_rss()
         used, compiled = resolve(precision, fast["compile"], dev)
         row = dict(device=device, model=model, frames=frames, fmt=fmt, batch_size=batch_size,
                    precision=used, compile=compiled,
@@ -87,9 +83,9 @@ def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, thre
 
 def run_case(device, model, frames, fmt, batch_size, threads, precision="fp32",
              compile="off") -> dict:
-    cmd = [sys.executable, __file__, "--_worker", device, model, str(frames), fmt,
+    cmd = [sys.executable, "-m", "benchmarks.bench_render", "--_worker", device, model, str(frames), fmt,
            str(batch_size), str(threads), precision, compile]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=ROOT)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         return dict(device=device, model=model, frames=frames, fmt=fmt, error=tail)

@@ -5,10 +5,10 @@ CPU: the small random 32 px BigGAN of the tests, and the tests' seeded random Al
 backbone's weights do not change its cost, and the scores themselves are not reported).
 GPU (when torch.cuda.is_available()): full-size biggan-deep-128 with random weights.
 
-    python benchmarks/bench_score.py                   # CPU, then GPU if there is one
-    python benchmarks/bench_score.py --dirs 8 --seeds 4 --skip-gpu
-    python benchmarks/bench_score.py --full-on DEVICE  # the full-size section on any device
-    python benchmarks/bench_score.py --precision bf16 --no-compile   # GPU: one setting
+    python -m benchmarks.bench_score                   # CPU, then GPU if there is one
+    python -m benchmarks.bench_score --dirs 8 --seeds 4 --skip-gpu
+    python -m benchmarks.bench_score --full-on DEVICE  # the full-size section on any device
+    python -m benchmarks.bench_score --precision bf16 --no-compile   # GPU: one setting
 
 Frames/s is end to end (generation at 128 px, LPIPS features and distances, the 'auto'
 precision check included). Target (issue 10): at least 2,000 frames/s on one H100/H200.
@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from biggan_directions.directions import random_orthonormal  # noqa: E402
-from biggan_directions.generator import BigGANGenerator  # noqa: E402
-from biggan_directions.lpips_metric import load_lpips, lpips_distance, lpips_features  # noqa: E402
-from biggan_directions.score import score_directions, walk_pairs  # noqa: E402
-from support import build_small_biggan, write_backbone_checkpoint  # noqa: E402
+from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.models.generator import BigGANGenerator
+from biggan_directions.scoring.lpips_metric import load_lpips, lpips_distance, lpips_features
+from biggan_directions.scoring.score import score_directions, walk_pairs
+from tests.support import build_small_biggan, write_backbone_checkpoint
 
 TRUNC = 0.5
 

@@ -7,8 +7,8 @@ the others at every barrier. Measured here: the time of N render-sized generator
 and once with one busy process per core running beside it. The figure to read is the ratio of
 each setting to 1 thread in the same condition.
 
-    python benchmarks/bench_threads.py                   # 'mid' model (64 px), 20 calls
-    python benchmarks/bench_threads.py --model small --calls 50
+    python -m benchmarks.bench_threads                   # 'mid' model (64 px), 20 calls
+    python -m benchmarks.bench_threads --model small --calls 50
 """
 from __future__ import annotations
 
@@ -21,15 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+ROOT = Path(__file__).resolve().parents[1]   # subprocesses run `python -m benchmarks...` from here
 
 
 def worker(model: str, threads: int, calls: int) -> None:
     import torch
 
-    from penalty_step import build_generator
+    from benchmarks.penalty_step import build_generator
 
     torch.set_num_threads(threads)
     G = build_generator(model, torch.device("cpu"))
@@ -57,8 +55,8 @@ def measure(model: str, threads: int, calls: int, load: bool) -> float:
         for p in procs:
             p.start()
     try:
-        out = subprocess.run([sys.executable, __file__, "--worker", model, str(threads), str(calls)],
-                             check=True, capture_output=True, text=True, timeout=3600).stdout
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_threads", "--worker", model, str(threads),
+                              str(calls)], cwd=ROOT, check=True, capture_output=True, text=True, timeout=3600).stdout
     finally:
         for p in procs:
             p.terminate()
@@ -75,7 +73,7 @@ def main() -> None:
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))
         return
-    from biggan_directions.device import default_threads
+    from biggan_directions.runtime.device import default_threads
 
     cores = os.cpu_count() or 1
     settings = sorted({1, cores, default_threads()})

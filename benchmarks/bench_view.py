@@ -2,7 +2,7 @@
 bytes the page shows (the browser's decode and paint, a few ms, not included).
 
 A random-weight model is saved and loaded through the real loader and served by the real app
-(biggan_directions.view_app.create_app): the small test model on the CPU, or the full-size
+(biggan_directions.view.view_app.create_app): the small test model on the CPU, or the full-size
 biggan-deep-128 architecture (128 px) with `--device cuda`. A run of 64 random orthonormal
 directions is written beside it. Each request moves one or two sliders to new values (as a
 drag does), so no two requests ask for the same image. Figures, in ms, median and 90th
@@ -15,9 +15,9 @@ percentile over --requests requests after --warmup:
 Target (issue 12): at most 100 ms at 128 px on a GPU.
 
 Examples:
-    python benchmarks/bench_view.py                     # small model, CPU
-    python benchmarks/bench_view.py --device cuda       # biggan-deep-128 size, GPU
-    python benchmarks/bench_view.py --requests 100 --threads 2
+    python -m benchmarks.bench_view                     # small model, CPU
+    python -m benchmarks.bench_view --device cuda       # biggan-deep-128 size, GPU
+    python -m benchmarks.bench_view --requests 100 --threads 2
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ import argparse
 import json
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -33,17 +32,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from support import SMALL_CONFIG, build_small_biggan  # noqa: E402
-
-from biggan_directions.directions import random_orthonormal, save_directions  # noqa: E402
-from biggan_directions.view import Viewer, format_amounts, view_image  # noqa: E402
-from biggan_directions.view_app import create_app  # noqa: E402
-from biggan_directions.weights import save_biggan  # noqa: E402
-from penalty_step import machine  # noqa: E402
+from biggan_directions.method.directions import random_orthonormal, save_directions
+from biggan_directions.models.weights import save_biggan
+from biggan_directions.view.view import Viewer, format_amounts, view_image
+from biggan_directions.view.view_app import create_app
+from benchmarks.penalty_step import machine
+from tests.support import SMALL_CONFIG, build_small_biggan
 
 NDIRS = 64
 PATH_SIZE = 5.0

@@ -10,30 +10,24 @@ is warm after the first read, as on every load but the first after a boot):
 The outputs of both loads are compared bit for bit.
 
 Examples:
-    python benchmarks/bench_weights.py
-    python benchmarks/bench_weights.py --repeats 9 --threads 4
+    python -m benchmarks.bench_weights
+    python -m benchmarks.bench_weights --repeats 9 --threads 4
 """
 from __future__ import annotations
 
 import argparse
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from support import build_small_biggan  # noqa: E402
-
-from biggan_directions.weights import (CONFIG_NAME, SAFETENSORS_NAME, WEIGHTS_NAME,  # noqa: E402
-                                       load_biggan, save_biggan)
-from biggan_directions.weights.checkpoint import load_checkpoint, read_state  # noqa: E402
+from biggan_directions.models.weights import (CONFIG_NAME, SAFETENSORS_NAME, WEIGHTS_NAME,
+                                              load_biggan, save_biggan)
+from biggan_directions.models.weights.checkpoint import load_checkpoint, read_state
+from tests.support import build_small_biggan
 
 NAME = "biggan-deep-128"
 

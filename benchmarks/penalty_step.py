@@ -1,5 +1,5 @@
 """The step bench_penalty.py measures: its models (small, mid, full-size biggan-deep-128 with random
-weights), one published discovery step (DiscoveryStep) and the timing helpers.
+weights), one published discovery step (DiscoveryStep), the timing helpers and the peak-RSS helpers.
 
 Kept apart from bench_penalty.py (the CPU and GPU suites, their tables and main) so each file
 holds one concept; other benchmarks may build the same models from here.
@@ -9,19 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import sys
+import resource
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))                         # tests/support.py: the test model
-
-from biggan_directions.directions import DirectionMatrix      # noqa: E402
-from biggan_directions.generator import BigGANGenerator, truncated_normal  # noqa: E402
-from biggan_directions.penalty import hessian_penalty, tile_batch         # noqa: E402
+from biggan_directions.method.directions import DirectionMatrix
+from biggan_directions.method.penalty import hessian_penalty, tile_batch
+from biggan_directions.models.generator import BigGANGenerator, truncated_normal
 
 CLASS_INDEX = 207           # golden retriever, as published
 TRUNCATION = 0.5
@@ -39,7 +35,7 @@ MID_CONFIG = dict(output_dim=64, z_dim=128, class_embed_dim=128, channel_width=1
 def model_config(name: str) -> dict:
     """'small' (the test model of tests/support.py), 'mid', or 'full' (biggan-deep-128)."""
     if name == "small":
-        from support import SMALL_CONFIG    # the exact test model
+        from tests.support import SMALL_CONFIG    # the exact test model
 
         return dict(SMALL_CONFIG)
     if name == "mid":
@@ -157,3 +153,25 @@ def machine(device: torch.device) -> str:
                     break
         name += f", {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     return f"{name}; torch {torch.__version__}; python {platform.python_version()}"
+
+
+# ---------------------------------------------------------------- memory
+def _status_mib(field: str) -> float | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024                 # kB -> MiB
+    return None
+
+
+def reset_peak_rss() -> float:
+    """Reset the peak-RSS mark where possible; return the current RSS (MiB)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    current = _status_mib("VmRSS")
+    return current if current is not None else peak_rss()
+
+
+def peak_rss() -> float:
+    peak = _status_mib("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -10,7 +10,7 @@ returns it in eval mode. When the wheel cannot be had it raises `Unavailable` wi
 so a benchmark can print one line and skip.
 
 Usage from a benchmark:
-    from real_dcgan import Unavailable, load_face_dcgan
+    from benchmarks.real_dcgan import Unavailable, load_face_dcgan
     G = load_face_dcgan(device="cuda")        # G(z (B, 100)) -> (B, 3, 64, 64) in [-1, 1]
 """
 from __future__ import annotations

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.directions import DirectionMatrix, baseline_directions
-from biggan_directions.evaluation import direction_penalty, eval_draws, evaluate, derived_seed
-from biggan_directions.generator import truncated_normal
-from biggan_directions.sefa import sefa_directions
+from biggan_directions.method.directions import DirectionMatrix, baseline_directions
+from biggan_directions.method.evaluation import (direction_penalty, eval_draws, evaluate,
+                                                 derived_seed)
+from biggan_directions.methods.sefa import sefa_directions
+from biggan_directions.models.generator import truncated_normal
 from benchmarks.real_dcgan import Unavailable, load_face_dcgan
 
 

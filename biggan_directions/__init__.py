@@ -6,19 +6,21 @@ Names are imported lazily on first use, so `import biggan_directions` (and comma
 from importlib import import_module
 
 _EXPORTS = {
-    "UserError": "errors",
-    "resolve_device": "device",
-    "resolve_class": "classes", "search_classes": "classes", "ImageNetClass": "classes",
-    "load_biggan": "weights", "save_biggan": "weights",
-    "Generator": "generator", "BigGANGenerator": "generator",
-    "latents_for_seeds": "generator", "truncated_normal": "generator",
-    "hessian_penalty": "penalty",
-    "DirectionMatrix": "directions", "orthonormalize": "directions",
-    "load_directions": "directions", "save_directions": "directions",
-    "easing": "walks", "walk_latents": "walks",
-    "open_run": "runs", "resolve_run_settings": "runs",
-    "sefa_directions": "sefa", "ganspace_directions": "ganspace",
-    "DiscoverConfig": "discover_config", "discover_directions": "discovery", "run_discover": "discover",
+    "UserError": "foundation.errors",
+    "resolve_device": "runtime.device",
+    "resolve_class": "models.classes", "search_classes": "models.classes",
+    "ImageNetClass": "models.classes",
+    "load_biggan": "models.weights", "save_biggan": "models.weights",
+    "Generator": "models.generator", "BigGANGenerator": "models.generator",
+    "latents_for_seeds": "models.generator", "truncated_normal": "models.generator",
+    "hessian_penalty": "method.penalty",
+    "DirectionMatrix": "method.directions", "orthonormalize": "method.directions",
+    "load_directions": "method.directions", "save_directions": "method.directions",
+    "easing": "media.walks", "walk_latents": "media.walks",
+    "open_run": "runs.layout", "resolve_run_settings": "runs.layout",
+    "sefa_directions": "methods.sefa", "ganspace_directions": "methods.ganspace",
+    "DiscoverConfig": "methods.config", "discover_directions": "methods.hessian",
+    "run_discover": "runs.discover",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from support import build_small_biggan
+from tests.support import build_small_biggan
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -21,7 +23,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def small_biggan_dir(tmp_path_factory) -> Path:
     """A folder with config.json + pytorch_model.bin of the small model (package's format)."""
-    from biggan_directions.weights import save_biggan
+    from biggan_directions.models.weights import save_biggan
 
     return save_biggan(build_small_biggan(), tmp_path_factory.mktemp("small-biggan"))
 
@@ -29,6 +31,15 @@ def small_biggan_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_biggan(small_biggan_dir):
     """The small model loaded back through the real loader (eval, frozen, CPU)."""
-    from biggan_directions.weights import load_biggan
+    from biggan_directions.models.weights import load_biggan
 
     return load_biggan(str(small_biggan_dir), device="cpu")
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a running process (not this one), e.g. the holder of a lock."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()

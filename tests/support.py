@@ -1,13 +1,21 @@
-"""Test support shared by the tests and the benchmarks: the small random BigGAN, an LPIPS backbone file.
+"""Test support shared by the tests and the benchmarks: the small random BigGAN, an LPIPS backbone
+file, a generator with a known Hessian basis, and helpers several test files use (a call that must
+not happen, a signal sent once a run has logged some steps).
 
 Nothing here is product code: the package has no test-only paths. Benchmarks import this module
-(`sys.path.insert(0, "tests")`) to time the exact model the tests use.
+as `tests.support` (run as `python -m benchmarks.<name>` from the repository root) to time the
+exact model the tests use.
 """
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from biggan_directions.method.directions import random_orthonormal, save_directions
 
 # 32 px, ~0.5 M parameters: 4 -> 8 -> 16 -> 32 with attention before the last block.
 SMALL_CONFIG = dict(output_dim=32, z_dim=128, class_embed_dim=128, channel_width=4, num_classes=1000,
@@ -45,7 +53,7 @@ def write_backbone_checkpoint(folder: str | Path, net: str = "alex", seed: int =
     loads, for tests that cannot download them. Returns the file's path."""
     import torchvision
 
-    from biggan_directions.lpips_metric import backbone_checkpoint
+    from biggan_directions.scoring.lpips_metric import backbone_checkpoint
 
     arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
             "squeeze": torchvision.models.squeezenet1_1}[net]
@@ -70,3 +78,40 @@ class HiddenBasis:
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         u = z @ self.R.T
         return (torch.tanh(u) + 0.1 * u ** 3) @ self.C.T
+
+
+def forbid(monkeypatch, target: Any, name: str, message: str) -> None:
+    """Replace target.name (a module's function, a class's method) with one that fails the test
+    with `message` when called: e.g. "LPIPS loaded before the options were checked". Patch the
+    name where the caller looks it up (the calling module), or the patch changes nothing."""
+    def not_now(*args, **kwargs):
+        raise AssertionError(message)
+    monkeypatch.setattr(target, name, not_now)
+
+
+def signal_when_logged(proc: subprocess.Popen, out: Path, sig: int, rows: int = 4,
+                       timeout: float = 120.0) -> list[Path]:
+    """Wait until the discover run `proc` writes under `out` has `rows` lines in its log.csv
+    (<out>/<model>/<class>/log.csv, header included: rows - 1 steps), or it exits, or `timeout`
+    seconds pass; then send it `sig`. Returns the log files found."""
+    logs: list[Path] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:   # wait until a few steps are done
+        logs = list(Path(out).glob("*/*/log.csv"))
+        if logs and len(logs[0].read_text().splitlines()) >= rows:
+            break
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    return logs
+
+
+def make_run(folder: str | Path, model_dir: str | Path, *, ndirs: int, seed: int, truncation: float,
+             path_size: float, name: str = "directions.safetensors", **meta: Any) -> Path:
+    """A run as score, render and view open it: <folder>/<name> holding a seeded random
+    orthonormal (ndirs, 128) matrix whose metadata names `model_dir`, class 207 (golden
+    retriever), `truncation` and `path_size`; `meta` adds or overrides fields (None drops one).
+    Returns the directions file."""
+    q = random_orthonormal(ndirs, 128, torch.Generator().manual_seed(seed))
+    info = {"model": str(model_dir), "class_index": 207, "class_name": "golden retriever",
+            "truncation": truncation, "path_size": path_size, **meta}
+    return save_directions(Path(folder) / name, q, {k: v for k, v in info.items() if v is not None})

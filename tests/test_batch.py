@@ -11,15 +11,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions import discover as discover_mod
-from biggan_directions.batch import run_batch
-from biggan_directions.classlists import parse_class_list, read_class_file
-from biggan_directions.directions import load_directions
-from biggan_directions.discover import DiscoverConfig
-from biggan_directions.errors import UserError
-from biggan_directions.manifest import MANIFEST_FIELDS, read_manifest
-from biggan_directions.runs import model_label, run_dir_for
-from cli import cli
+from biggan_directions.batch.batch import run_batch
+from biggan_directions.batch.manifest import MANIFEST_FIELDS, read_manifest
+from biggan_directions.cli import cli
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.method.directions import load_directions
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.models.classlists import parse_class_list, read_class_file
+from biggan_directions.runs import discover as discover_mod
+from biggan_directions.runs.layout import model_label, run_dir_for
 
 TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q"]
 
@@ -208,7 +208,7 @@ def test_ctrl_c_mid_class_then_rerun_resumes_from_checkpoint(tmp_path, small_big
 
 def test_unexpected_error_fails_one_class_with_its_traceback_kept(tmp_path, small_biggan_dir,
                                                                   monkeypatch):
-    from biggan_directions import class_job as batch_module
+    from biggan_directions.batch import class_job as batch_module
 
     def broken_render(plan, run, load, force):
         if "goldfish" in run.folder.name:
@@ -299,7 +299,7 @@ def test_ray_backend_on_local_ray(tmp_path, small_biggan_dir, monkeypatch):
      "nan at step 3; the last good checkpoint (step 2) is kept in F. Lower --lr or raise --epsilon"),
 ])
 def test_class_errors_name_the_per_class_remedy_not_overwrite(message, expected):
-    from biggan_directions.class_job import _per_class_remedy
+    from biggan_directions.batch.class_job import _per_class_remedy
 
     text = _per_class_remedy(message, Path("/o/m/1-goldfish"))
     assert text == (f"{expected}; to start this class again, delete /o/m/1-goldfish and run the "
@@ -327,7 +327,7 @@ def test_two_batches_into_one_folder_do_not_interleave(tmp_path, small_biggan_di
     folder = out / model_label(model) / "batch"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from biggan_directions.lock import FolderLock\n"
+         "from biggan_directions.foundation.lock import FolderLock\n"
          f"with FolderLock({str(folder)!r}, what='batch folder'):\n"
          "    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
@@ -389,7 +389,7 @@ def test_sigterm_acts_like_ctrl_c(tmp_path, small_biggan_dir, monkeypatch):
 def test_ray_job_checks_the_weights_on_its_node_before_the_class(tmp_path):
     import socket
 
-    from biggan_directions import backends
+    from biggan_directions.batch import backends
 
     class Plan:                                   # what ray_job reads of a JobPlan
         model_source = "biggan-deep-128"
@@ -448,7 +448,7 @@ def test_methods_each_in_its_own_run_folder_then_rerun_skips_both(tmp_path, smal
 
 
 def test_methods_option_errors_are_one_line(tmp_path, small_biggan_dir):
-    from biggan_directions.batch import run_batch as run
+    from biggan_directions.batch.batch import run_batch as run
 
     for args, message in ((["--methods", "hessian,pca"], "--methods: unknown method 'pca'; choose "
                                                          "from hessian, sefa, ganspace."),

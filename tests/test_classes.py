@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from biggan_directions.classes import (ImageNetClass, all_classes, normalize, resolve_class,
-                                       search_classes, suggest)
-from biggan_directions.errors import UserError
-from cli import cli
+from biggan_directions.cli import cli
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.models.classes import (ImageNetClass, all_classes, normalize, resolve_class,
+                                              search_classes, suggest)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,7 +202,7 @@ def test_classes_module_does_not_import_torch():
         f"{str(ROOT / 'biggan_directions' / '__init__.py')!r}, "
         f"submodule_search_locations=[{str(ROOT / 'biggan_directions')!r}])\n"
         "sys.modules['biggan_directions'] = importlib.util.module_from_spec(spec)  # __init__ not run\n"
-        "from biggan_directions.classes import resolve_class\n"
+        "from biggan_directions.models.classes import resolve_class\n"
         "assert resolve_class('golden retriever').index == 207\n"
         "print('torch' in sys.modules)\n"
     )

@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import cli
+from biggan_directions.cli import cli
 
 COMMANDS = ["classes", "discover", "render", "score", "batch"]
 
@@ -37,7 +37,7 @@ def test_unknown_command_and_option_are_one_clear_error():
 
 
 def test_nan_penalty_through_the_cli_stops_cleanly(tmp_path, small_biggan_dir, monkeypatch):
-    from biggan_directions.generator import BigGANGenerator
+    from biggan_directions.models.generator import BigGANGenerator
 
     forward = BigGANGenerator.forward
     calls = {"n": 0}

@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from biggan_directions.directions import (DirectionMatrix, canonical_signs, load_directions,
-                                          normalize_rows, orthonormalize, random_orthonormal,
-                                          rows_orthonormal, save_directions)
-from biggan_directions.errors import UserError
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.method.directions import (DirectionMatrix, canonical_signs, load_directions,
+                                                 normalize_rows, orthonormalize, random_orthonormal,
+                                                 rows_orthonormal, save_directions)
 
 
 def unit_rows(n=4, d=6, seed=0):

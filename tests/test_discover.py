@@ -7,21 +7,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions.directions import load_directions, save_directions
-from biggan_directions.discover import (DiscoverConfig, Discovery, DiscoveryDiverged,
-                                        DiscoveryInterrupted, discover_directions, run_discover)
-from biggan_directions.errors import UserError
-from biggan_directions.generator import BigGANGenerator
-from biggan_directions.runs import open_run
-from cli import cli
-from support import HiddenBasis
+from biggan_directions.cli import cli
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.method.directions import load_directions, save_directions
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.hessian import (Discovery, DiscoveryDiverged, DiscoveryInterrupted,
+                                               discover_directions)
+from biggan_directions.models.generator import BigGANGenerator
+from biggan_directions.runs.discover import run_discover
+from biggan_directions.runs.layout import open_run
+from tests.support import HiddenBasis, signal_when_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -363,14 +364,7 @@ def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args, "--out", str(tmp_path / "b")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    logs: list[Path] = []
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:   # wait until a few steps are done
-        logs = list((tmp_path / "b").glob("*/*/log.csv"))
-        if logs and len(logs[0].read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    logs = signal_when_logged(proc, tmp_path / "b", signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
@@ -409,7 +403,7 @@ def test_sequential_penalty_mode_learns_the_same_matrix():
 
 # ---------------------------------------------------------------- the start
 def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it_for_full_bases(small_biggan):
-    from biggan_directions.sefa import sefa_directions
+    from biggan_directions.methods.sefa import sefa_directions
 
     G = BigGANGenerator(small_biggan, 207, 1.0)
     cfg = small_config(ndirs=6)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from biggan_directions.evaluation import (EVAL_CHUNK, STATISTIC, direction_penalty, eval_draws,
-                                          evaluate, reference_values, sample_penalties,
-                                          trimmed_mean)
+from biggan_directions.method.evaluation import (EVAL_CHUNK, STATISTIC, direction_penalty,
+                                                 eval_draws, evaluate, reference_values,
+                                                 sample_penalties, trimmed_mean)
 
 
 def bilinear(x: torch.Tensor) -> torch.Tensor:

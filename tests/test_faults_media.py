@@ -9,11 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
-from biggan_directions.directions import random_orthonormal, save_directions
-from cli import cli
+from biggan_directions.cli import cli
+from tests import support
 
 FULL = "No space left on device"
 
@@ -38,11 +37,8 @@ def small_disk(tmp_path) -> Path:
 
 
 def make_run(folder: Path, model_dir: Path, seed: int = 1, ndirs: int = 8) -> Path:
-    q = random_orthonormal(ndirs, 128, torch.Generator().manual_seed(seed))
-    save_directions(folder / "directions.safetensors", q,
-                    dict(model=str(model_dir), class_index=207, class_name="golden retriever",
-                         truncation=0.5, path_size=3.0))
-    return folder
+    return support.make_run(folder, model_dir, ndirs=ndirs, seed=seed, truncation=0.5,
+                            path_size=3.0).parent
 
 
 def one_error_line(result) -> str:

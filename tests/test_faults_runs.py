@@ -10,18 +10,17 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions import methods, run_files
-from biggan_directions.lock import LOCK_FILE
-from biggan_directions.weights import BASE_URL_ENV, HUB_REPO_ENV, save_biggan
-from cli import cli
-from support import build_small_biggan
+from biggan_directions.cli import cli
+from biggan_directions.foundation.lock import LOCK_FILE
+from biggan_directions.models.weights import BASE_URL_ENV, HUB_REPO_ENV, save_biggan
+from biggan_directions.runs import files as run_files, method_run
+from tests.support import build_small_biggan
 
 NAME = "biggan-deep-128"
 TINY = ["--batch-size", "1", "--ndirs", "4", "--eval-per-direction", "1", "--eval-references", "2",
@@ -141,20 +140,20 @@ def test_full_disk_mid_run_is_one_line_keeps_the_checkpoint_and_resumes(small_di
 def test_full_disk_in_sefa_is_one_line_and_leaves_nothing(small_disk, small_biggan_dir, monkeypatch,
                                                           full_at):
     if full_at == "directions":                       # safetensors' own write finds it full
-        real = methods.method_directions
+        real = method_run.method_directions
 
         def then_full(*a, **kw):
             found = real(*a, **kw)
             fill(small_disk)
             return found
-        monkeypatch.setattr(methods, "method_directions", then_full)
+        monkeypatch.setattr(method_run, "method_directions", then_full)
     else:                                             # the directions fit, run.json does not
-        real = methods.write_json
+        real = method_run.write_json
 
         def full_first(*a, **kw):
             fill(small_disk)
             return real(*a, **kw)
-        monkeypatch.setattr(methods, "write_json", full_first)
+        monkeypatch.setattr(method_run, "write_json", full_first)
     result = invoke("discover", "-c", "207", "--model", str(small_biggan_dir), "--method", "sefa",
                     *TINY, "--out", str(small_disk))
     line = one_error_line(result)
@@ -233,14 +232,6 @@ def test_batch_without_its_weights_creates_nothing(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------- locks
-@pytest.fixture
-def live_pid():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
-
-
 def test_a_locked_run_names_its_holder_before_the_model_loads(tmp_path, small_biggan_dir, live_pid,
                                                              monkeypatch):
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "1", *TINY,
@@ -249,14 +240,14 @@ def test_a_locked_run_names_its_holder_before_the_model_loads(tmp_path, small_bi
     folder = run_folder(tmp_path, small_biggan_dir)
     (folder / LOCK_FILE).write_text(json.dumps({"pid": live_pid, "host": socket.gethostname(),
                                                 "started": "2026-01-01T00:00:00+0000"}))
-    import biggan_directions.weights as weights
+    import biggan_directions.runs.discover as discover      # where discover_classes looks it up
 
     loads = []
 
     def load(*a, **kw):
         loads.append(a)
         raise AssertionError("the model was loaded for a locked run")
-    monkeypatch.setattr(weights, "load_biggan", load)
+    monkeypatch.setattr(discover, "load_biggan", load)
     for extra in ([], ["--resume"], ["--overwrite"]):
         line = one_error_line(invoke(*args, *extra))
         assert f"{folder}: this run is in use by process {live_pid} on {socket.gethostname()}" \
@@ -269,7 +260,7 @@ def test_a_locked_run_names_its_holder_before_the_model_loads(tmp_path, small_bi
 # ---------------------------------------------------------------------- counts of classes
 def test_one_class_is_counted_as_one_class(tmp_path):
     from biggan_directions.cli.batch import format_summary
-    from biggan_directions.gallery import write_gallery
+    from biggan_directions.batch.gallery import write_gallery
 
     entry = {"class_index": 1, "class_name": "goldfish", "wnid": "n01443537", "status": "failed",
              "error": "boom"}

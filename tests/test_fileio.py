@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from biggan_directions.fileio import atomic_path, write_json, write_text
+from biggan_directions.foundation.fileio import atomic_path, write_json, write_text
 
 
 def test_failure_leaves_the_old_file_and_no_temporary(tmp_path):

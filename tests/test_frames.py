@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from biggan_directions.directions import random_orthonormal
-from biggan_directions.frames import frame_size, label_width, to_uint8, walk_frames
-from biggan_directions.generator import BigGANGenerator, latents_for_seeds
-from biggan_directions.walks import easing
+from biggan_directions.media.frames import frame_size, label_width, to_uint8, walk_frames
+from biggan_directions.media.walks import easing
+from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.models.generator import BigGANGenerator, latents_for_seeds
 
 R = 32          # the small test model's resolution
 LW = label_width(R)

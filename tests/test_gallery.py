@@ -15,11 +15,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions.gallery import write_gallery
-from biggan_directions.manifest import read_manifest
-from biggan_directions.runs import model_label, run_dir_for
-from cli import cli
-from support import write_backbone_checkpoint
+from biggan_directions.batch.gallery import write_gallery
+from biggan_directions.batch.manifest import read_manifest
+from biggan_directions.cli import cli
+from biggan_directions.runs.layout import model_label, run_dir_for
+from tests.support import write_backbone_checkpoint
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -210,8 +210,8 @@ def test_methods_side_by_side_with_the_hessian_curve(tmp_path):
 
 def test_gallery_does_not_import_batch():
     """No cycle: the gallery reads the manifest module, never the batch runner."""
-    code = ("import sys, biggan_directions.gallery; "
-            "print('biggan_directions.batch' in sys.modules)")
+    code = ("import sys, biggan_directions.batch.gallery; "
+            "print('biggan_directions.batch.batch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert result.returncode == 0, result.stderr

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-import biggan_directions.ganspace as ganspace
-from biggan_directions.errors import SettingError
-from biggan_directions.ganspace import ganspace_directions, principal_coordinates
-from biggan_directions.generator import BigGANGenerator
+import biggan_directions.methods.ganspace as ganspace
+from biggan_directions.foundation.errors import SettingError
+from biggan_directions.methods.ganspace import ganspace_directions, principal_coordinates
+from biggan_directions.models.generator import BigGANGenerator
 
 
 class Planted(nn.Module):

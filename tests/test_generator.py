@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from biggan_directions.device import resolve_device
-from biggan_directions.directions import DirectionMatrix, orthonormalize, random_orthonormal
-from biggan_directions.errors import UserError
-from biggan_directions.generator import (BigGANGenerator, Generator, check_truncation,
-                                         latents_for_seeds, truncated_normal)
-from biggan_directions.ranges import parse_int_list
-from biggan_directions.walks import easing, walk_latents
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.foundation.ranges import parse_int_list
+from biggan_directions.media.walks import easing, walk_latents
+from biggan_directions.method.directions import DirectionMatrix, orthonormalize, random_orthonormal
+from biggan_directions.models.generator import (BigGANGenerator, Generator, check_truncation,
+                                                latents_for_seeds, truncated_normal)
+from biggan_directions.runtime.device import resolve_device
 
 
 def one_hot(n, index=207):
@@ -22,7 +22,7 @@ def one_hot(n, index=207):
 
 
 def test_adapter_matches_the_package_forward_bit_for_bit(small_biggan_dir):
-    from biggan_directions.weights import load_biggan
+    from biggan_directions.models.weights import load_biggan
 
     reference = load_biggan(str(small_biggan_dir))
     baked = load_biggan(str(small_biggan_dir))
@@ -134,7 +134,7 @@ def test_parse_int_list():
 
 
 def test_baselines_stay_inside_the_subspace():
-    from biggan_directions.directions import baseline_directions
+    from biggan_directions.method.directions import baseline_directions
 
     r = baseline_directions("random", 3, 10, (2, 6), torch.Generator().manual_seed(0))
     assert r.shape == (3, 10) and torch.count_nonzero(r[:, :2]) == 0 and torch.count_nonzero(r[:, 6:]) == 0

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from biggan_directions.discover import DiscoverConfig, run_discover
-from biggan_directions.errors import UserError
-from biggan_directions.lock import LOCK_FILE, FolderLock
-from cli import cli
-from support import HiddenBasis
+from biggan_directions.cli import cli
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.foundation.lock import LOCK_FILE, FolderLock
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.runs.discover import run_discover
+from tests.support import HiddenBasis
 
 CFG = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2)
 
@@ -25,15 +26,6 @@ def write_lock(folder: Path, pid: int) -> Path:
     path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(),
                                 "started": "2026-01-01T00:00:00+0000"}))
     return path
-
-
-@pytest.fixture
-def live_pid():
-    """The pid of a running process (not this one)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
 
 
 @pytest.fixture

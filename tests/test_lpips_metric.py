@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from biggan_directions.errors import SettingError, UserError
-from biggan_directions.lpips_metric import (backbone_checkpoint, load_lpips, lpips_distance,
-                                            lpips_features)
-from support import write_backbone_checkpoint
+from biggan_directions.foundation.errors import SettingError, UserError
+from biggan_directions.scoring.lpips_metric import (backbone_checkpoint, load_lpips, lpips_distance,
+                                                    lpips_features)
+from tests.support import write_backbone_checkpoint
 
 ALEX_FILE = "alexnet-owt-7be5be79.pth"
 

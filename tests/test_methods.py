@@ -9,12 +9,12 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.cli import COMMANDS
-from biggan_directions.curves import running_mean, write_curve
-from biggan_directions.runs import open_run
-from biggan_directions.score import ScoreConfig
-from biggan_directions.scores_file import read_scores
-from cli import cli
-from support import write_backbone_checkpoint
+from biggan_directions.cli import cli
+from biggan_directions.runs.curves import running_mean, write_curve
+from biggan_directions.runs.layout import open_run
+from biggan_directions.runs.scores_file import read_scores
+from biggan_directions.scoring.score import ScoreConfig
+from tests.support import write_backbone_checkpoint
 
 
 def discover(small_biggan_dir, out, *extra, cls="207"):
@@ -95,9 +95,9 @@ def test_method_bad_input_is_one_line_and_leaves_no_folder(tmp_path, small_bigga
 
 
 def test_sefa_needs_a_linear_first_layer():
-    from biggan_directions.errors import UserError
-    from biggan_directions.methods import check_method
-    from biggan_directions.discovery import DiscoverConfig
+    from biggan_directions.foundation.errors import UserError
+    from biggan_directions.methods.closed_form import check_method
+    from biggan_directions.methods.config import DiscoverConfig
 
     class NoLinear:
         z_dim = 4

@@ -8,9 +8,10 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
-from biggan_directions.discovery import DiscoverConfig, Discovery
-from biggan_directions.generator import BigGANGenerator
-from biggan_directions.precision import at_precision, candidate, relative_error
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.hessian import Discovery
+from biggan_directions.models.generator import BigGANGenerator
+from biggan_directions.runtime.precision import at_precision, candidate, relative_error
 
 BASE = ["discover", "-c", "207", "--steps", "2", "--batch-size", "2", "--ndirs", "4",
         "--eval-per-direction", "1", "--eval-k", "2", "--device", "cpu", "-q"]
@@ -28,7 +29,7 @@ def test_bf16_error_is_measured_and_auto_falls_back(small_biggan, monkeypatch):
     """bf16 rounds the 32 px images to 8 bits of mantissa and the second difference divides by
     eps^2: on the small model the fixed-evaluation penalty at bf16 differs from fp32 by ~90%
     (measured 0.91 with these settings), so the start-up check of 'auto' must reject bf16."""
-    import biggan_directions.precision as precision
+    import biggan_directions.runtime.precision as precision
 
     G = BigGANGenerator(small_biggan, 207, 1.0)
     cfg = DiscoverConfig(ndirs=16, eval_per_direction=4, eval_k=4, steps=1, batch_size=2)
@@ -71,7 +72,7 @@ def test_fp32_auto_and_explicit_give_identical_matrices(tmp_path, small_biggan_d
         r = CliRunner().invoke(cli, [*BASE, "--model", str(small_biggan_dir),
                                      "--out", str(tmp_path / name), *extra])
         assert r.exit_code == 0, r.output
-        from biggan_directions.directions import load_directions
+        from biggan_directions.method.directions import load_directions
         out[name] = load_directions(next((tmp_path / name).glob("*/207-*/directions.safetensors")))[0]
     assert torch.equal(out["auto"], out["fp32"])
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import cli
-from support import build_small_biggan, write_backbone_checkpoint
+from biggan_directions.cli import cli
+from tests.support import build_small_biggan, write_backbone_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -73,7 +73,7 @@ def readme_commands(text: str) -> list[str]:
 @pytest.fixture()
 def user_machine(tmp_path, monkeypatch, small_biggan_dir):
     """A scratch folder with the weights store, LPIPS backbones and the README's inputs."""
-    from biggan_directions.weights import WEIGHTS_DIR_ENV, import_weights
+    from biggan_directions.models.weights import WEIGHTS_DIR_ENV, import_weights
 
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()

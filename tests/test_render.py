@@ -12,15 +12,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions.directions import random_orthonormal, save_directions
-from biggan_directions.errors import SettingError, UserError
-from biggan_directions.frames import label_width, strip_image, to_uint8
-from biggan_directions.generator import BigGANGenerator, latents_for_seeds
-from biggan_directions.render import RenderConfig, plan_render, render_directions
-from biggan_directions.runs import open_run, resolve_run_settings
-from biggan_directions.ranges import format_int_list, parse_int_list
-from biggan_directions.scores_file import SCORES_FORMAT
-from cli import cli
+from biggan_directions.cli import cli
+from biggan_directions.foundation.errors import SettingError, UserError
+from biggan_directions.foundation.ranges import format_int_list, parse_int_list
+from biggan_directions.media.frames import label_width, strip_image, to_uint8
+from biggan_directions.media.render import RenderConfig, plan_render, render_directions
+from biggan_directions.method.directions import random_orthonormal, save_directions
+from biggan_directions.models.generator import BigGANGenerator, latents_for_seeds
+from biggan_directions.runs.layout import open_run, resolve_run_settings
+from biggan_directions.runs.scores_file import SCORES_FORMAT
+from tests.support import forbid
 
 R = 32          # the small test model's resolution
 LW = label_width(R)
@@ -372,11 +373,10 @@ def test_bf16_on_the_cpu_renders_and_records_it(run_dir):
 
 
 def test_tf32_on_the_cpu_is_one_line_before_the_model(run_dir, monkeypatch):
-    import biggan_directions.render as render_module
+    import biggan_directions.media.render as render_module
 
-    def not_now(*args, **kwargs):
-        raise AssertionError("the model was loaded before the precision was checked")
-    monkeypatch.setattr(render_module.RenderPlan, "load", not_now)
+    forbid(monkeypatch, render_module.RenderPlan, "load",
+           "the model was loaded before the precision was checked")
     result = invoke(run_dir, "--precision", "tf32", "--device", "cpu", "-q")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip().splitlines() == [
@@ -395,7 +395,7 @@ def test_compiled_render_gives_the_eager_frames(G, tmp_path):
 
 
 def test_batch_passes_precision_and_compile_to_render_and_score(tmp_path, monkeypatch):
-    import biggan_directions.batch as batch_module
+    import biggan_directions.cli.batch as batch_module    # where the command looks run_batch up
 
     seen = {}
 
@@ -465,7 +465,7 @@ def test_a_frame_larger_than_mp4_takes_is_refused_before_generating(run_dir):
 def test_mp4_record_is_compact_ranges(run_dir):
     """The settings travel in the MP4's comment with lists as ranges, so the ffmpeg command
     line stays short whatever the number of seeds."""
-    from biggan_directions.video import ffmpeg_exe
+    from biggan_directions.media.video import ffmpeg_exe
 
     [path] = assert_ok(invoke(run_dir, "--dirs", "0-2,5", "--seeds", "0-9,12", "--frames", 2,
                               "-q", "--device", "cpu"))

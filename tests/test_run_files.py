@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from biggan_directions import run_files
-from biggan_directions.discover import DiscoverConfig, run_discover
-from biggan_directions.errors import UserError
-from support import HiddenBasis
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.runs import files as run_files
+from biggan_directions.runs.discover import run_discover
+from tests.support import HiddenBasis
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2, checkpoint_every=1)
@@ -43,14 +44,12 @@ def test_run_json_records_the_checkout_version(tmp_path):
 
 
 def test_version_falls_back_to_the_installed_metadata(tmp_path, monkeypatch):
-    import importlib.metadata
-
     other = tmp_path / "pyproject.toml"
     other.write_text('[project]\nname = "something-else"\nversion = "9.9"\n')
     assert run_files.source_version(other) is None               # another project's file
     assert run_files.source_version(tmp_path / "missing.toml") is None
     monkeypatch.setattr(run_files, "source_version", lambda path: None)
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.2.3")
+    monkeypatch.setattr(run_files, "version", lambda name: "1.2.3")   # importlib.metadata's
     assert run_files.package_version() == "1.2.3"
 
 

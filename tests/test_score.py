@@ -15,17 +15,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions.directions import random_orthonormal, save_directions
-from biggan_directions.errors import SettingError
-from biggan_directions.generator import BigGANGenerator
-from biggan_directions.lpips_metric import load_lpips
-from biggan_directions.runs import Run, open_run
-from biggan_directions.score_run import random_baseline, run_score
-from biggan_directions.score import (ScoreConfig, ScoreResult,
-                                     score_directions, walk_pairs)
-from biggan_directions.scores_file import read_scores
-from cli import cli
-from support import write_backbone_checkpoint
+from biggan_directions.cli import cli
+from biggan_directions.foundation.errors import SettingError
+from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.models.generator import BigGANGenerator
+from biggan_directions.runs.layout import Run, open_run
+from biggan_directions.runs.scores_file import read_scores
+from biggan_directions.scoring.lpips_metric import load_lpips
+from biggan_directions.scoring.score import ScoreConfig, ScoreResult, score_directions, walk_pairs
+from biggan_directions.scoring.score_run import random_baseline, run_score
+from tests import support
+from tests.support import forbid, write_backbone_checkpoint
 
 ALEX_FILE = "alexnet-owt-7be5be79.pth"
 TRUNC = 0.5
@@ -83,12 +83,8 @@ def scored(G, dirs, metric) -> dict[float, ScoreResult]:
 
 def make_run(folder: Path, model_dir: Path, *, name: str = "directions.safetensors",
              ndirs: int = 4, **meta) -> Path:
-    q = random_orthonormal(ndirs, 128, generator=torch.Generator().manual_seed(3))
-    info = dict(model=str(model_dir), class_index=207, class_name="golden retriever",
-                truncation=TRUNC, path_size=6.0)
-    info.update(meta)
-    info = {k: v for k, v in info.items() if v is not None}
-    return save_directions(folder / name, q, info)
+    return support.make_run(folder, model_dir, ndirs=ndirs, seed=3, name=name,
+                            **{"truncation": TRUNC, "path_size": 6.0, **meta})
 
 
 # ---------------------------------------------------------------- scoring
@@ -229,11 +225,9 @@ def test_cli_has_no_random_backbone_option(tmp_path, small_biggan_dir, torch_hom
 
 def test_cli_option_mistakes_are_one_line_naming_the_option(tmp_path, small_biggan_dir, torch_home,
                                                            monkeypatch):
-    import biggan_directions.score_run as score_module
+    import biggan_directions.scoring.score_run as score_module
 
-    def not_now(*args, **kwargs):
-        raise AssertionError("LPIPS loaded before the options were checked")
-    monkeypatch.setattr(score_module, "load_lpips", not_now)
+    forbid(monkeypatch, score_module, "load_lpips", "LPIPS loaded before the options were checked")
     run = tmp_path / "run"
     make_run(run, small_biggan_dir)
     for args, needle in [(["--path-size", "0"], "--path-size 0.0: must be"),
@@ -265,7 +259,7 @@ def test_recorded_values_are_named_by_their_file_not_an_option(tmp_path, small_b
 
 def test_a_file_without_a_path_size_uses_discovers_default_and_says_so(tmp_path, small_biggan_dir,
                                                                       torch_home):
-    from biggan_directions.discovery import DiscoverConfig
+    from biggan_directions.methods.config import DiscoverConfig
 
     run = tmp_path / "run"
     make_run(run, small_biggan_dir, ndirs=2, path_size=None)
@@ -303,11 +297,9 @@ def test_unwritable_scores_are_refused_before_any_work(tmp_path, small_biggan_di
     """Defect 1: nothing is loaded or computed when the scores cannot be written."""
     import tempfile
 
-    import biggan_directions.score_run as score_module
+    import biggan_directions.scoring.score_run as score_module
 
-    def not_now(*args, **kwargs):
-        raise AssertionError("LPIPS loaded before the output was checked")
-    monkeypatch.setattr(score_module, "load_lpips", not_now)
+    forbid(monkeypatch, score_module, "load_lpips", "LPIPS loaded before the output was checked")
     run = tmp_path / "run"
     make_run(run, small_biggan_dir)
     (run / "scores.json").mkdir()                            # a folder where the file goes
@@ -395,7 +387,7 @@ def test_auto_on_a_bf16_gpu_checks_the_first_chunk(G, dirs, metric, monkeypatch)
     """'auto' where bf16 is the candidate (as on a bf16 GPU; faked here on the CPU) measures the
     first chunk's mean LPIPS at fp32 and bf16 and keeps bf16 only within 1% (measured on the
     small model: 0.28%, so bf16 is kept)."""
-    import biggan_directions.inference as inference
+    import biggan_directions.media.inference as inference
 
     monkeypatch.setattr(inference, "candidate", lambda spec, device: "bf16")
     r = score_directions(G, dirs, [0, 1], path_size=6.0, metric=metric, truncation=TRUNC,
@@ -412,7 +404,7 @@ def test_auto_on_a_bf16_gpu_checks_the_first_chunk(G, dirs, metric, monkeypatch)
                                                     ((1.0, 0.97), "cpu", "fp32"),
                                                     ((1.0, math.nan), "cuda", "tf32")])
 def test_choose_keeps_bf16_only_within_one_percent(values, device, chosen):
-    from biggan_directions.inference import choose
+    from biggan_directions.media.inference import choose
 
     measured = dict(zip(("fp32", "bf16"), values))
     precision, check = choose("auto", device, "bf16", measured.__getitem__)
@@ -434,11 +426,9 @@ def test_cli_bf16_on_the_cpu_records_what_ran(tmp_path, small_biggan_dir, torch_
 
 def test_cli_tf32_on_the_cpu_is_one_line_before_any_work(tmp_path, small_biggan_dir, torch_home,
                                                           monkeypatch):
-    import biggan_directions.score_run as score_module
+    import biggan_directions.scoring.score_run as score_module
 
-    def not_now(*args, **kwargs):
-        raise AssertionError("LPIPS was loaded before the precision was checked")
-    monkeypatch.setattr(score_module, "load_lpips", not_now)
+    forbid(monkeypatch, score_module, "load_lpips", "LPIPS was loaded before the precision was checked")
     run = tmp_path / "run"
     make_run(run, small_biggan_dir)
     res = CliRunner().invoke(cli, ["score", str(run), "--precision", "tf32", "--device", "cpu", "-q"])

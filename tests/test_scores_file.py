@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from biggan_directions.errors import UserError
-from biggan_directions.runs import Run
-from biggan_directions.score import ScoreResult, rank_directions
-from biggan_directions.scores_file import (check_scores_writable, read_ranking, read_scores,
-                                           scores_paths, write_scores)
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.runs.layout import Run
+from biggan_directions.runs.scores_file import (check_scores_writable, read_ranking, read_scores,
+                                                scores_paths, write_scores)
+from biggan_directions.scoring.score import ScoreResult, rank_directions
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from biggan_directions.errors import SettingError, UserError
-from biggan_directions.generator import BigGANGenerator
-from biggan_directions.sefa import (directions_of_weight, effective_weight, first_linear_weight,
-                                    sefa_directions)
-from support import build_small_biggan
+from biggan_directions.foundation.errors import SettingError, UserError
+from biggan_directions.methods.sefa import (directions_of_weight, effective_weight,
+                                            first_linear_weight, sefa_directions)
+from biggan_directions.models.generator import BigGANGenerator
+from tests.support import build_small_biggan
 
 
 def known_svd(out=40, z_dim=12, seed=0):

@@ -12,12 +12,13 @@ import signal
 import pytest
 import torch
 
-from biggan_directions.directions import DirectionMatrix, load_directions, orthonormalize
-from biggan_directions.discover import (DiscoverConfig, Discovery, DiscoveryInterrupted,
-                                        run_discover)
-from biggan_directions.evaluation import (EVAL_FLOOR_SAMPLES, planned_eval_size, trim_mean,
-                                          trimmed_mean_se)
-from support import HiddenBasis
+from biggan_directions.method.directions import DirectionMatrix, load_directions, orthonormalize
+from biggan_directions.method.evaluation import (EVAL_FLOOR_SAMPLES, planned_eval_size, trim_mean,
+                                                 trimmed_mean_se)
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.hessian import Discovery, DiscoveryInterrupted
+from biggan_directions.runs.discover import run_discover
+from tests.support import HiddenBasis
 
 
 class Isotropic:

@@ -14,7 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import cli
+from biggan_directions.cli import cli
+from tests.support import signal_when_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,14 +29,7 @@ def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    logs: list[Path] = []
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:   # wait until a few steps are done
-        logs = list(tmp_path.glob("*/*/log.csv"))
-        if logs and len(logs[0].read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.02)
-    proc.send_signal(getattr(signal, sig))
+    logs = signal_when_logged(proc, tmp_path, getattr(signal, sig))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
@@ -54,7 +48,7 @@ def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 def test_sighup_ends_cleaning_work_like_ctrl_c_unless_ignored_by_nohup():
-    from biggan_directions.signals import sigterm_as_interrupt, stop_flag
+    from biggan_directions.runtime.signals import sigterm_as_interrupt, stop_flag
 
     unhandled: list[int] = []
     previous = signal.signal(signal.SIGHUP, lambda *a: unhandled.append(1))  # not this test's end

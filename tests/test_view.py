@@ -17,11 +17,12 @@ import torch
 
 pytest.importorskip("starlette", reason="view needs the optional extra: pip install '.[view]'")
 
-from biggan_directions.directions import random_orthonormal, save_directions  # noqa: E402
-from biggan_directions.generator import BigGANGenerator, latents_for_seeds  # noqa: E402
-from biggan_directions.view import (SEED_MAX, ViewError, Viewer, format_amounts,  # noqa: E402
-                                    parse_amounts, view_image, view_latent)
-from biggan_directions.walks import walk_latents  # noqa: E402
+from biggan_directions.media.walks import walk_latents  # noqa: E402
+from biggan_directions.method.directions import random_orthonormal  # noqa: E402
+from biggan_directions.models.generator import BigGANGenerator, latents_for_seeds  # noqa: E402
+from biggan_directions.view.view import (SEED_MAX, ViewError, Viewer, format_amounts, parse_amounts,
+                                         view_image, view_latent)
+from tests import support  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 PATH_SIZE = 5.0
@@ -31,11 +32,9 @@ SCREENSHOT = os.environ.get("BIGGAN_DIRECTIONS_SCREENSHOT")
 
 def make_run(folder: Path, model_dir: Path, class_index=207, class_name="golden retriever",
              ndirs=6, seed=0) -> Path:
-    q = random_orthonormal(ndirs, 128, torch.Generator().manual_seed(seed))
-    save_directions(folder / "directions.safetensors", q,
-                    {"model": str(model_dir), "class_index": class_index, "class_name": class_name,
-                     "truncation": 0.5, "path_size": PATH_SIZE})
-    return folder
+    return support.make_run(folder, model_dir, ndirs=ndirs, seed=seed, truncation=0.5,
+                            path_size=PATH_SIZE, class_index=class_index,
+                            class_name=class_name).parent
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,7 @@ def viewer(run_dir):
 def client(viewer):
     from starlette.testclient import TestClient
 
-    from biggan_directions.view_app import create_app
+    from biggan_directions.view.view_app import create_app
     return TestClient(create_app(viewer))
 
 
@@ -96,13 +95,13 @@ def test_parse_state_validates_every_value(viewer):
 
 
 def test_select_directions_follows_scores_top_and_dirs(tmp_path, small_biggan_dir):
-    from biggan_directions.runs import open_run
-    from biggan_directions.view import select_directions
+    from biggan_directions.runs.layout import open_run
+    from biggan_directions.view.view import select_directions
 
     run = open_run(make_run(tmp_path, small_biggan_dir))
     assert select_directions(run) == ([0, 1, 2, 3, 4, 5], False)          # unscored: all
     assert select_directions(run, dirs=[4, 1]) == ([4, 1], False)
-    from biggan_directions.errors import UserError
+    from biggan_directions.foundation.errors import UserError
     with pytest.raises(UserError, match="0-5"):
         select_directions(run, dirs=[9])
     with pytest.raises(UserError):
@@ -155,7 +154,7 @@ def test_saved_png_settings_regenerate_its_pixels_through_the_python_api(client,
     record = json.loads(Image.open(io.BytesIO(r.content)).text["biggan-directions"])
     assert record["seed"] == 11 and record["amounts"] == {"0": -3.0, "4": 2.25}
     assert "--amounts 0:-3,4:2.25" in record["command"] and "--save" in record["command"]
-    from biggan_directions.runs import open_run
+    from biggan_directions.runs.layout import open_run
     q = open_run(Path(record["run"])).directions
     G = BigGANGenerator(small_biggan, record["class_index"], record["truncation"])
     image = view_image(G, q, record["seed"], {int(k): v for k, v in record["amounts"].items()})
@@ -177,7 +176,7 @@ def test_walk_renders_a_gif_of_the_direction(client):
 def test_batch_folder_serves_a_class_picker(tmp_path, small_biggan_dir):
     from starlette.testclient import TestClient
 
-    from biggan_directions.view_app import create_app
+    from biggan_directions.view.view_app import create_app
 
     batch = tmp_path / "batch"
     batch.mkdir()
@@ -268,7 +267,7 @@ def test_walk_mp4_is_a_video(client):
 def test_serve_warns_when_others_can_reach_it(viewer, monkeypatch):
     import uvicorn
 
-    from biggan_directions.view_app import serve
+    from biggan_directions.view.view_app import serve
 
     ran = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.append(sockets))
@@ -326,7 +325,7 @@ def _free_port() -> int:
 def server(viewer):
     import uvicorn
 
-    from biggan_directions.view_app import create_app
+    from biggan_directions.view.view_app import create_app
 
     port = _free_port()
     config = uvicorn.Config(create_app(viewer, allowed_hosts=["127.0.0.1"]), host="127.0.0.1",
@@ -427,7 +426,7 @@ def test_page_save_downloads_the_png_and_shows_its_command(browser, server, smal
     assert "--seed 4" in page.locator("#command").inner_text()
     from PIL import Image
     record = json.loads(Image.open(io.BytesIO(data)).text["biggan-directions"])
-    from biggan_directions.runs import open_run
+    from biggan_directions.runs.layout import open_run
     G = BigGANGenerator(small_biggan, record["class_index"], record["truncation"])
     image = view_image(G, open_run(Path(record["run"])).directions, record["seed"],
                        {int(k): v for k, v in record["amounts"].items()})

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from biggan_directions.errors import UserError
-from biggan_directions.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME, HUB_REPO_ENV,
-                                       SAFETENSORS_NAME, WEIGHTS_NAME,
-                                       WEIGHTS_DIR_ENV, default_weights_dir, load_biggan,
-                                       model_urls, save_biggan)
-from support import build_small_biggan
-from weights_servers import FileServer
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.models.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME,
+                                              HUB_REPO_ENV, SAFETENSORS_NAME, WEIGHTS_NAME,
+                                              WEIGHTS_DIR_ENV, default_weights_dir, load_biggan,
+                                              model_urls, save_biggan)
+from tests.support import build_small_biggan
+from tests.weights_servers import FileServer
 
 NAME = "biggan-deep-128"  # a known name; the small model's files are served under it
 

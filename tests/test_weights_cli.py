@@ -8,9 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from biggan_directions.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME, HUB_REPO_ENV,
-                                       SAFETENSORS_NAME, WEIGHTS_NAME)
-from weights_servers import FileServer
+from biggan_directions.models.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME,
+                                              HUB_REPO_ENV, SAFETENSORS_NAME, WEIGHTS_NAME)
+from tests.weights_servers import FileServer
 
 NAME = "biggan-deep-128"
 
@@ -34,7 +34,7 @@ def cli(monkeypatch, tmp_path):
 
 @pytest.fixture
 def stored(tmp_path, small_biggan_dir):
-    from biggan_directions.weights import load_biggan
+    from biggan_directions.models.weights import load_biggan
 
     shutil.copytree(small_biggan_dir, tmp_path / "store" / NAME)
     load_biggan(NAME, weights_dir=tmp_path / "store")  # records checksums, writes safetensors
@@ -96,7 +96,7 @@ def test_import_a_file_downloaded_by_hand(cli, tmp_path, stored, kind, small_big
     record = json.loads((folder / CHECKSUMS_NAME).read_text())["files"]
     assert record[source.name]["imported_from"] == str(downloads / source.name)
     assert (folder / SAFETENSORS_NAME).is_file()
-    from biggan_directions.weights import load_biggan
+    from biggan_directions.models.weights import load_biggan
     a = load_biggan(NAME, weights_dir=store2)
     z = torch.randn(1, 128)
     one_hot = torch.zeros(1, 1000)
@@ -155,7 +155,7 @@ def test_the_store_writes_model_safetensors_with_the_umask_mode(tmp_path, small_
     import os
     import stat
 
-    from biggan_directions.weights import load_biggan
+    from biggan_directions.models.weights import load_biggan
 
     shutil.copytree(small_biggan_dir, tmp_path / "store" / NAME)
     old = os.umask(0o022)

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from biggan_directions.errors import UserError
-from biggan_directions.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME, HUB_MIRRORS,
-                                       HUB_REPO_ENV, SAFETENSORS_NAME, TIMEOUT_ENV, WEIGHTS_NAME,
-                                       load_biggan, sources_for, verify_available)
-from weights_servers import COMMIT, FileServer, HubServer
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.models.weights import (BASE_URL_ENV, CHECKSUMS_NAME, CONFIG_NAME,
+                                              HUB_MIRRORS, HUB_REPO_ENV, SAFETENSORS_NAME,
+                                              TIMEOUT_ENV, WEIGHTS_NAME, load_biggan, sources_for,
+                                              verify_available)
+from tests.weights_servers import COMMIT, FileServer, HubServer
 
 NAME = "biggan-deep-128"
 REPO = "someone/BigGAN-deep-128"
@@ -47,7 +48,7 @@ def isolated(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def reference():
     """Images of the small model built in memory, never through the loader."""
-    from support import build_small_biggan
+    from tests.support import build_small_biggan
     return render(build_small_biggan())
 
 

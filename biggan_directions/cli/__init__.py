@@ -7,10 +7,12 @@ the option the user typed (`--path-size 0.0: ...`); Ctrl-C and SIGTERM exit 130.
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 
 import click
 
-from ..errors import SettingError, UserError
+from ..foundation.errors import SettingError, UserError
+from ..runtime.signals import sigterm_as_interrupt
 from .options import CONTEXT_SETTINGS, setting_options
 
 
@@ -30,12 +32,9 @@ class Group(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        from importlib import import_module
         return getattr(import_module(f"{__name__}.{COMMANDS[name]}"), name)
 
     def invoke(self, ctx):
-        from ..signals import sigterm_as_interrupt
-
         try:
             # SIGTERM is Ctrl-C from the first moment: loading a command (torch, LPIPS) takes
             # seconds, and a signal then must still print one line, not end the process silently

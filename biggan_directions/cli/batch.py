@@ -6,14 +6,20 @@ from typing import Any, Sequence
 
 import click
 
-from ..errors import UserError
-from ..class_job import BatchRender, JobPlan
-from ..classes import count_classes
-from ..lpips_metric import NETS
-from ..ranges import format_int_list
-from ..render import FORMATS, MAX_SEEDS as RENDER_MAX_SEEDS, RenderConfig
-from ..score import MAX_SEEDS as SCORE_MAX_SEEDS, ScoreConfig
-from ..settings import default_of
+from ..batch.batch import BatchInterrupted, run_batch
+from ..batch.class_job import BatchRender, JobPlan
+from ..batch.manifest import STATUSES
+from ..foundation.errors import UserError
+from ..foundation.ranges import format_int_list
+from ..foundation.settings import default_of
+from ..media.render import FORMATS, MAX_SEEDS as RENDER_MAX_SEEDS, RenderConfig
+from ..methods.config import METHODS
+from ..models.classes import count_classes
+from ..models.classlists import parse_class_list, read_class_file
+from ..runtime.device import set_threads
+from ..runtime.signals import sigterm_as_interrupt
+from ..scoring.lpips_metric import NETS
+from ..scoring.score import MAX_SEEDS as SCORE_MAX_SEEDS, ScoreConfig
 from .discover import discover_config, discover_options
 from .options import (CONTEXT_SETTINGS, IntList, given, model_option, runtime_options,
                       weights_dir_option)
@@ -116,11 +122,6 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
       n03028079
       0-9
     """
-    from biggan_directions.batch import BatchInterrupted, run_batch
-    from biggan_directions.classlists import parse_class_list, read_class_file
-    from biggan_directions.device import set_threads
-    from biggan_directions.signals import sigterm_as_interrupt
-
     if (class_list is None) == (classes_file is None):
         raise UserError("give the classes with --classes LIST or --classes-file FILE (one of them).")
     if backend == "local":
@@ -187,8 +188,6 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
 
 def parse_methods(text: str) -> tuple[str, ...]:
     """'hessian, sefa' -> ('hessian', 'sefa') (duplicates dropped); UserError naming a bad one."""
-    from biggan_directions.discover_config import METHODS
-
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if not names:
         raise UserError(f"--methods: empty list; give methods like hessian,sefa "
@@ -201,8 +200,6 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 def format_summary(entries: Sequence[dict[str, Any]]) -> str:
     """A table of the batch: one row per class, then the counts per status."""
-    from biggan_directions.manifest import STATUSES
-
     lines = [f"{'index':>5}  {'class':<24} {'status':<11} {'step':>7} {'penalty':>10} "
              f"{'seconds':>8}  top directions / error"]
     for e in entries:

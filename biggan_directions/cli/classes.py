@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UserError
+from ..foundation.errors import UserError
+from ..models.classes import search_classes, suggest
 from .options import CONTEXT_SETTINGS
 
 
@@ -24,8 +25,6 @@ def classes(query):
       biggan-directions classes 497
       biggan-directions classes n03028079
     """
-    from biggan_directions.classes import search_classes, suggest
-
     text = " ".join(query).strip() or None
     found = search_classes(text)
     if not found:

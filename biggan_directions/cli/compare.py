@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import click
 
+from ..runtime.device import resolve_device, set_threads
+from ..runtime.signals import sigterm_as_interrupt
+from ..scoring.compare import compare_runs, format_report
 from .options import CONTEXT_SETTINGS, model_option, runtime_options, weights_dir_option
 
 
@@ -32,10 +35,6 @@ def compare(runs, out, top, overwrite, model, weights_dir, device, threads, quie
       biggan-directions compare runs/hessian/m/207-golden-retriever runs/sefa/m/207-golden-retriever
       biggan-directions compare RUN_A RUN_B RUN_C --top 8 --out comparisons/207
     """
-    from ..compare import compare_runs, format_report
-    from ..device import resolve_device, set_threads
-    from ..signals import sigterm_as_interrupt
-
     dev = resolve_device(device)
     set_threads(threads)
     with sigterm_as_interrupt():

@@ -5,8 +5,11 @@ import sys
 
 import click
 
-from ..discover_config import DiscoverConfig
-from ..errors import UserError
+from ..foundation.errors import UserError
+from ..methods.config import DiscoverConfig
+from ..methods.hessian import DiscoveryInterrupted
+from ..runs.discover import discover_classes
+from ..runtime.device import resolve_device, set_threads
 from .options import (CONTEXT_SETTINGS, config_from, model_option, options_from, runtime_options,
                       weights_dir_option)
 
@@ -56,9 +59,6 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
       biggan-directions discover -c 207 --method sefa
       biggan-directions discover -c 207 --method ganspace --layer block1 --samples 5000
     """
-    from biggan_directions.device import resolve_device, set_threads
-    from biggan_directions.discover import DiscoveryInterrupted, discover_classes
-
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other; pass one.")
     config = discover_config(**options)

@@ -5,8 +5,11 @@ from dataclasses import Field
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
-from ..settings import cli_fields, option_name
+from ..foundation.errors import UserError
+from ..foundation.ranges import parse_int_list
+from ..foundation.settings import cli_fields, option_name
 
 CONTEXT_SETTINGS = dict(help_option_names=["-h", "--help"], max_content_width=100,
                         show_default=True)
@@ -84,8 +87,6 @@ def config_from(cls, values: dict[str, Any], *, prefix: str = "", **fixed: Any):
 
 def given(ctx: click.Context, name: str) -> bool:
     """Did the user give parameter `name` (command line or environment), not its default?"""
-    from click.core import ParameterSource
-
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT,
                                                   ParameterSource.DEFAULT_MAP)
 
@@ -104,9 +105,6 @@ class IntList(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
-        from ..errors import UserError
-        from ..ranges import parse_int_list
-
         try:
             return parse_int_list(value, param.opts[0] if param is not None else "value", self.limit)
         except UserError as e:
@@ -129,7 +127,8 @@ def device_option(f):
 
 
 def threads_option(f):
-    from ..device import THREADS_HELP
+    # deferred: device imports torch, which the group's --help and `classes` must not load
+    from ..runtime.device import THREADS_HELP
     return click.option("--threads", type=click.IntRange(min=1), default=None,
                         envvar="BIGGAN_DIRECTIONS_THREADS", show_envvar=True,
                         help=THREADS_HELP, show_default="see help")(f)
@@ -148,7 +147,7 @@ def weights_dir_option(f):
 def model_option(f=None, *, from_run: bool = False):
     """--model; with from_run, its default is the model the run recorded."""
     def decorate(f):
-        from ..weights.store import DEFAULT_MODEL
+        from ..models.weights.store import DEFAULT_MODEL   # deferred: models.weights loads torch
         return click.option(
             "--model", default=None if from_run else DEFAULT_MODEL, metavar="NAME|DIR",
             show_default="the run's model" if from_run else True,

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UserError
-from ..render import BASELINES, MAX_SEEDS, RenderConfig
-from .options import (CONTEXT_SETTINGS, DIRS_LIST, IntList, config_from, model_option,
-                      options_from, runtime_options, weights_dir_option)
+from ..foundation.errors import UserError
+from ..media.render import BASELINES, MAX_SEEDS, RenderConfig, plan_render, render_plan
+from ..runs.layout import open_run, resolve_run_settings
+from ..runtime.device import resolve_device, set_threads
+from ..runtime.signals import sigterm_as_interrupt
+from .options import (CONTEXT_SETTINGS, DIRS_LIST, IntList, config_from, model_option, options_from,
+                      runtime_options, weights_dir_option)
 
 
 def _setting_names(**names: str):
@@ -63,11 +66,6 @@ def render(run, baseline, dirs, top, seeds, seed, class_query, truncation, out, 
       biggan-directions render RUN --directions random          # baseline, run's settings
       biggan-directions render --directions coords --class "golden retriever"
     """
-    from biggan_directions.device import resolve_device, set_threads
-    from biggan_directions.render import plan_render, render_plan
-    from biggan_directions.runs import open_run, resolve_run_settings
-    from biggan_directions.signals import sigterm_as_interrupt
-
     if run is None and baseline is None:
         raise UserError("give a RUN (run folder or directions file), or --directions random|coords "
                         "with --class.")

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UserError
-from ..score import MAX_SEEDS, ScoreConfig
-from ..settings import default_of
-from .options import (CONTEXT_SETTINGS, IntList, config_from, given, model_option,
-                      options_from, runtime_options, weights_dir_option)
+from ..foundation.errors import UserError
+from ..foundation.settings import default_of
+from ..runtime.device import resolve_device, set_threads
+from ..runtime.signals import sigterm_as_interrupt
+from ..scoring.score import MAX_SEEDS, ScoreConfig
+from ..scoring.score_run import run_score
+from ..scoring.score_tables import format_compare, format_table
+from .options import (CONTEXT_SETTINGS, IntList, config_from, given, model_option, options_from,
+                      runtime_options, weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -49,11 +53,6 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
       biggan-directions score RUN --compare random,coords,sefa,ganspace --overwrite
       biggan-directions score my_dirs.safetensors --path-size 4 --seeds 0-7
     """
-    from ..device import resolve_device, set_threads
-    from ..score_run import run_score
-    from ..score_tables import format_compare, format_table
-    from ..signals import sigterm_as_interrupt
-
     if seeds is not None and given(ctx, "num_seeds"):
         raise UserError("--seeds and --num-seeds both given; pass one.")
     fixed = {"model": model}

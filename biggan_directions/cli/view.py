@@ -5,9 +5,13 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
-from .options import (CONTEXT_SETTINGS, DIRS_LIST, model_option, runtime_options,
-                      weights_dir_option)
+from ..foundation.errors import UserError
+from ..foundation.fileio import check_writable_dir
+from ..models.classes import resolve_class
+from ..runtime.device import resolve_device, set_threads
+from ..view.view import Viewer
+from ..view.view_app import import_web, serve
+from .options import CONTEXT_SETTINGS, DIRS_LIST, model_option, runtime_options, weights_dir_option
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -56,16 +60,11 @@ def view(run, top, dirs, port, host, class_query, seed, truncation, amounts, sav
       biggan-directions view outputs/biggan-deep-128/batch --class church
       biggan-directions view RUN --seed 3 --amounts 12:2.5,3:-1 --save view.png
     """
-    from biggan_directions.device import resolve_device, set_threads
-    from biggan_directions.view import Viewer
-
     if save is None:
-        from biggan_directions.view_app import import_web
         import_web()
     if top is not None and dirs is not None:
         raise UserError("--top and --dirs both given; pass one.")
     if save is not None:
-        from biggan_directions.fileio import check_writable_dir
         check_writable_dir(save.parent)
     dev = resolve_device(device)
     set_threads(threads)
@@ -75,11 +74,9 @@ def view(run, top, dirs, port, host, class_query, seed, truncation, amounts, sav
     if truncation is not None:
         query["trunc"] = repr(float(truncation))
     if class_query is not None:
-        from biggan_directions.classes import resolve_class
         query["cls"] = str(resolve_class(class_query).index)
     state = viewer.parse_state(query)
     if save is not None:
         click.echo(str(viewer.save(state, save)))
         return
-    from biggan_directions.view_app import serve
     serve(viewer, host, port, query=state.query(), echo=click.echo)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UserError
+from ..foundation.errors import UserError
 from .options import CONTEXT_SETTINGS, quiet_option, weights_dir_option
 
 HUB_REPO_HELP = ("Hub repository to try after the package's URLs, as OWNER/REPO[@REVISION]; "
@@ -27,7 +27,7 @@ def weights():
 @weights_dir_option
 def list_(weights_dir):
     """Each model in the store with its files, sizes and whether they match their checksums."""
-    from biggan_directions.weights import default_weights_dir, list_store
+    from ..models.weights import default_weights_dir, list_store   # deferred: torch (fast --help)
 
     entries = list_store(weights_dir)
     if not entries:
@@ -48,7 +48,7 @@ def list_(weights_dir):
 def fetch(name, hub_repo, weights_dir, quiet):
     """Put model NAME into the store ahead of time (e.g. before a cluster run): downloaded when
     absent, loaded once to check it, checksums recorded, model.safetensors written."""
-    from biggan_directions.weights import fetch_model
+    from ..models.weights import fetch_model   # deferred: torch (fast --help)
 
     folder = fetch_model(name, weights_dir, hub_repo=hub_repo, progress=not quiet,
                          report=None if not quiet else (lambda line: None))
@@ -61,7 +61,7 @@ def fetch(name, hub_repo, weights_dir, quiet):
 def verify(name, weights_dir):
     """Check the sizes and sha256 of NAME's files (or of every model in the store) against
     their checksums.json. Exits 1 naming the file on any mismatch."""
-    from biggan_directions.weights import list_store, store_folder
+    from ..models.weights import list_store, store_folder   # deferred: torch (fast --help)
 
     if name is not None and not store_folder(name, weights_dir).is_dir():
         raise UserError(f"{store_folder(name, weights_dir)} does not exist; fetch it with "
@@ -87,7 +87,7 @@ def verify(name, weights_dir):
 def import_(path, name, config, overwrite, weights_dir):
     """Copy a pytorch_model.bin or .safetensors file downloaded by hand (or a folder holding one
     and config.json) into the store, after checking that it loads strictly."""
-    from biggan_directions.weights import import_weights
+    from ..models.weights import import_weights   # deferred: torch (fast --help)
 
     folder = import_weights(path, name, weights_dir, config=config, overwrite=overwrite)
     click.echo(f"{name}: imported into {folder}")

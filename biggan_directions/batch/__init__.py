@@ -1,0 +1,1 @@
+"""Many classes: the batch manifest, where class jobs run, one class's job, run_batch, the gallery."""

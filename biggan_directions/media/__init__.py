@@ -1,0 +1,1 @@
+"""Looking at directions: latent walks, forward-only generator calls, frames, video files, render."""

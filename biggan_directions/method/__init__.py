@@ -1,0 +1,1 @@
+"""The method core: the Hessian Penalty, the direction matrix and its file, the fixed evaluation."""

@@ -1,0 +1,1 @@
+"""The methods that find directions: the Hessian Penalty training (hessian), SeFa and GANSpace, and their settings."""

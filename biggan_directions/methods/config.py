@@ -1,0 +1,250 @@
+"""The settings of a discovery run: DiscoverConfig (one owner of every default and its help)."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..foundation.errors import SettingError
+from ..foundation.settings import at_least, need, one_of, positive, setting
+from ..runtime.precision import PRECISIONS
+
+REDUCTIONS = ("mean", "max")
+INITS = ("auto", "random", "coords", "sefa", "ganspace")
+METHODS = ("hessian", "sefa", "ganspace")
+SEFA_LAYERS = ("gen_z", "all")          # = sefa.SEFA_LAYERS (not imported: sefa loads lazily)
+PENALTY_MODES = ("batched", "sequential")
+PARAMETRIZATIONS = ("cayley", "qr")      # = directions.PARAMETRIZATIONS
+SCHEDULES = ("cosine", "constant")
+LOSSES = ("mean", "trimmed")
+KEEPS = ("best", "last")
+AUTO = "auto"
+# Values of settings added after the first release, for run records written before them: a
+# checkpoint of an old run resumes with the settings it was trained with.
+LEGACY = {"parametrization": "qr", "schedule": "constant", "warmup": 0.0, "accumulate": 1,
+          "loss": "mean", "keep": "last", "patience": None, "eval_per_direction": 16}
+
+
+def parse_eval_size(text: str) -> int | str:
+    """'auto' or a whole number >= 1 of latents per direction."""
+    value = str(text).strip().lower()
+    if value == AUTO:
+        return AUTO
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise SettingError("eval_per_direction", text, "give auto or a whole number >= 1, e.g. 16.")
+    return number
+
+
+def parse_subspace(text: str) -> tuple[int, int]:
+    """'0-39' -> (0, 40): ONE inclusive range LO-HI of latent coordinates, as [lo, hi).
+    A single number or a list ('0-3,10') is a SettingError, never silently widened."""
+    value = str(text).strip()
+    m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", value)
+    if m is None:
+        raise SettingError("subspace", value, "give one range LO-HI of latent coordinates, "
+                                              "e.g. 0-39 (not a single number or a list).")
+    lo, hi = int(m.group(1)), int(m.group(2))
+    if hi < lo:
+        raise SettingError("subspace", value, f"the range runs backwards; write {hi}-{lo}.")
+    return (lo, hi + 1)
+
+
+def parse_layers(text: str) -> tuple[str, ...]:
+    """'image,block3' -> ('image', 'block3')."""
+    layers = tuple(s.strip() for s in str(text).split(",") if s.strip())
+    if not layers:
+        raise SettingError("layers", text, "give at least one layer, e.g. image.")
+    return layers
+
+
+@dataclass(frozen=True)
+class DiscoverConfig:
+    """Settings of one discovery run; written to run.json and checked again on --resume.
+
+    Defaults follow the published BigGAN run (Peebles et al. 2020) where it has one, scaled to
+    one GPU: the paper used batch 96 on 4 GPUs for 50 epochs x 1,000 steps. Each field's help
+    is its CLI option's help (cli/options.py builds the options from these fields).
+    """
+
+    method: str = setting(
+        "hessian", "hessian: learn the directions with the Hessian Penalty (the settings below); "
+                   "sefa: closed form, the top right-singular vectors of the layer that first "
+                   "reads z (orthonormal); ganspace: PCA of an early layer's activations "
+                   "regressed back to z (unit rows, not orthogonal). sefa and ganspace train "
+                   "nothing: they write the same run folder, with its fixed evaluation.",
+        metavar="hessian|sefa|ganspace")
+    sefa_layers: str = setting(
+        "gen_z", "sefa: factorise the z columns of gen_z only, or also of every conditional "
+                 "batch norm (all).", choices=SEFA_LAYERS)
+    samples: int = setting(10_000, "ganspace: latents whose layer activations the PCA uses.")
+    ganspace_layer: str | None = setting(
+        None, "ganspace: the layer to take the PCA of (blockN: BigGAN generator block N, or a "
+              "module name under the model).", option="--layer", metavar="NAME",
+        shown="block0")
+    ndirs: int | None = setting(
+        None, "Directions to learn.", shown="one per latent coordinate, as published")
+    steps: int = setting(50_000, "Optimiser steps (published: 50 epochs x 1,000).")
+    batch_size: int = setting(32, "Samples per step (published: 96 over 4 GPUs; 32 fits one).")
+    lr: float = setting(0.01, "Adam learning rate on the matrix (default betas; the paper's "
+                              "0.01 for qr). With cayley it is an angle per step.")
+    parametrization: str = setting(
+        "cayley", "How the matrix stays orthonormal. cayley: Q = Q0 R(S), a rotation of the "
+                  "start by the Cayley map of a skew-symmetric S that starts at 0 (the start is "
+                  "exact, lr is an angle); qr: Q = Gram-Schmidt of a free matrix A (published; a "
+                  "step's size depends on the scale of A).", choices=PARAMETRIZATIONS)
+    schedule: str = setting(
+        "cosine", "Learning rate over the run: cosine (linear warmup over --warmup of the steps, "
+                  "then cosine decay to 0 at --steps) or constant (published).", choices=SCHEDULES)
+    warmup: float = setting(0.05, "Share of --steps of linear warmup (cosine schedule).")
+    accumulate: int = setting(1, "Batches whose gradients are summed into one optimiser step "
+                                 "(an effective batch of --batch-size x this).")
+    loss: str = setting(
+        "mean", "Training loss over a batch's per-sample penalties: mean (published) or trimmed "
+                "(the 20% trimmed mean the fixed evaluation uses).", choices=LOSSES)
+    keep: str = setting(
+        "best", "Which matrix the run hands back as directions.safetensors: the best on the fixed "
+                "evaluation (the start, step 0, included) or the last; the other is kept as "
+                "last.safetensors or best.safetensors.", choices=KEEPS)
+    patience: int | None = setting(
+        None, "Stop after this many fixed evaluations without an improvement larger than the "
+              "evaluation's measured spread; run.json's stop_reason says why a run ended.",
+        shown="off: run all --steps")
+    k: int = setting(2, "Rademacher draws per sample per step (published: 2).")
+    epsilon: float = setting(0.1, "Finite-difference step; the penalty scales like 1/epsilon^4.")
+    reduction: str = setting("mean", "How the penalty reduces over pixels (published BigGAN "
+                                     "run: mean).", choices=REDUCTIONS)
+    path_size: float = setting(5.0, "Each sample moves d ~ U[-P, P] along one direction.")
+    truncation: float = setting(1.0, "Latents are truncnorm(-2, 2) x truncation, in (0, 1]; "
+                                     "1.0 ~ the paper's z ~ N(0, I).")
+    init: str = setting("auto", "Start from the SeFa or GANSpace directions of the generator "
+                                "(orthonormalised in their order), a random orthonormal matrix "
+                                "(Kaiming-normal, published), or the coordinate axes. auto: sefa "
+                                "for a full basis (no subspace, --ndirs = z_dim) when the "
+                                "generator's first layer can be read, else random (measured: a SeFa start beats random "
+                                "matrices, a random start did not learn to; BENCHMARKS.md).",
+                        choices=INITS)
+    subspace: tuple[int, int] | None = setting(
+        None, "Learn inside latent coordinates LO..HI only, e.g. 0-39 (coarse).",
+        metavar="LO-HI", parse=parse_subspace)
+    layers: tuple[str, ...] = setting(
+        ("image",), "Comma-separated outputs to penalise: image, blockN (BigGAN block N).",
+        metavar="NAMES", parse=parse_layers)
+    seed: int = setting(0, "Seeds every random draw (init, latents, directions, distances, "
+                           "Rademacher).")
+    checkpoint_every: int = setting(1000, "Steps between checkpoints (one is also taken on "
+                                          "Ctrl-C or SIGTERM).")
+    eval_every: int = setting(2500, "Steps between fixed held-out evaluations (and one at the "
+                                    "end); run.json's eval_share says what they cost.")
+    eval_per_direction: int | str = setting(
+        AUTO, "Fixed evaluation: latents per direction (each direction is measured on this many "
+              "samples, distances stratified over [-P, P]); the evaluation has ndirs x this many. "
+              "At 16, two evaluations with different seeds agree within 2%. auto: sized so that "
+              "all evaluations and references cost about 10% of the planned training, between "
+              "128 samples and 16 per direction; run.json records the size and its measured "
+              "standard error.", metavar="auto|N", parse=parse_eval_size)
+    eval_k: int = setting(4, "Fixed evaluation: Rademacher draws per sample.")
+    eval_references: int = setting(
+        4, "Random orthonormal matrices whose fixed-evaluation penalty (mean and spread) is the "
+           "chance level a learned matrix is compared with.")
+    precision: str = setting(
+        "auto", "Precision of the generator's forward passes: fp32, tf32 (CUDA), bf16 autocast, "
+                "or auto (bf16 on a CUDA GPU that supports it when a start-up check agrees with "
+                "fp32 within 1%, else tf32; fp32 on the CPU). The matrix, penalty and Adam stay "
+                "fp32; the fixed evaluation is always fp32.", choices=PRECISIONS)
+    compile: bool | None = setting(
+        None, "torch.compile the generator call (CUDA graphs where capture works, falling back "
+              "to the default mode, then eager, with a warning).",
+        shown="on for CUDA, off for the CPU")
+    chunk_size: int | None = setting(
+        None, "At most this many images per generator call (bounds memory).",
+        shown="all 1+2k perturbations of the batch in one call")
+    penalty_mode: str = setting(
+        "batched", "batched: all 1+2k generator passes in one forward (fastest on a GPU); "
+                   "sequential: the paper's loop (can be faster on a CPU at large batch).",
+        choices=PENALTY_MODES)
+
+    def validate(self, z_dim: int | None = None) -> "DiscoverConfig":
+        """Check every field (SettingError naming the field); with `z_dim`, also that the
+        subspace and ndirs fit a latent of that size. Returns self."""
+        one_of("method", self.method, METHODS)
+        one_of("sefa_layers", self.sefa_layers, SEFA_LAYERS)
+        at_least("samples", self.samples, 1)
+        need(self.ganspace_layer is None or (isinstance(self.ganspace_layer, str)
+                                             and self.ganspace_layer.strip() != ""),
+             "ganspace_layer", self.ganspace_layer, "name a layer, e.g. block0.")
+        need(self.method == "hessian" or self.subspace is None, "subspace",
+             None if self.subspace is None else f"{self.subspace[0]}-{self.subspace[1] - 1}",
+             f"method {self.method} finds whole-latent directions; a subspace is for hessian.")
+        at_least("steps", self.steps, 1)
+        at_least("batch_size", self.batch_size, 1)
+        positive("lr", self.lr)
+        need(isinstance(self.k, int) and self.k >= 2, "k", self.k,
+             "the penalty's variance needs at least 2 draws.")
+        at_least("eval_k", self.eval_k, 2)
+        positive("epsilon", self.epsilon)
+        one_of("reduction", self.reduction, REDUCTIONS)
+        positive("path_size", self.path_size)
+        need(isinstance(self.truncation, (int, float)) and 0 < self.truncation <= 1,
+             "truncation", self.truncation, "must be in (0, 1], e.g. 1.0 or 0.5.")
+        one_of("init", self.init, INITS)
+        at_least("checkpoint_every", self.checkpoint_every, 1)
+        at_least("eval_every", self.eval_every, 1)
+        need(self.eval_per_direction == AUTO or (isinstance(self.eval_per_direction, int)
+                                                 and self.eval_per_direction >= 1),
+             "eval_per_direction", self.eval_per_direction, "give auto or a number >= 1.")
+        one_of("parametrization", self.parametrization, PARAMETRIZATIONS)
+        one_of("schedule", self.schedule, SCHEDULES)
+        need(isinstance(self.warmup, (int, float)) and 0 <= self.warmup < 1, "warmup",
+             self.warmup, "must be in [0, 1), a share of --steps, e.g. 0.05.")
+        at_least("accumulate", self.accumulate, 1)
+        one_of("loss", self.loss, LOSSES)
+        one_of("keep", self.keep, KEEPS)
+        need(self.patience is None or (isinstance(self.patience, int) and self.patience >= 1),
+             "patience", self.patience, "must be at least 1 (evaluations).")
+        at_least("eval_references", self.eval_references, 2)
+        one_of("precision", self.precision, PRECISIONS)
+        need(self.chunk_size is None or (isinstance(self.chunk_size, int) and self.chunk_size >= 1),
+             "chunk_size", self.chunk_size, "must be at least 1.")
+        one_of("penalty_mode", self.penalty_mode, PENALTY_MODES)
+        need(len(self.layers) >= 1, "layers", ",".join(self.layers),
+             "give at least one layer, e.g. image.")
+        need(self.ndirs is None or (isinstance(self.ndirs, int) and self.ndirs >= 1), "ndirs",
+             self.ndirs, "must be at least 1.")
+        if self.subspace is not None:
+            lo, hi = self.subspace
+            need(0 <= lo < hi, "subspace", f"{lo}-{hi - 1}", "give one range LO-HI, LO <= HI.")
+        if z_dim is not None:
+            lo, hi = self.subspace or (0, z_dim)
+            need(hi <= z_dim, "subspace", f"{lo}-{hi - 1}",
+                 f"not inside the latent's coordinates 0-{z_dim - 1}.")
+            need(self.ndirs is None or self.ndirs <= hi - lo, "ndirs", self.ndirs,
+                 f"must be between 1 and {hi - lo} (the {'subspace' if self.subspace else 'latent'}"
+                 f"'s size).")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["subspace"] = list(self.subspace) if self.subspace else None
+        d["layers"] = list(self.layers)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "DiscoverConfig":
+        names = {f.name for f in fields(cls)}
+        d = {**{k: v for k, v in LEGACY.items() if k not in d}, **d}
+        d = {k: v for k, v in d.items() if k in names}
+        if d.get("subspace") is not None:
+            d["subspace"] = tuple(d["subspace"])
+        if "layers" in d:
+            d["layers"] = tuple(d["layers"])
+        return cls(**d)
+
+
+# Settings that may change on --resume without changing the result up to the old step count.
+# (precision and compile change how fast the steps run, and the last bits of their values.)
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "eval_every", "chunk_size", "precision",
+                     "compile", "keep", "patience")

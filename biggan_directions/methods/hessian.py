@@ -1,0 +1,378 @@
+"""The discovery algorithm: learn an orthonormal Q that makes G(z + wQ) Hessian-diagonal in w (no files)."""
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..foundation.errors import SettingError, UserError
+from ..method.directions import DirectionMatrix
+from ..method.evaluation import (EvalDraws, derived_seed, direction_penalty, eval_draws, evaluate,
+                                 planned_eval_size, reference_values, sample_penalties, trim_mean,
+                                 trimmed_mean)
+from ..models.generator import truncated_normal
+from ..runtime import precision
+from ..runtime.compiling import compiled
+from ..runtime.flops import count_flops
+from ..runtime.precision import BF16_TOLERANCE, at_precision, relative_error, set_tf32, tf32_state
+from .config import DiscoverConfig
+from .ganspace import ganspace_directions
+from .sefa import sefa_available, sefa_directions
+
+class DiscoveryDiverged(UserError):
+    """The penalty became NaN or infinite."""
+
+
+class DiscoveryInterrupted(Exception):
+    """Ctrl-C or SIGTERM: the state at the last finished step was kept."""
+
+    def __init__(self, step: int):
+        super().__init__(f"interrupted at step {step}")
+        self.step = step
+
+
+class Discovery:
+    """The state of one discovery: direction matrix, Adam, RNG, step. Step it, evaluate it,
+    save and restore it. Works on any generator G with `z_dim` and G(z) (B, z_dim) -> tensor(s).
+
+    Training calls G at the run's precision (and compiled, when asked) through `train_G`; the
+    fixed evaluation always calls G itself in fp32, so values compare across precisions.
+    """
+
+    def __init__(self, G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu"):
+        self.z_dim = int(G.z_dim)
+        self.G, self.config, self.device = G, config.validate(self.z_dim), torch.device(device)
+        lo, hi = config.subspace or (0, self.z_dim)
+        self.ndirs = config.ndirs or (hi - lo)
+        self.rng = torch.Generator().manual_seed(config.seed)  # every training draw comes from here
+        self.init = resolve_init(config.init, G, self.ndirs, config.subspace, config.sefa_layers)
+        init = (self.init if self.init in ("random", "coords")
+                else initial_rows(self.init, G, self.ndirs, config.subspace, config.seed,
+                                  config.truncation, self.device, sefa_layers=config.sefa_layers,
+                                  layer=config.ganspace_layer))
+        self.matrix = DirectionMatrix(self.ndirs, self.z_dim, init, config.subspace,
+                                      generator=self.rng,
+                                      parametrization=config.parametrization).to(self.device)
+        self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=config.lr)
+        self.eval_per_direction = (config.eval_per_direction if config.eval_per_direction != "auto"
+                                   else planned_eval_size(ndirs=self.ndirs, steps=config.steps,
+                                                          batch_images=self.images_per_step,
+                                                          eval_k=config.eval_k,
+                                                          evaluations=self.planned_evaluations))
+        self.step = 0
+        # The best matrix on the fixed evaluation so far (the start included), and how many
+        # evaluations since one improved on it by more than the evaluation's spread.
+        self.best: dict[str, Any] = {"step": None, "value": math.inf, "q": None}
+        self.stale = 0
+        self.elapsed = 0.0          # seconds of stepping, carried across resumes
+        self.precision = precision.candidate(config.precision, self.device)   # checked by setup() for auto
+        self.compile = config.compile if config.compile is not None else self.device.type == "cuda"
+        self.precision_check: dict[str, Any] | None = None
+        self._train_G: Callable | None = None
+        self._draws: EvalDraws | None = None
+
+    # ------------------------------------------------------------------ precision and compile
+    def setup(self) -> dict[str, Any]:
+        """Resolve the training precision ('auto' -> bf16 only when the fixed evaluation's
+        penalty at bf16 is within 1% of fp32, else tf32), set TF32, build the training call
+        (compiled when asked). Idempotent; returns what it chose, for the run record."""
+        if self._train_G is None:
+            if self.config.precision == "auto" and self.precision == "bf16":
+                q = self.matrix().detach()
+                fp32 = self.evaluate(q)
+                bf16 = self._evaluate_with(at_precision(self.G, "bf16", self.device), q)
+                error = relative_error(bf16, fp32)
+                self.precision_check = {"fp32": fp32, "bf16": bf16, "relative_error": error,
+                                        "tolerance": BF16_TOLERANCE}
+                if not error <= BF16_TOLERANCE:
+                    self.precision = "tf32" if self.device.type == "cuda" else "fp32"
+            set_tf32(self.device, self.precision != "fp32")
+            modes_ok = self.config.penalty_mode == "batched" and self.config.chunk_size is None
+            self._train_G = compiled(at_precision(self.G, self.precision, self.device),
+                                     self.device, self.compile, cuda_graphs=modes_ok)
+        return {"precision": self.precision, "precision_asked": self.config.precision,
+                "precision_check": self.precision_check, "compile": self.compile}
+
+    @property
+    def compile_report(self) -> dict[str, Any]:
+        """The compiled call's mode and first-call seconds (compilation included), if compiled."""
+        G = self._train_G
+        return {"compile_mode": getattr(G, "mode", None) if self.compile else "eager",
+                "compile_seconds": getattr(G, "compile_seconds", None),
+                "compile_warnings": getattr(G, "warnings", [])}
+
+    # ------------------------------------------------------------------ training
+    def _draw(self, rng: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n latents (n, z_dim) and their walks w (n, ndirs): one direction, d ~ U[-eta, eta]."""
+        cfg = self.config
+        z = truncated_normal((n, self.z_dim), cfg.truncation, rng)
+        j = torch.randint(0, self.ndirs, (n,), generator=rng)
+        d = (torch.rand(n, generator=rng) * 2.0 - 1.0) * cfg.path_size
+        w = torch.zeros(n, self.ndirs)
+        w[torch.arange(n), j] = d
+        return z.to(self.device), w.to(self.device)
+
+    def _loss(self) -> torch.Tensor:
+        """The loss of one training batch (draws advance the training RNG): the penalty of the
+        batch (mean over samples), or the trimmed mean of its per-sample penalties."""
+        cfg = self.config
+        z, w = self._draw(self.rng, cfg.batch_size)
+        mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+        if self.compile and self.device.type == "cuda" and mark_step is not None:
+            mark_step()                      # CUDA graphs: the previous step's outputs are done
+        per_output: list[torch.Tensor] = []
+
+        def per_sample(variance: torch.Tensor) -> torch.Tensor:     # (B, ...) -> (B,) kept
+            flat = variance.flatten(1)
+            per_output.append(flat.amax(1) if cfg.reduction == "max" else flat.mean(1))
+            return per_output[-1].sum()
+
+        reduction = cfg.reduction if cfg.loss == "mean" else per_sample
+        loss = direction_penalty(self._train_G, self.matrix(), z, w, k=cfg.k,
+                                 epsilon=cfg.epsilon, reduction=reduction, generator=self.rng,
+                                 chunk_size=cfg.chunk_size, mode=cfg.penalty_mode)
+        return loss if cfg.loss == "mean" else trim_mean(torch.stack(per_output).sum(0))
+
+    def learning_rate(self, step: int | None = None) -> float:
+        """The learning rate of step `step` (default: the next one) under the run's schedule:
+        constant, or a linear warmup over `warmup` of the steps then cosine decay to 0."""
+        cfg = self.config
+        step = self.step if step is None else step
+        if cfg.schedule == "constant":
+            return cfg.lr
+        warm = max(1, int(cfg.warmup * cfg.steps))
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+
+    def train_step(self) -> float:
+        """One optimiser step (over `accumulate` batches); returns the step's loss. Raises
+        DiscoveryDiverged on NaN/inf before touching the matrix, so the state stays that of the
+        last good step."""
+        self.setup()
+        self.optimizer.zero_grad(set_to_none=True)
+        value = 0.0
+        for _ in range(self.config.accumulate):
+            loss = self._loss() / self.config.accumulate
+            part = float(loss.detach())
+            if not math.isfinite(part):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise DiscoveryDiverged(f"the penalty became {part} at step {self.step + 1}")
+            loss.backward()
+            value += part
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        self.optimizer.step()
+        self.step += 1
+        return value
+
+    def observe(self, value: float, spread: float) -> bool:
+        """Record the fixed evaluation `value` of the current matrix: it becomes the best when
+        lower than the best so far; the patience count restarts only for an improvement larger
+        than `spread`. Returns whether it is the new best."""
+        if value < self.best["value"] - spread:
+            self.stale = 0
+        elif self.best["step"] is not None:
+            self.stale += 1
+        if value < self.best["value"]:
+            self.best = {"step": self.step, "value": value, "q": self.directions()}
+            return True
+        return False
+
+    @property
+    def planned_evaluations(self) -> int:
+        """Evaluations a run plans (what 'auto' sizes them for): the start, every eval_every
+        and the end, the identity and random references and the SeFa line on the validation
+        draws, the random references and the kept matrix on the test draws."""
+        cfg = self.config
+        points = 1 + math.ceil(cfg.steps / cfg.eval_every)
+        return points + (2 + cfg.eval_references) + cfg.eval_references + 1
+
+    def step_flops(self) -> int:
+        """FLOPs of one training step (penalty forward and backward, fp32 eager), counted on a
+        copy of the RNG so the run's draws are untouched; the optimiser is not stepped."""
+        saved = self.rng.get_state()
+        train_G, self._train_G = self._train_G, self.G
+        try:
+            def step():
+                loss = self._loss()
+                loss.backward()
+            flops = count_flops(step)
+        finally:
+            self._train_G = train_G
+            self.rng.set_state(saved)
+            self.optimizer.zero_grad(set_to_none=True)
+        return flops
+
+    @property
+    def images_per_step(self) -> int:
+        return self.config.batch_size * self.config.accumulate * (1 + 2 * self.config.k)
+
+    def directions(self) -> torch.Tensor:
+        """The current (ndirs, z_dim) orthonormal matrix, detached, on the CPU."""
+        with torch.no_grad():
+            return self.matrix().detach().cpu()
+
+    # ------------------------------------------------------------------ fixed evaluation
+    @property
+    def draws(self) -> EvalDraws:
+        """The run's fixed (validation) evaluation draws: the curve and the best matrix."""
+        if self._draws is None:
+            self._draws = self._make_draws(self.config.seed)
+        return self._draws
+
+    @property
+    def test_draws(self) -> EvalDraws:
+        """A second, independent draw set that no choice looks at: the kept matrix's report."""
+        return self._make_draws(derived_seed(self.config.seed, "test"))
+
+    def _make_draws(self, seed: int) -> EvalDraws:
+        cfg = self.config
+        return eval_draws(self.ndirs, self.z_dim, per_direction=self.eval_per_direction,
+                          k=cfg.eval_k, truncation=cfg.truncation, path_size=cfg.path_size,
+                          seed=seed)
+
+    def evaluate(self, q: torch.Tensor | None = None, draws: EvalDraws | None = None,
+                 on_chunk: Callable[[int], None] | None = None, *,
+                 per_sample: bool = False) -> float | torch.Tensor:
+        """Penalty of q (default: the current matrix) on the fixed evaluation draws (default:
+        the validation draws), in fp32; per_sample gives the (N,) per-sample penalties."""
+        cfg = self.config
+        with tf32_state(self.device, False):
+            values = sample_penalties(self.G, self.matrix() if q is None else q,
+                                      draws or self.draws, epsilon=cfg.epsilon,
+                                      reduction=cfg.reduction, device=self.device,
+                                      chunk_size=cfg.chunk_size, on_chunk=on_chunk)
+        return values if per_sample else trimmed_mean(values)
+
+    def _evaluate_with(self, G: Callable, q: torch.Tensor) -> float:
+        cfg = self.config
+        return evaluate(G, q, self.draws, epsilon=cfg.epsilon, reduction=cfg.reduction,
+                        device=self.device, chunk_size=cfg.chunk_size)
+
+    def reference_values(self, draws: EvalDraws | None = None,
+                         on_chunk: Callable[[int], None] | None = None,
+                         full: bool = True) -> dict[str, Any]:
+        """Fixed-evaluation penalty of eval_references random orthonormal matrices in the same
+        subspace (mean, spread) and, when `full`, of the identity (coordinate axes) and of the
+        SeFa basis when the generator's first layer can be read and the run learns a full
+        basis: what a learned matrix should beat (evaluation.reference_values), in fp32. The
+        test set needs only the random band (full=False): its verdict is against chance."""
+        cfg = self.config
+        draws = draws or self.draws
+        with tf32_state(self.device, False):
+            ref = reference_values(self.G, draws, self.ndirs, self.z_dim,
+                                   epsilon=cfg.epsilon, reduction=cfg.reduction,
+                                   subspace=cfg.subspace, matrices=cfg.eval_references,
+                                   seed=cfg.seed, device=self.device, chunk_size=cfg.chunk_size,
+                                   on_chunk=on_chunk, identity=full)
+        basis = cfg.subspace is None and self.ndirs == self.z_dim
+        if full and basis and sefa_available(self.G, self.ndirs, cfg.sefa_layers):
+            q = sefa_directions(self.G, self.ndirs, cfg.sefa_layers)[0]
+            ref["sefa"] = self.evaluate(q, draws, on_chunk)
+        return ref
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        state = {"format": "biggan-directions-checkpoint", "version": 1, "step": self.step,
+                 "elapsed": self.elapsed, "A": self.matrix.A.detach().cpu(),
+                 "optimizer": self.optimizer.state_dict(), "rng": self.rng.get_state(),
+                 "config": json.dumps(self.config.to_json(), sort_keys=True),
+                 "best": json.dumps({"step": self.best["step"], "value": self.best["value"],
+                                     "stale": self.stale})}
+        if self.best["q"] is not None:
+            state["best_q"] = self.best["q"]
+        if self.config.parametrization == "cayley":
+            state["Q0"] = self.matrix.Q0.detach().cpu()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.matrix.A.copy_(state["A"].to(self.device))
+            if "Q0" in state:
+                self.matrix.Q0.copy_(state["Q0"].to(self.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.set_state(state["rng"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        if "best" in state:
+            best = json.loads(state["best"])
+            self.best = {"step": best["step"], "value": float(best["value"]),
+                         "q": state.get("best_q")}
+            self.stale = int(best["stale"])
+
+
+def resolve_init(init: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
+                 sefa_layers: str = "gen_z") -> str:
+    """The start a run uses: `init` itself, or for 'auto' 'sefa' when SeFa can read G's first
+    layer and the run learns a full basis (no subspace, ndirs = z_dim), else 'random' (the
+    published start). Only full bases: SeFa's first rows are its strongest directions, and a
+    stronger direction has a larger penalty, so a top-k start would read worse than random
+    k-row matrices for a reason that has nothing to do with learning."""
+    if init != "auto":
+        return init
+    full = subspace is None and ndirs == int(G.z_dim)
+    return "sefa" if full and sefa_available(G, ndirs, sefa_layers) else "random"
+
+
+def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
+                 seed: int, truncation: float, device: torch.device, *,
+                 sefa_layers: str = "gen_z", layer: str | None = None) -> torch.Tensor:
+    """(ndirs, z_dim) starting rows from a closed-form or sampling method ('sefa': the top
+    right-singular vectors of the layer that first reads z; 'ganspace': principal directions of
+    an early layer); DirectionMatrix orthonormalises them in order."""
+    if subspace is not None:
+        raise SettingError("init", method, "starts from whole-latent directions; it does not "
+                                           "combine with a subspace (use random or coords).")
+    if method == "sefa":
+        return sefa_directions(G, ndirs, sefa_layers)[0]
+    samples = max(2000, 5 * ndirs)
+    return ganspace_directions(G, layer, samples=samples, ndirs=ndirs, seed=seed,
+                               truncation=truncation, device=device)[0]
+
+
+# ---------------------------------------------------------------------- Python API
+def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
+                        device: torch.device | str | None = None, progress: bool = True,
+                        callback: Callable[[int, float], None] | None = None,
+                        **settings: Any) -> torch.Tensor:
+    """Learn directions for any generator and return Q, (ndirs, z_dim), orthonormal rows.
+
+    G:        an object with `z_dim` and a call G(z): (B, z_dim) -> tensor (or list of tensors),
+              deterministic (eval mode), already on `device`.
+    config:   a DiscoverConfig; keyword `settings` override its fields (steps=200, lr=0.05, ...).
+    device:   where the direction matrix lives (default: the device of G's first parameter, or
+              the CPU).
+    callback: called as callback(step, penalty) after every step.
+
+    No files are written; `run_discover` adds run folders, checkpoints and resume.
+    """
+    config = DiscoverConfig(**{**asdict(config or DiscoverConfig()), **settings})
+    if device is None:
+        params = getattr(G, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        device = first.device if first is not None else "cpu"
+    run = Discovery(G, config, device)
+    with _progress(config.steps, 0, progress, "discover") as bar:
+        while run.step < config.steps:
+            value = run.train_step()
+            bar.update(1)
+            bar.set_postfix(penalty=f"{value:.4g}", refresh=False)
+            if callback is not None:
+                callback(run.step, value)
+    return run.directions()
+
+
+@contextmanager
+def _progress(total: int, initial: int, enabled: bool, desc: str, unit: str = "step",
+              leave: bool = True):
+    bar = tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit=unit,
+               dynamic_ncols=True, leave=leave)
+    try:
+        yield bar
+    finally:
+        bar.close()

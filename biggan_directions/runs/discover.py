@@ -1,0 +1,354 @@
+"""Discovery runs on disk: one locked run folder per run, checkpointed and resumable; one run per BigGAN class."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..foundation.errors import UserError, WriteError
+from ..foundation.fileio import check_writable_dir, write_json
+from ..foundation.lock import check_unlocked
+from ..method.evaluation import (STATISTIC as EVAL_STATISTIC, trimmed_mean, trimmed_mean_se,
+                                 versus_random)
+from ..methods.closed_form import method_settings
+from ..methods.config import RESUMABLE_CHANGES, DiscoverConfig
+from ..methods.hessian import Discovery, DiscoveryDiverged, DiscoveryInterrupted, _progress
+from ..models.classes import resolve_class
+from ..models.generator import BigGANGenerator
+from ..models.weights import load_biggan
+from ..models.weights.load import weights_identity
+from ..runtime.flops import throughput
+from ..runtime.signals import stop_flag
+from . import files, layout
+from .files import RunResult, has_run, prepare_run_folder
+from .method_run import run_method
+from .curves import CURVE_FILE, write_curve
+
+REFERENCES_DIR = ".references"     # beside the run folders: references shared by runs
+# The settings that decide a draw set's references (with the model, class, size and statistic).
+REFERENCE_FIELDS = ("truncation", "path_size", "epsilon", "reduction", "subspace", "layers",
+                    "eval_k", "eval_references", "seed", "sefa_layers")
+
+
+def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike, *,
+                 meta: dict[str, Any] | None = None, device: torch.device | str = "cpu",
+                 resume: bool = False, overwrite: bool = False, progress: bool = True,
+                 describe: str = "discover",
+                 notify: Callable[[str], None] | None = None) -> RunResult:
+    """Discovery with files: run.json, log.csv, checkpoints every N steps and on Ctrl-C or
+    SIGTERM, the directions file (also refreshed at each checkpoint), resume from the last
+    checkpoint (resume=True with no run there starts one).
+
+    meta: what the directions file and run.json record about the generator (model, class_index,
+    class_name, wnid, ...). The folder is locked while the run works in it (a second process
+    gets a UserError naming the holder; a stale lock is replaced and `notify` is told, default:
+    a line on stderr). Settings, the folder's writability and its records are checked before
+    anything is created. Raises DiscoveryInterrupted after saving on Ctrl-C or SIGTERM, and
+    DiscoveryDiverged (a UserError) on a NaN penalty, keeping the last good checkpoint.
+    """
+    folder = Path(folder)
+    if config.method != "hessian":                         # SeFa, GANSpace: no training
+        return run_method(G, config, folder, meta=meta, device=device, resume=resume,
+                          overwrite=overwrite, progress=progress, notify=notify)
+    run = Discovery(G, config, device)                    # checks config against G.z_dim
+    with files.locked_run_folder(folder, notify):
+        prepare_run_folder(folder, resume, overwrite)
+        if resume:
+            files.check_same_model(folder, dict(meta or {}), notify)
+        try:
+            return _train(run, config, folder, dict(meta or {}), resume, progress, describe)
+        except WriteError as e:                         # disk full: say what is kept, mark it
+            raise files.stopped_by_write_error(folder, e, run.step) from None
+
+
+def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
+           resume: bool, progress: bool, describe: str) -> RunResult:
+    """The loop of run_discover, in a locked, checked folder: set-up, references, the start's
+    evaluation, the steps (evaluating, keeping the best, checkpointing), the test-set report."""
+    ckpt_path, record_path, log_path = (folder / layout.CHECKPOINT, folder / layout.RUN_RECORD,
+                                        folder / layout.STEP_LOG)
+    record = files.read_record(record_path) if resume else {}
+    if resume and ckpt_path.exists():
+        state = files.load_checkpoint(ckpt_path)
+        _check_resumable(ckpt_path, state, config)
+        run.load_state_dict(state)
+        stopped = record.get("stop_reason") == "patience" and config.patience is not None
+        if record.get("status") == "finished" and (run.step >= config.steps or stopped):
+            return RunResult(folder, "already finished", run.step, record.get("final_penalty"),
+                             record.get("eval_penalty"), record.get("versus_random"))
+    files.truncate_log(log_path, run.step)
+    if resume and record.get("eval_per_direction") not in (None, run.eval_per_direction):
+        run.eval_per_direction = int(record["eval_per_direction"])  # the size the run began with
+
+    record.update({
+        **files.environment(), "status": "running", "method": "hessian",
+        "method_settings": method_settings(config), "config": config.to_json(), "meta": meta,
+        "device": str(run.device), "device_name": files.device_name(run.device),
+        "started": record.get("started") or files.now(),
+        "resumed_at_steps": record.get("resumed_at_steps", []),
+    })
+    if run.step > 0:
+        record["resumed_at_steps"].append(run.step)
+    recent = files.recent_penalties(log_path)
+    log = files.StepLog(log_path)
+    start = run.directions()                               # the start, or the resumed matrix
+
+    def checkpoint(status: str) -> None:
+        files.save_checkpoint(ckpt_path, run.state_dict())
+        kept, other, other_name = _kept(run, config)
+        settings = {**meta, **_settings_meta(config, run)}
+        files.save_run_directions(folder / layout.DIRECTIONS_FILE, kept, settings)
+        if other is not None:
+            files.save_run_directions(folder / other_name, other, settings)
+        record.update(status=status, step=run.step, seconds=round(run.elapsed, 3),
+                      final_penalty=_mean(recent), eval_penalty=run.best["value"]
+                      if config.keep == "best" and run.best["step"] is not None else eval_value,
+                      best_step=run.best["step"], best_eval_penalty=_finite(run.best["value"]),
+                      last_eval_penalty=eval_value,
+                      **throughput(run.step, run.elapsed, run.images_per_step,
+                                   record.get("flops_per_step")),
+                      **run.compile_report, updated=files.now())
+        spent = record.get("eval_seconds") or 0.0       # references + evaluations
+        record.update(eval_seconds=round(spent, 3),
+                      eval_share=round(spent / (spent + run.elapsed), 4) if spent else None)
+        if record.get("eval_penalty") is not None:
+            record["versus_random"] = versus_random(record["eval_penalty"], record["reference_eval"])
+        write_json(record_path, record)
+
+    eval_value = record.get("last_eval_penalty", record.get("eval_penalty"))
+    try:
+        with stop_flag() as stop, _progress(config.steps, run.step, progress, describe) as bar:
+            def timed_eval(what: str, compute: Callable[[Callable[[int], None]], Any],
+                           samples: int, interruptible: bool = True) -> Any:
+                """One evaluation (or set of them), with a bar over its samples from its first
+                chunk, its seconds added to eval_seconds. Ctrl-C/SIGTERM stop an interruptible
+                one at a chunk (set-up: nothing is lost); a step's evaluation is part of the
+                step in flight, which is finished so that resume continues exactly."""
+                t0 = time.perf_counter()
+                with _progress(samples, 0, progress, f"eval: {what}", unit="sample",
+                               leave=False) as ebar:
+                    def on_chunk(n: int) -> None:
+                        ebar.update(n)
+                        if interruptible and stop.is_set():
+                            raise _Stopped
+                    value = compute(on_chunk)
+                record["eval_seconds"] = (record.get("eval_seconds") or 0.0) + time.perf_counter() - t0
+                return value
+
+            bar.set_postfix_str("set-up", refresh=True)
+            record.update(run.setup())                  # precision (auto: checked), compile
+            record["init"] = record.get("init") or run.init   # the start step 0 took
+            samples = run.draws.samples
+            record.update(eval_per_direction=run.eval_per_direction, eval_samples=samples,
+                          eval_size_asked=config.eval_per_direction)
+            for key, draws, full in (("reference_eval", run.draws, True),
+                                     ("reference_test", run.test_draws, False)):
+                name = "validation" if full else "test"
+                n_refs = (config.eval_references + 2 * full) * samples
+                ref = record.get(key) or {}
+                if ref.get("statistic") != EVAL_STATISTIC or ref.get("samples") != samples:
+                    record[key] = cached_references(
+                        folder, meta, config, run, name,
+                        lambda: timed_eval(f"{name} references", lambda cb, d=draws, f=full:
+                                           run.reference_values(d, cb, f), n_refs))
+            if "flops_per_step" not in record:
+                record["flops_per_step"] = run.step_flops()
+            if run.best["step"] is None:                # the start is a candidate too (step 0)
+                values = timed_eval("start", lambda cb: run.evaluate(draws=run.draws, on_chunk=cb,
+                                                                     per_sample=True), samples)
+                eval_value = trimmed_mean(values)
+                record["eval_standard_error"] = trimmed_mean_se(values)
+                run.observe(eval_value, 0.0)
+                log.append(0, None, eval_value, 0.0)
+            spread = record.get("eval_standard_error") or 0.0
+            checkpoint("running")
+            _draw_curve(folder, record)
+            bar.set_postfix_str("", refresh=False)
+            while run.step < config.steps:
+                t0 = time.perf_counter()
+                try:
+                    value = run.train_step()
+                except DiscoveryDiverged as e:
+                    record.update(status="failed", error=str(e), updated=files.now())
+                    write_json(record_path, record)
+                    kept = (f"the last good checkpoint (step {files.checkpoint_step(ckpt_path)})"
+                            f" is kept" if ckpt_path.exists() else "no checkpoint was written yet")
+                    raise DiscoveryDiverged(f"{e}; {kept} in {folder}. Lower --lr or raise "
+                                            f"--epsilon, then --overwrite (or --resume).") from None
+                run.elapsed += time.perf_counter() - t0
+                recent = (recent + [value])[-files.RECENT:]
+                row_eval = None
+                if run.step % config.eval_every == 0 or run.step == config.steps:
+                    eval_value = row_eval = timed_eval(
+                        f"step {run.step}", lambda cb: run.evaluate(on_chunk=cb), samples,
+                        interruptible=False)
+                    run.observe(eval_value, spread)
+                log.append(run.step, value, row_eval, run.elapsed)
+                if row_eval is not None:                    # at each evaluation and the end
+                    _draw_curve(folder, record)
+                bar.update(1)
+                bar.set_postfix(penalty=f"{_mean(recent):.4g}", refresh=False)
+                if config.patience is not None and run.stale >= config.patience:
+                    record["stop_reason"] = "patience"
+                    break
+                if run.step % config.checkpoint_every == 0 and run.step < config.steps:
+                    checkpoint("running")
+                if stop.is_set() and run.step < config.steps:
+                    checkpoint("interrupted")
+                    raise DiscoveryInterrupted(run.step)
+            record.setdefault("stop_reason", "steps")
+            kept, _, _ = _kept(run, config)
+            test = timed_eval("test", lambda cb: run.evaluate(kept, run.test_draws, cb), samples)
+            record["test_eval"] = {"matrix": config.keep, "step": run.best["step"]
+                                   if config.keep == "best" else run.step, "value": test,
+                                   "versus_random": versus_random(test, record["reference_test"]),
+                                   "sefa": record["reference_test"].get("sefa")}
+            record["finished"] = files.now()
+            checkpoint("finished")
+    except _Stopped:
+        checkpoint("interrupted")
+        raise DiscoveryInterrupted(run.step) from None
+    finally:
+        log.close()
+    return RunResult(folder, "finished", run.step, _mean(recent), record.get("eval_penalty"),
+                     record.get("versus_random"),
+                     {k: record.get(k) for k in ("steps_per_second", "images_per_second", "tflops")})
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM during an evaluation: stop there, keep what the run has."""
+
+
+def _kept(run: Discovery, config: DiscoverConfig) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """(the matrix the run hands back, the other one or None, the other one's file name)."""
+    last, best = run.directions(), run.best["q"]
+    if best is None:
+        return last, None, layout.LAST_FILE
+    if config.keep == "best":
+        return best, last, layout.LAST_FILE
+    return last, best, layout.BEST_FILE
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def cached_references(folder: Path, meta: dict[str, Any], config: DiscoverConfig, run: Discovery,
+                      name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The references of a draw set (`name`: validation or test), computed once per model,
+    class and evaluation settings: read from <folder's parent>/.references/<key>.json when a
+    run with the same ones computed them, else computed and stored there (a cache that cannot
+    be written costs nothing). Runs without a model in `meta` (any generator) are not cached."""
+    key = None
+    if meta.get("model") is not None:
+        fields = {"meta": meta, "set": name, "statistic": EVAL_STATISTIC,
+                  "eval_per_direction": run.eval_per_direction, "ndirs": run.ndirs,
+                  "z_dim": run.z_dim, **{k: config.to_json()[k] for k in REFERENCE_FIELDS}}
+        key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+        path = folder.parent / REFERENCES_DIR / f"{key}.json"
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("statistic") == EVAL_STATISTIC:
+                return {**cached, "cached": str(path)}
+        except (OSError, ValueError, AttributeError):
+            pass
+    ref = {**compute(), "samples": run.draws.samples}
+    if key is not None:
+        try:
+            write_json(path, ref)
+        except (OSError, UserError):
+            pass
+    return ref
+
+
+def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
+    """Refresh curve.png from log.csv; a picture that cannot be written costs a warning on
+    stderr, never the run."""
+    try:
+        write_curve(folder / CURVE_FILE, folder / layout.STEP_LOG, record.get("reference_eval"),
+                    best=(record.get("best_step"), record.get("best_eval_penalty")))
+    except (OSError, ValueError, RuntimeError) as e:
+        files.to_stderr(f"{folder / CURVE_FILE}: not refreshed ({e}).")
+
+
+def _settings_meta(config: DiscoverConfig, run: Discovery) -> dict[str, Any]:
+    return {"method": "hessian", "method_settings": method_settings(config),
+            "truncation": config.truncation, "path_size": config.path_size, "init": run.init,
+            "subspace": list(config.subspace) if config.subspace else None, "seed": config.seed,
+            "step": run.step, "steps": config.steps, "settings": config.to_json()}
+
+
+def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) -> None:
+    try:
+        old = DiscoverConfig.from_json(json.loads(state["config"])).to_json()
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: not a checkpoint of this tool ({e}); use --overwrite to start again.") from None
+    new = config.to_json()
+    changed = [f"{k}={old[k]!r} (now {new[k]!r})" for k in new
+               if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
+    if changed:
+        raise UserError(f"{path}: the run was started with " + ", ".join(changed)
+                        + "; resume with the same settings or pass --overwrite.")
+    if int(state["step"]) > config.steps:
+        raise UserError(f"{path}: the run is already at step {state['step']}, past --steps "
+                        f"{config.steps}; raise --steps to continue it.")
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+# ---------------------------------------------------------------------- BigGAN classes
+def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out: str | os.PathLike, *,
+                     device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
+                     resume: bool = False, overwrite: bool = False, progress: bool = True,
+                     on_result: Callable[[RunResult], None] | None = None,
+                     notify: Callable[[str], None] | None = None) -> list[RunResult]:
+    """What `discover` does: load the BigGAN once, then one run per class into
+    <out>/<model>/<index>-<class-slug>/. Everything that can be checked without the model
+    (classes, duplicates, existing runs, what resume would continue, writability) is checked
+    before it is loaded; run_discover checks the settings against its latent before creating
+    a folder. With resume, every class must have a run to continue."""
+    config.validate()
+    resolved = [resolve_class(c) for c in classes]
+    seen: dict[int, str] = {}
+    for query, cls in zip(classes, resolved):
+        if cls.index in seen:
+            raise UserError(f"class {cls.index} ({cls.name}) is given twice (as {seen[cls.index]!r} "
+                            f"and {query!r}); give each class once.")
+        seen[cls.index] = str(query)
+    folders = [layout.run_dir_for(out, model, c.index, c.name, config.method) for c in resolved]
+    for folder in folders:
+        check_unlocked(folder, what="run")            # before advice the lock would refuse
+        if resume and not has_run(folder):
+            raise UserError(f"{folder}: no run to resume here; run the same command without "
+                            f"--resume to start it.")
+        if resume:
+            files.read_record(folder / layout.RUN_RECORD)
+        elif not overwrite:
+            prepare_run_folder(folder, resume=False, overwrite=False)
+        check_writable_dir(folder)
+    net = load_biggan(model, device=device, weights_dir=weights_dir, progress=progress)
+    weights = weights_identity(model, weights_dir)     # recorded; checked on resume
+    if resume:                                          # every class before the first one runs
+        for folder in folders:
+            files.check_same_model(folder, {"model": model, "model_weights": weights},
+                                       notify=lambda line: None)
+    results = []
+    for cls, folder in zip(resolved, folders):
+        G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
+        meta = {"model": model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid,
+                "model_weights": weights}
+        result = run_discover(G, config, folder, meta=meta, device=device, resume=resume,
+                              overwrite=overwrite, progress=progress,
+                              describe=f"{cls.index} {cls.name}"[:30], notify=notify)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results

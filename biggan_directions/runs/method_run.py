@@ -1,0 +1,83 @@
+"""A SeFa or GANSpace run written into a discover run folder, without training.
+
+`discover --method sefa|ganspace` writes the same folder as a Hessian Penalty run: the
+directions file (with `method`, its settings, and `"orthonormal": false` for GANSpace's unit
+rows) and run.json (method, settings, status finished at step 0, and the fixed-evaluation
+penalty of the result with the identity and random references and `versus_random`). The fixed
+evaluation is the one a Hessian Penalty run with the same settings uses (same draws), so the
+methods compare on one scale.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..foundation.errors import WriteError
+from ..foundation.fileio import write_json
+from ..method.evaluation import versus_random
+from ..methods.closed_form import check_method, method_directions, method_settings
+from ..methods.config import DiscoverConfig
+from ..methods.hessian import Discovery
+from . import files, layout
+from .files import RunResult, prepare_run_folder
+
+
+def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
+               meta: dict[str, Any] | None = None, device: torch.device | str = "cpu",
+               resume: bool = False, overwrite: bool = False, progress: bool = True,
+               notify: Callable[[str], None] | None = None) -> RunResult:
+    """One SeFa or GANSpace run into `folder` (see the module docstring); returns a
+    RunResult. Checks (settings, the generator's layer, writability, an existing
+    run) come before the folder is made. A finished run with the same settings is left as it
+    is on resume."""
+    folder, device = Path(folder), torch.device(device)
+    check_method(G, config)
+    with files.locked_run_folder(folder, notify):
+        prepare_run_folder(folder, resume, overwrite)
+        record_path = folder / layout.RUN_RECORD
+        if resume:
+            files.check_same_model(folder, dict(meta or {}), notify)
+        if resume and record_path.exists():
+            old = files.read_record(record_path)
+            if old.get("status") == "finished" and old.get("config") == config.to_json():
+                return RunResult(folder, "already finished", 0, None, old.get("eval_penalty"))
+        return _write_run(G, config, folder, dict(meta or {}), device, progress)
+
+
+def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
+               device: torch.device, progress: bool) -> RunResult:
+    started, t0 = files.now(), time.perf_counter()
+    q, report = method_directions(G, config, device, progress)
+    seconds = time.perf_counter() - t0
+    evaluator = Discovery(G, replace(config, init="random"), device)   # the run's fixed draws
+    eval_value = evaluator.evaluate(q.to(device))
+    reference = evaluator.reference_values()
+    settings = method_settings(config)
+    if "layer" in report:
+        settings["layer"] = report.pop("layer")          # the layer used (default resolved)
+    orthonormal = config.method != "ganspace"
+    file_meta = {**meta, "method": config.method, "method_settings": settings, **report,
+                 "truncation": config.truncation, "path_size": config.path_size,
+                 "subspace": None, "seed": config.seed, "step": 0, "steps": 0,
+                 "settings": config.to_json(), "orthonormal": orthonormal}
+    record = {**files.environment(), "status": "finished", "method": config.method,
+              "method_settings": settings, **report, "config": config.to_json(), "meta": meta,
+              "device": str(device), "device_name": files.device_name(device),
+              "started": started, "finished": files.now(), "updated": files.now(),
+              "step": 0, "seconds": round(seconds, 3), "final_penalty": None,
+              "eval_penalty": eval_value, "reference_eval": reference,
+              "versus_random": versus_random(eval_value, reference)}
+    try:
+        files.save_run_directions(folder / layout.DIRECTIONS_FILE, q, file_meta)
+        write_json(folder / layout.RUN_RECORD, record)
+    except WriteError as e:            # disk full: neither file is left without the other
+        for name in (layout.DIRECTIONS_FILE, layout.RUN_RECORD):
+            (folder / name).unlink(missing_ok=True)
+        raise WriteError(e.path, e.reason, f"no run is left in {folder}; free space or choose "
+                                           f"another output folder, then run the same command "
+                                           f"again.") from None
+    return RunResult(folder, "finished", 0, None, eval_value)

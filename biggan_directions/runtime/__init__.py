@@ -1,0 +1,1 @@
+"""Where and how computation runs: device and threads, precision, torch.compile, signals, FLOPs."""

@@ -1,0 +1,1 @@
+"""Ranking directions: the LPIPS metric, scores along walks, a run scored into its files, tables, compare."""

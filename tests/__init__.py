@@ -1,0 +1,1 @@
+"""The test suite (a package, so that benchmarks import tests.support by name)."""
