@@ -7,17 +7,12 @@ then each source), imports (files a user downloaded by hand).
 from .checkpoint import save_biggan
 from .imports import import_weights
 from .load import fetch_model, load_biggan, verify_available
-from .sources import BASE_URL_ENV, HUB_MIRRORS, HUB_REPO_ENV, TIMEOUT_ENV, Source, sources_for
+from .sources import (BASE_URL_ENV, HUB_MIRRORS, HUB_REPO_ENV, TIMEOUT_ENV, Source, model_urls,
+                      sources_for)
 from .store import (CHECKSUMS_NAME, CONFIG_NAME, DEFAULT_MODEL, KNOWN_MODELS, MODEL_FILES,
                     SAFETENSORS_NAME, WEIGHTS_DIR_ENV, WEIGHTS_NAME, StoreEntry,
                     default_weights_dir, list_store, store_folder, verify_checksums,
                     write_checksums)
-
-
-def model_urls(name: str) -> dict[str, str]:
-    """{file name: URL} of a known model at its first source (the package's URLs)."""
-    source = sources_for(name, hub_repo="")[0]
-    return {fname: source.file_url(name, fname) for fname in MODEL_FILES}
 
 
 __all__ = ["BASE_URL_ENV", "CHECKSUMS_NAME", "CONFIG_NAME", "HUB_MIRRORS", "HUB_REPO_ENV",

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from tqdm.auto import tqdm
 
 from ...foundation.errors import first_line
-from .store import copy_file, file_entry
+from .store import MODEL_FILES, copy_file, file_entry
 
 # The package's published files (pytorch_pretrained_biggan/model.py, PRETRAINED_*_ARCHIVE_MAP):
 # <base>/<name>-config.json and <base>/<name>-pytorch_model.bin.
@@ -241,3 +241,9 @@ def _is_ip(host: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def model_urls(name: str) -> dict[str, str]:
+    """{file name: URL} of a known model at its first source (the package's URLs)."""
+    source = sources_for(name, hub_repo="")[0]
+    return {fname: source.file_url(name, fname) for fname in MODEL_FILES}
