@@ -180,7 +180,7 @@ def baseline_rows(kind: str, n: int, z_dim: int, subspace: tuple[int, int] | Non
 def plan_render(run: Run | None, settings: RunSettings, *, top: int | None = None,
                 dirs: Sequence[int] | None = None, baseline: str | None = None,
                 seed: int = 0) -> RenderPlan:
-    """What to render of `run` with `settings` (runs.resolve_run_settings): the first `top` of its
+    """What to render of `run` with `settings` (layout.resolve_run_settings): the first `top` of its
     scores ranking (scores_file.read_ranking), the rows `dirs`, or the first DEFAULT_NDIRS rows.
     baseline 'random' (orthonormal, seeded by `seed`) or 'coords' (axes): the paper's comparisons,
     inside the run's subspace when there is a run. Raises UserError; reads, never writes."""

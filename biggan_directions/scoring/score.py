@@ -35,7 +35,7 @@ Ranking ("ranking" in scores.json, read by `render --top K`): ALL direction indi
 active directions by decreasing effect, then the inactive ones (also by decreasing effect), so the
 list is always a full permutation; `n_active` says where the active part ends.
 
-The run's class, truncation, path size and model come from runs.resolve_run_settings (what the
+The run's class, truncation, path size and model come from layout.resolve_run_settings (what the
 config gives, else what the run recorded, else discover's default). The LPIPS metric is
 lpips_metric.load_lpips; the files are scores_file's; the printed tables are score_tables'.
 """
@@ -70,7 +70,7 @@ class ScoreConfig:
     """Settings of one `score` job, checked on construction (SettingError naming the field).
 
     class_query, truncation, path_size and model left None take the run's recorded values
-    (runs.resolve_run_settings)."""
+    (layout.resolve_run_settings)."""
 
     # one latent per seed via latents_for_seeds (CLI: --seeds LIST or --num-seeds N)
     seeds: tuple[int, ...] = setting(tuple(range(16)), "Seeds to score on (one sample each).",

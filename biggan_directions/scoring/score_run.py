@@ -65,7 +65,7 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
     """Score a run (a Run, or the path of a run folder or directions file) and write its scores
     files (scores_file.scores_paths).
 
-    Checks, before any heavy work: the run's settings (runs.resolve_run_settings: the config's
+    Checks, before any heavy work: the run's settings (layout.resolve_run_settings: the config's
     values, else the run's), that the scores files can be written (and do not exist unless
     overwrite), and that the LPIPS backbone is present. Then loads the model
     (weights.load_biggan), scores the run's directions (and, with config.compare, as many
