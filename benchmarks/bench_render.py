@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.media.inference import resolve
+from biggan_directions.runtime.precision import resolve, resolve_compile
 from biggan_directions.media.render import render_directions
 from biggan_directions.method.directions import random_orthonormal
 from benchmarks.penalty_step import build_generator, machine, peak_rss, reset_peak_rss
@@ -69,7 +69,7 @@ def worker(device: str, model: str, frames: int, fmt: str, batch_size: int, thre
             torch.cuda.synchronize(dev)
         wall = time.perf_counter() - start
         peak = peak_rss()
-        used, compiled = resolve(precision, fast["compile"], dev)
+        used, compiled = resolve(precision, dev)[0], resolve_compile(fast["compile"], dev)
         row = dict(device=device, model=model, frames=frames, fmt=fmt, batch_size=batch_size,
                    precision=used, compile=compiled,
                    resolution=G.resolution, seconds=wall, fps=frames / wall,

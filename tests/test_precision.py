@@ -90,3 +90,34 @@ def test_compile_on_the_cpu_gives_the_eager_result(small_biggan):
     assert compiled.compile_report["compile_mode"] in ("default", "eager")
     assert compiled.compile_report["compile_seconds"] is not None
     assert torch.allclose(eager.directions(), compiled.directions(), atol=1e-4)
+
+
+# ---------------------------------------------------------------- the one resolver (issue 18)
+def test_one_resolver_for_every_command(monkeypatch):
+    """resolve: the candidate without a check (render), the check only for 'auto' -> bf16
+    (training, score); resolve_compile: None is on for CUDA only; Runtime validates its fields."""
+    import biggan_directions.runtime.precision as precision
+    from biggan_directions.foundation.errors import SettingError
+    from biggan_directions.runtime.settings import Runtime
+
+    cpu = torch.device("cpu")
+    calls = []
+    measure = lambda p: calls.append(p) or {"fp32": 2.0, "bf16": 2.01}[p]   # 0.5%: kept
+    assert precision.resolve("auto", cpu, measure) == ("fp32", None) and calls == []
+    assert precision.resolve("bf16", cpu, measure) == ("bf16", None) and calls == []
+    monkeypatch.setattr(precision, "candidate", lambda spec, device: "bf16")   # as on a bf16 GPU
+    assert precision.resolve("auto", cpu) == ("bf16", None)                    # render: no check
+    chosen, check = precision.resolve("auto", cpu, measure)
+    assert chosen == "bf16" and calls == ["fp32", "bf16"]
+    assert check == {"fp32": 2.0, "bf16": 2.01, "relative_error": pytest.approx(0.005),
+                     "tolerance": 0.01}
+    assert precision.resolve_compile(None, "cpu") is False
+    assert precision.resolve_compile(None, "cuda") is True
+    assert precision.resolve_compile(True, "cpu") is True
+    assert precision.precision_record("auto", "fp32", None, False) == {
+        "precision": "fp32", "precision_asked": "auto", "precision_check": None, "compile": False}
+    assert Runtime().validate() == Runtime("auto", None, "auto", None)
+    with pytest.raises(SettingError):
+        Runtime(precision="fp16").validate()
+    with pytest.raises(SettingError):
+        Runtime(threads=0).validate()

@@ -254,7 +254,7 @@ def test_config_is_checked():
     for kwargs, field in ((dict(fps=0), "fps"), (dict(fmt="avi"), "fmt"),
                           (dict(path_size=0.0), "path_size"), (dict(frames=0), "frames")):
         with pytest.raises(SettingError) as info:
-            RenderConfig(**kwargs).check()
+            RenderConfig(**kwargs).validate()
         assert info.value.setting == field and "--" not in str(info.value)   # no CLI flag
 
 

@@ -387,9 +387,9 @@ def test_auto_on_a_bf16_gpu_checks_the_first_chunk(G, dirs, metric, monkeypatch)
     """'auto' where bf16 is the candidate (as on a bf16 GPU; faked here on the CPU) measures the
     first chunk's mean LPIPS at fp32 and bf16 and keeps bf16 only within 1% (measured on the
     small model: 0.28%, so bf16 is kept)."""
-    import biggan_directions.media.inference as inference
+    import biggan_directions.runtime.precision as precision
 
-    monkeypatch.setattr(inference, "candidate", lambda spec, device: "bf16")
+    monkeypatch.setattr(precision, "candidate", lambda spec, device: "bf16")
     r = score_directions(G, dirs, [0, 1], path_size=6.0, metric=metric, truncation=TRUNC,
                          steps=9, batch_size=16, threshold=1e-4, precision="auto")
     check = r.inference["precision_check"]
@@ -404,7 +404,7 @@ def test_auto_on_a_bf16_gpu_checks_the_first_chunk(G, dirs, metric, monkeypatch)
                                                     ((1.0, 0.97), "cpu", "fp32"),
                                                     ((1.0, math.nan), "cuda", "tf32")])
 def test_choose_keeps_bf16_only_within_one_percent(values, device, chosen):
-    from biggan_directions.media.inference import choose
+    from biggan_directions.runtime.precision import choose
 
     measured = dict(zip(("fp32", "bf16"), values))
     precision, check = choose("auto", device, "bf16", measured.__getitem__)

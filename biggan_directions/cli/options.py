@@ -9,7 +9,8 @@ from click.core import ParameterSource
 
 from ..foundation.errors import UserError
 from ..foundation.ranges import parse_int_list
-from ..foundation.settings import cli_fields, option_name
+from ..foundation.settings import cli_fields, default_of, option_name
+from ..runtime.settings import DEVICE_HELP, THREADS_HELP, Runtime
 
 CONTEXT_SETTINGS = dict(help_option_names=["-h", "--help"], max_content_width=100,
                         show_default=True)
@@ -122,14 +123,15 @@ DIRS_LIST = IntList(DIRS_LIMIT, "a direction matrix has one row per latent coord
 
 # ---------------------------------------------------------------- shared options
 def device_option(f):
-    return click.option("--device", default="auto", metavar="DEV",
-                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")(f)
+    """--device, from Runtime.device (its default and help)."""
+    return click.option("--device", default=default_of(Runtime, "device"), metavar="DEV",
+                        help=DEVICE_HELP)(f)
 
 
 def threads_option(f):
-    # deferred: device imports torch, which the group's --help and `classes` must not load
-    from ..runtime.device import THREADS_HELP
-    return click.option("--threads", type=click.IntRange(min=1), default=None,
+    """--threads, from Runtime.threads (None: runtime.device.default_threads())."""
+    return click.option("--threads", type=click.IntRange(min=1),
+                        default=default_of(Runtime, "threads"),
                         envvar="BIGGAN_DIRECTIONS_THREADS", show_envvar=True,
                         help=THREADS_HELP, show_default="see help")(f)
 
@@ -157,7 +159,9 @@ def model_option(f=None, *, from_run: bool = False):
 
 
 def runtime_options(f):
-    """--device, --threads, --quiet: how a command runs (not what it computes)."""
+    """--device, --threads, --quiet: how a command runs (not what it computes). --precision and
+    --compile, the rest of the Runtime group, come with each command's config (options_from),
+    whose fields are Runtime's (runtime.settings.precision_setting, compile_setting)."""
     for option in (quiet_option, threads_option, device_option):
         f = option(f)
     return f

@@ -76,7 +76,7 @@ def render(run, baseline, dirs, top, seeds, seed, class_query, truncation, out, 
     if top is not None and baseline is not None:
         raise UserError("--top ranks a scored run's own directions; select baseline directions "
                         "with --dirs.")
-    config = config_from(RenderConfig, options).check()
+    config = config_from(RenderConfig, options).validate()
     with sigterm_as_interrupt():
         r = open_run(run) if run is not None else None
         settings = resolve_run_settings(r, model=model, class_query=class_query,

@@ -28,9 +28,10 @@ from ..models.generator import BigGANGenerator, check_truncation, latents_for_se
 from ..models.weights import load_biggan
 from ..runs.layout import Run, RunSettings, model_label
 from ..runs.scores_file import read_ranking
-from ..runtime.precision import PRECISIONS
+from ..runtime.precision import resolve
+from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
 from .frames import frame_size, strip_image, walk_frames
-from .inference import generator_call, resolve
+from .inference import generator_call
 from .video import VideoSink, ffmpeg_exe, save_png
 from .walks import easing as easing_positions
 
@@ -48,7 +49,7 @@ BASELINES_DIR = Path("outputs") / "baselines"   # baselines without a run: <mode
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """How to render walks; written into file names (path size, easing) and validated by check()."""
+    """How to render walks; written into file names (path size, easing) and validated by validate()."""
 
     path_size: float | None = setting(  # P: the walk spans t*P along q; None: the run's (RunSettings)
         None, "Walk length P: t*P along each direction, t in [-1, 1].",
@@ -70,13 +71,10 @@ class RenderConfig:
     labels: bool = setting(True, "Direction numbers in a column on the left (grid and strip).")
     batch_size: int = setting(  # images per generator call
         16, "Images per generator call (lower it if the device runs out of memory).")
-    precision: str = setting(   # inference.resolve; frames are uint8: no check against fp32
-        "auto", "Generator precision: fp32, tf32 (CUDA), bf16 autocast, or auto: bf16 on a "
-                "bf16 CUDA GPU, else tf32; fp32 on the CPU (8-bit frames: no check).", choices=PRECISIONS)
-    compile: bool | None = setting(None, "torch.compile the generator call (CUDA graphs where they "
-                                         "work, else default mode, else eager).", shown="on for CUDA")
+    precision: str = precision_setting()   # frames are uint8: no check against fp32
+    compile: bool | None = compile_setting()
 
-    def check(self) -> RenderConfig:
+    def validate(self) -> RenderConfig:
         """Raise SettingError on a setting outside its range; return self. path_size may be
         None here (the run's, filled in before rendering)."""
         if self.path_size is not None:
@@ -94,6 +92,9 @@ class RenderConfig:
         at_least("batch_size", self.batch_size, 1)
         one_of("precision", self.precision, PRECISIONS)
         return self
+
+    # The old name, while batch/batch.py (another session's change in flight) still calls it.
+    check = validate
 
     def walk_length(self) -> float:
         """path_size, which must be set by now (SettingError otherwise)."""
@@ -252,7 +253,7 @@ def preflight(paths: Sequence[Path], config: RenderConfig, overwrite: bool = Fal
     """Everything that can fail before generating: settings, ffmpeg (MP4), the output folder
     (writable; it may not exist yet) and every target name (none may exist unless overwrite).
     Raises UserError; creates nothing."""
-    config.check()
+    config.validate()
     if config.fmt == "mp4" and not config.strip:
         ffmpeg_exe()
     for folder in dict.fromkeys(p.parent for p in paths):
@@ -293,7 +294,7 @@ def render_plan(plan: RenderPlan, config: RenderConfig, seeds: Sequence[int], *,
         config = dataclasses.replace(config, path_size=plan.path_size)
     out_dir = plan.out_dir if out_dir is None else Path(out_dir)
     preflight(render_paths(out_dir, config, plan.indices, seeds, plan.tag), config, overwrite)
-    resolve(config.precision, config.compile, device)     # e.g. tf32 on the CPU: before loading
+    resolve(config.precision, device)     # e.g. tf32 on the CPU: refused before loading
     G, directions = plan.load(device, weights_dir, progress)
     return render_directions(G, directions, seeds, out_dir, config, indices=plan.indices,
                              tag=plan.tag, device=device, overwrite=overwrite, progress=progress,
@@ -319,7 +320,7 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
     Each file carries a JSON record of what it shows (directions, seeds, truncation, config,
     plus `record`, e.g. model and class) in its comment (MP4, GIF) or PNG text 'biggan-directions'.
     """
-    config = dataclasses.replace(config or RenderConfig(), **settings).check()
+    config = dataclasses.replace(config or RenderConfig(), **settings).validate()
     path_size = config.walk_length()
     seeds = [int(s) for s in seeds]
     q = directions.detach().float()
@@ -343,7 +344,7 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
     if truncation is None:
         truncation = getattr(G, "truncation", 1.0)
     z = latents_for_seeds(seeds, q.shape[1], check_truncation(truncation)).to(device)  # (S, D)
-    G = generator_call(G, config.precision, config.compile, device)   # inference.resolve
+    G = generator_call(G, config.precision, config.compile, device)   # runtime.precision.resolve
     q = q.to(device)
     labels = [str(i) for i in indices] if config.labels else None
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..foundation.errors import SettingError
 from ..foundation.settings import at_least, need, one_of, positive, setting
-from ..runtime.precision import PRECISIONS
+from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
 
 REDUCTIONS = ("mean", "max")
 INITS = ("auto", "random", "coords", "sefa", "ganspace")
@@ -150,15 +150,8 @@ class DiscoverConfig:
     eval_references: int = setting(
         4, "Random orthonormal matrices whose fixed-evaluation penalty (mean and spread) is the "
            "chance level a learned matrix is compared with.")
-    precision: str = setting(
-        "auto", "Precision of the generator's forward passes: fp32, tf32 (CUDA), bf16 autocast, "
-                "or auto (bf16 on a CUDA GPU that supports it when a start-up check agrees with "
-                "fp32 within 1%, else tf32; fp32 on the CPU). The matrix, penalty and Adam stay "
-                "fp32; the fixed evaluation is always fp32.", choices=PRECISIONS)
-    compile: bool | None = setting(
-        None, "torch.compile the generator call (CUDA graphs where capture works, falling back "
-              "to the default mode, then eager, with a warning).",
-        shown="on for CUDA, off for the CPU")
+    precision: str = precision_setting()    # auto: checked on the fixed evaluation at start-up
+    compile: bool | None = compile_setting()
     chunk_size: int | None = setting(
         None, "At most this many images per generator call (bounds memory).",
         shown="all 1+2k perturbations of the batch in one call")

@@ -19,7 +19,8 @@ from ..models.generator import truncated_normal
 from ..runtime import precision
 from ..runtime.compiling import compiled
 from ..runtime.flops import count_flops
-from ..runtime.precision import BF16_TOLERANCE, at_precision, relative_error, set_tf32, tf32_state
+from ..runtime.precision import (at_precision, precision_record, resolve_compile, set_tf32,
+                                 tf32_state)
 from .config import DiscoverConfig
 from .ganspace import ganspace_directions
 from .sefa import sefa_available, sefa_directions
@@ -70,8 +71,9 @@ class Discovery:
         self.best: dict[str, Any] = {"step": None, "value": math.inf, "q": None}
         self.stale = 0
         self.elapsed = 0.0          # seconds of stepping, carried across resumes
-        self.precision = precision.candidate(config.precision, self.device)   # checked by setup() for auto
-        self.compile = config.compile if config.compile is not None else self.device.type == "cuda"
+        # refused here when it cannot run on the device; setup() resolves 'auto'
+        self.precision = precision.candidate(config.precision, self.device)
+        self.compile = resolve_compile(config.compile, self.device)
         self.precision_check: dict[str, Any] | None = None
         self._train_G: Callable | None = None
         self._draws: EvalDraws | None = None
@@ -82,21 +84,21 @@ class Discovery:
         penalty at bf16 is within 1% of fp32, else tf32), set TF32, build the training call
         (compiled when asked). Idempotent; returns what it chose, for the run record."""
         if self._train_G is None:
-            if self.config.precision == "auto" and self.precision == "bf16":
-                q = self.matrix().detach()
-                fp32 = self.evaluate(q)
-                bf16 = self._evaluate_with(at_precision(self.G, "bf16", self.device), q)
-                error = relative_error(bf16, fp32)
-                self.precision_check = {"fp32": fp32, "bf16": bf16, "relative_error": error,
-                                        "tolerance": BF16_TOLERANCE}
-                if not error <= BF16_TOLERANCE:
-                    self.precision = "tf32" if self.device.type == "cuda" else "fp32"
+            q = self.matrix().detach()
+
+            def check(p: str) -> float:       # the fixed evaluation's penalty at fp32 or bf16
+                if p == "fp32":
+                    return self.evaluate(q)
+                return self._evaluate_with(at_precision(self.G, p, self.device), q)
+
+            self.precision, self.precision_check = precision.resolve(self.config.precision,
+                                                                     self.device, check)
             set_tf32(self.device, self.precision != "fp32")
             modes_ok = self.config.penalty_mode == "batched" and self.config.chunk_size is None
             self._train_G = compiled(at_precision(self.G, self.precision, self.device),
                                      self.device, self.compile, cuda_graphs=modes_ok)
-        return {"precision": self.precision, "precision_asked": self.config.precision,
-                "precision_check": self.precision_check, "compile": self.compile}
+        return precision_record(self.config.precision, self.precision, self.precision_check,
+                                self.compile)
 
     @property
     def compile_report(self) -> dict[str, Any]:

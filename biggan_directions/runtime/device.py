@@ -7,8 +7,7 @@ import re
 import torch
 
 from ..foundation.errors import UserError
-
-DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."
+from .settings import DEVICE_HELP, THREADS_HELP  # noqa: F401 - THREADS_HELP: the help of --threads
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -47,11 +46,6 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
-
-
-THREADS_HELP = ("CPU threads for torch. Default: half the CPUs this process may use, at most 8 "
-                "(1 on a 2-core machine): torch's own default, every core, runs 17-35x slower "
-                "when other work shares the machine (BENCHMARKS.md).")
 
 
 def default_threads() -> int:

@@ -1,21 +1,24 @@
-"""Numeric precision of the generator's forward passes: fp32, tf32 or bf16 autocast, resolved once.
+"""Numeric precision of the generator's forward passes (fp32, tf32 or bf16 autocast) and compile, resolved once.
 
 Only the generator's forward runs at the chosen precision; its outputs come back as float32, so
 the direction matrix, latents, second differences, the penalty and the optimiser stay in fp32.
-'auto' is bf16 on a CUDA device that supports it (when a check on fixed draws agrees with fp32,
-see `agrees`), otherwise tf32 on CUDA, fp32 elsewhere.
+`resolve` is the one resolver that training, render and score use: 'auto' is bf16 on a CUDA
+device that supports it, kept only when the command's check (a callable measuring one figure
+at fp32 and at bf16) agrees with fp32 within 1%, otherwise tf32 on CUDA, fp32 elsewhere;
+`resolve_compile` turns compile None into on for CUDA, off elsewhere; `precision_record` is what
+run.json and scores.json record of it.
 """
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
 from ..foundation.settings import need
+from .settings import PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 BF16_TOLERANCE = 0.01        # auto keeps bf16 when the check penalty is within 1% of fp32
 
 
@@ -35,6 +38,48 @@ def candidate(spec: str, device: torch.device) -> str:
     need(spec != "bf16" or not cuda or torch.cuda.is_bf16_supported(), "precision", spec,
          "this GPU has no bf16 support; use tf32 or fp32.")
     return spec
+
+
+def resolve_compile(compile: bool | None, device: torch.device | str) -> bool:
+    """compile as asked; None (the default): on for CUDA, off elsewhere."""
+    return torch.device(device).type == "cuda" if compile is None else bool(compile)
+
+
+def resolve(spec: str, device: torch.device | str,
+            check: Callable[[str], float] | None = None) -> tuple[str, dict[str, Any] | None]:
+    """The precision a command runs at, and its check's figures (None when nothing was checked).
+
+    SettingError for combinations that cannot run (candidate). Only 'auto' whose candidate is
+    bf16 is checked, and only when the command has a `check`: check('fp32') and check('bf16')
+    (training: the fixed evaluation's penalty; score: the first batch's mean LPIPS) must agree
+    within BF16_TOLERANCE, else tf32 on CUDA (fp32 elsewhere) runs. render passes no check."""
+    device = torch.device(device)
+    precision = candidate(spec, device)
+    if check is None:
+        return precision, None
+    return choose(spec, device, precision, check)
+
+
+def choose(spec: str, device: torch.device | str, precision: str,
+           measure: Callable[[str], float],
+           tolerance: float = BF16_TOLERANCE) -> tuple[str, dict[str, Any] | None]:
+    """resolve's check of `precision` (candidate(spec, device)): bf16 for 'auto' only when
+    measure('fp32') and measure('bf16') agree within `tolerance` (relative)."""
+    if spec != "auto" or precision != "bf16":
+        return precision, None
+    fp32, low = float(measure("fp32")), float(measure("bf16"))
+    error = relative_error(low, fp32)
+    check = {"fp32": fp32, "bf16": low, "relative_error": error, "tolerance": tolerance}
+    if error <= tolerance:
+        return "bf16", check
+    return ("tf32" if torch.device(device).type == "cuda" else "fp32"), check
+
+
+def precision_record(asked: str, precision: str, check: dict[str, Any] | None,
+                     compile: bool) -> dict[str, Any]:
+    """What run.json and scores.json record of the precision and compile a command ran with."""
+    return {"precision": precision, "precision_asked": asked, "precision_check": check,
+            "compile": compile}
 
 
 def set_tf32(device: torch.device, enabled: bool) -> None:

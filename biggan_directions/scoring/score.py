@@ -52,10 +52,11 @@ from tqdm import tqdm
 
 from ..foundation.errors import UserError
 from ..foundation.settings import at_least, need, one_of, positive, setting
-from ..media.inference import FastCall, choose, record, resolve
+from ..media.inference import FastCall, record
 from ..media.walks import easing, walk_latents
 from ..models.generator import latents_for_seeds
-from ..runtime.precision import PRECISIONS, tf32_state
+from ..runtime.precision import resolve, resolve_compile, tf32_state
+from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
 from .lpips_metric import NETS, lpips_distance, lpips_features
 
 DEFAULT_THRESHOLD = 0.01
@@ -87,12 +88,8 @@ class ScoreConfig:
                        choices=NETS)
     batch_size: int = setting(32, "Frames per generator / LPIPS batch (lower it if the device "
                                   "runs out of memory).")
-    precision: str = setting(   # inference.choose: auto keeps bf16 only within 1% of fp32
-        "auto", "Generator and LPIPS precision: fp32, tf32 (CUDA), bf16 autocast, or auto: bf16 on a "
-                "bf16 CUDA GPU when the first batch's mean LPIPS is within 1% of fp32, else tf32; "
-                "fp32 on the CPU.", choices=PRECISIONS)
-    compile: bool | None = setting(None, "torch.compile the generator and LPIPS calls (CUDA graphs "
-                                         "where they work, else default, else eager).", shown="on for CUDA")
+    precision: str = precision_setting()   # auto keeps bf16 only when the first batch's LPIPS agrees
+    compile: bool | None = compile_setting()   # the generator and LPIPS calls
     threshold: float = setting(DEFAULT_THRESHOLD, "A direction whose effect (endpoint LPIPS) is "
                                                   "below this is inactive.",
                                option="--inactive-threshold")
@@ -257,8 +254,8 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
     seeds:      S >= 1 seeds; latents from latents_for_seeds(seeds, z_dim, truncation).
     path_size:  P > 0; the walk goes from -P to +P.
     metric:     an lpips.LPIPS on `device` (load_lpips).
-    precision, compile: of the generator and LPIPS (inference.resolve, inference.choose: 'auto'
-                checks bf16 on the first chunk); what ran is in the result's `inference`.
+    precision, compile: of the generator and LPIPS (runtime.precision.resolve: 'auto' checks
+                bf16 on the first chunk's mean LPIPS); what ran is in the result's `inference`.
     Memory: LPIPS features of max(batch_size, steps) frames (whole walks) at a time, plus the
     (steps + 2) / steps as many pair differences of one layer.
     """
@@ -267,7 +264,7 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
     need(len(seeds) >= 1, "seeds", seeds, "give at least one seed.")
     positive("path_size", path_size)
     at_least("batch_size", batch_size, 1)
-    candidate, compile = resolve(precision, compile, device)
+    compile = resolve_compile(compile, device)
     pairs, roles = walk_pairs(steps)
     K, D = directions.shape
     S, T = len(seeds), steps
@@ -299,7 +296,7 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
         return d.view(walks.shape[0], len(pairs)).double().cpu()
 
     start = time.perf_counter()
-    chosen, check = choose(precision, device, candidate, lambda p: distances(
+    chosen, check = resolve(precision, device, lambda p: distances(
         *scoring_calls(G, metric, p, device), lat[:per_chunk]).mean().item())   # first chunk
     gen, feat = scoring_calls(G, metric, chosen, device, compile)
     bar = tqdm(total=K * S * T, unit="frame", desc=desc, disable=not progress, leave=False)
