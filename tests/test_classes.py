@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from biggan_directions.cli import cli
 from biggan_directions.foundation.errors import UserError
-from biggan_directions.models.classes import (ImageNetClass, all_classes, normalize, resolve_class,
-                                              search_classes, suggest)
+from biggan_directions.models.classes import (ImageNetClass, all_classes, class_meta, normalize,
+                                              resolve_class, search_classes, suggest)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,3 +209,9 @@ def test_classes_module_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_class_meta_is_what_a_run_records_of_its_class():
+    assert class_meta("biggan-deep-128", resolve_class(207)) == {
+        "model": "biggan-deep-128", "class_index": 207, "class_name": "golden retriever",
+        "wnid": "n02099601"}

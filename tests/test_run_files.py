@@ -124,3 +124,25 @@ def test_a_log_cut_mid_line_loses_the_cut_row_with_a_note(tmp_path):
                      f"step 10."]
     run_files.truncate_log(path, 10, notes.append)          # a whole log: kept, nothing to say
     assert len(path.read_text().splitlines()) == 11 and len(notes) == 1
+
+
+def test_one_builder_of_the_run_record_and_the_directions_metadata():
+    """run.json's common part and the directions file's metadata, for hessian and sefa alike."""
+    import torch
+
+    from biggan_directions.runs.record import directions_meta, run_record
+
+    meta = {"model": "m", "class_index": 1}
+    record = run_record(CFG, meta, torch.device("cpu"), status="running", started="t0")
+    assert {k: record[k] for k in ("status", "method", "config", "meta", "device", "started")} == {
+        "status": "running", "method": "hessian", "config": CFG.to_json(), "meta": meta,
+        "device": "cpu", "started": "t0"}
+    assert record["method_settings"]["steps"] == 2 and record["tool"] == "biggan-directions"
+    sefa = DiscoverConfig(method="sefa")
+    assert run_record(sefa, meta, torch.device("cpu"), status="finished", started="t0",
+                      settings={"sefa_layers": "all"})["method_settings"] == {"sefa_layers": "all"}
+    file_meta = directions_meta(CFG, meta, step=1, steps=2, init="random")
+    assert file_meta == {**meta, "method": "hessian", "method_settings": record["method_settings"],
+                         "init": "random", "truncation": CFG.truncation,
+                         "path_size": CFG.path_size, "subspace": None, "seed": CFG.seed,
+                         "step": 1, "steps": 2, "settings": CFG.to_json()}

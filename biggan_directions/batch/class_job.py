@@ -25,7 +25,7 @@ from ..foundation.fileio import write_text
 from ..media.render import RenderConfig, render_directions, render_paths
 from ..methods.config import RESUMABLE_CHANGES, DiscoverConfig
 from ..methods.hessian import DiscoveryInterrupted
-from ..models.classes import ImageNetClass
+from ..models.classes import ImageNetClass, class_meta
 from ..models.generator import BigGANGenerator
 from ..models.weights.load import weights_identity
 from ..runs import layout
@@ -279,7 +279,7 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, fo
                         f"move it away, or pass --overwrite to start again.")
     net, device = load()
     G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
-    meta = {"model": plan.model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid,
+    meta = {**class_meta(plan.model, cls),
             "model_weights": weights_identity(plan.model_source, plan.weights_dir)}
     run_discover(G, config, folder, meta=meta, device=device, resume=not plan.overwrite,
                  overwrite=plan.overwrite, progress=plan.progress,

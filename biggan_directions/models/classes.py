@@ -40,6 +40,12 @@ class ImageNetClass:
         return slug(self.name)
 
 
+def class_meta(model: str, cls: ImageNetClass) -> dict[str, object]:
+    """What a run records about the generator it learned on: {model, class_index, class_name,
+    wnid} (the run's directions file and run.json `meta`; the weights are added beside it)."""
+    return {"model": model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid}
+
+
 def slug(text: str) -> str:
     """'Golden Retriever' -> 'golden-retriever' (file-name safe)."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"

@@ -16,10 +16,9 @@ from ..foundation.fileio import check_writable_dir, write_json
 from ..foundation.lock import check_unlocked
 from ..method.evaluation import (STATISTIC as EVAL_STATISTIC, trimmed_mean, trimmed_mean_se,
                                  versus_random)
-from ..methods.closed_form import method_settings
 from ..methods.config import RESUMABLE_CHANGES, DiscoverConfig
 from ..methods.hessian import Discovery, DiscoveryDiverged, DiscoveryInterrupted, _progress
-from ..models.classes import resolve_class
+from ..models.classes import class_meta, resolve_class
 from ..models.generator import BigGANGenerator
 from ..models.weights import load_biggan
 from ..models.weights.load import weights_identity
@@ -28,6 +27,7 @@ from ..runtime.signals import stop_flag
 from . import files, layout
 from .files import RunResult, has_run, prepare_run_folder
 from .method_run import run_method
+from .record import directions_meta, run_record
 from .curves import CURVE_FILE, write_curve
 
 REFERENCES_DIR = ".references"     # beside the run folders: references shared by runs
@@ -87,10 +87,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         run.eval_per_direction = int(record["eval_per_direction"])  # the size the run began with
 
     record.update({
-        **files.environment(), "status": "running", "method": "hessian",
-        "method_settings": method_settings(config), "config": config.to_json(), "meta": meta,
-        "device": str(run.device), "device_name": files.device_name(run.device),
-        "started": record.get("started") or files.now(),
+        **run_record(config, meta, run.device, status="running",
+                     started=record.get("started") or files.now()),
         "resumed_at_steps": record.get("resumed_at_steps", []),
     })
     if run.step > 0:
@@ -102,7 +100,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     def checkpoint(status: str) -> None:
         files.save_checkpoint(ckpt_path, run.state_dict())
         kept, other, other_name = _kept(run, config)
-        settings = {**meta, **_settings_meta(config, run)}
+        settings = directions_meta(config, meta, step=run.step, steps=config.steps, init=run.init)
         files.save_run_directions(folder / layout.DIRECTIONS_FILE, kept, settings)
         if other is not None:
             files.save_run_directions(folder / other_name, other, settings)
@@ -277,13 +275,6 @@ def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
         files.to_stderr(f"{folder / CURVE_FILE}: not refreshed ({e}).")
 
 
-def _settings_meta(config: DiscoverConfig, run: Discovery) -> dict[str, Any]:
-    return {"method": "hessian", "method_settings": method_settings(config),
-            "truncation": config.truncation, "path_size": config.path_size, "init": run.init,
-            "subspace": list(config.subspace) if config.subspace else None, "seed": config.seed,
-            "step": run.step, "steps": config.steps, "settings": config.to_json()}
-
-
 def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) -> None:
     try:
         old = DiscoverConfig.from_json(json.loads(state["config"])).to_json()
@@ -343,8 +334,7 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
     results = []
     for cls, folder in zip(resolved, folders):
         G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
-        meta = {"model": model, "class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid,
-                "model_weights": weights}
+        meta = {**class_meta(model, cls), "model_weights": weights}
         result = run_discover(G, config, folder, meta=meta, device=device, resume=resume,
                               overwrite=overwrite, progress=progress,
                               describe=f"{cls.index} {cls.name}"[:30], notify=notify)

@@ -24,6 +24,7 @@ from ..methods.config import DiscoverConfig
 from ..methods.hessian import Discovery
 from . import files, layout
 from .files import RunResult, prepare_run_folder
+from .record import directions_meta, run_record
 
 
 def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
@@ -59,15 +60,11 @@ def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str
     settings = method_settings(config)
     if "layer" in report:
         settings["layer"] = report.pop("layer")          # the layer used (default resolved)
-    orthonormal = config.method != "ganspace"
-    file_meta = {**meta, "method": config.method, "method_settings": settings, **report,
-                 "truncation": config.truncation, "path_size": config.path_size,
-                 "subspace": None, "seed": config.seed, "step": 0, "steps": 0,
-                 "settings": config.to_json(), "orthonormal": orthonormal}
-    record = {**files.environment(), "status": "finished", "method": config.method,
-              "method_settings": settings, **report, "config": config.to_json(), "meta": meta,
-              "device": str(device), "device_name": files.device_name(device),
-              "started": started, "finished": files.now(), "updated": files.now(),
+    file_meta = directions_meta(config, meta, step=0, steps=0, settings=settings, **report,
+                                orthonormal=config.method != "ganspace")
+    record = {**run_record(config, meta, device, status="finished", started=started,
+                           settings=settings), **report,
+              "finished": files.now(), "updated": files.now(),
               "step": 0, "seconds": round(seconds, 3), "final_penalty": None,
               "eval_penalty": eval_value, "reference_eval": reference,
               "versus_random": versus_random(eval_value, reference)}
