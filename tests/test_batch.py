@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -394,6 +395,7 @@ def test_ray_job_checks_the_weights_on_its_node_before_the_class(tmp_path):
     class Plan:                                   # what ray_job reads of a JobPlan
         model_source = "biggan-deep-128"
         weights_dir = str(tmp_path / "empty-store")
+        main_method = "hessian"
 
         def new_entry(self, cls, status):
             return {"class_index": cls.index, "status": status, "error": None}
@@ -401,7 +403,7 @@ def test_ray_job_checks_the_weights_on_its_node_before_the_class(tmp_path):
     def job(*args):
         raise AssertionError("the class ran on a node without weights")
 
-    entry = backends.ray_job(job, Plan(), 207, "cpu")
+    entry = backends.ray_job(job, Plan(), 207, "cpu").entry
     assert entry["status"] == "failed" and entry["class_index"] == 207
     assert f"host {socket.gethostname()} lacks the weights of biggan-deep-128" in entry["error"]
     assert "weights fetch biggan-deep-128" in entry["error"]
@@ -462,3 +464,78 @@ def test_methods_option_errors_are_one_line(tmp_path, small_biggan_dir):
     with pytest.raises(UserError, match="methods 'pca'"):
         run(str(small_biggan_dir), [1], DiscoverConfig(steps=2), tmp_path / "out", methods=["pca"])
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------- results carried forward
+_READS: list[Path] | None = None        # while a list: files opened for reading (audit hook)
+
+
+def _note_reads(event: str, args: tuple) -> None:
+    if _READS is not None and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        path, mode, flags = args
+        writes = (any(c in mode for c in "wax+") if isinstance(mode, str)
+                  else bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)))
+        if not writes:
+            _READS.append(Path(os.fsdecode(path)).resolve())
+
+
+sys.addaudithook(_note_reads)           # an audit hook stays for the process: it records only
+                                        # while _READS is a list
+
+
+def test_a_fresh_class_reads_back_nothing_its_job_wrote(tmp_path, small_biggan_dir, monkeypatch):
+    """Discover -> score -> render -> manifest line -> gallery card of one fresh class: each
+    stage takes what the one before returned. scores.json, the videos, the manifest and
+    batch.json are written, never read; the job's only read of its own files is the hand-off
+    after discovery (run_discover returns a RunResult, not the Run: the matrix is opened once)."""
+    global _READS
+    from biggan_directions.batch import class_job
+    from biggan_directions.batch.class_job import BatchRender
+    from biggan_directions.media.render import RenderConfig
+    from biggan_directions.runs import layout, scores_file
+    from biggan_directions.scoring.score import ScoreConfig
+    from tests.support import write_backbone_checkpoint
+
+    torch_home = tmp_path / "torch-home"                   # a stand-in LPIPS backbone, no network
+    write_backbone_checkpoint(torch_home / "hub" / "checkpoints")
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    out = tmp_path / "out"
+    opened, scores_read = [], []
+    real_open, real_read = layout.open_run, scores_file.read_scores
+    monkeypatch.setattr(class_job.layout, "open_run",
+                        lambda path: opened.append(Path(path)) or real_open(path))
+    monkeypatch.setattr(scores_file, "read_scores",
+                        lambda path: scores_read.append(Path(path)) or real_read(path))
+    real_discover = class_job.run_discover
+
+    def discover_unwatched(*args, **kwargs):            # discovery's own files are its business
+        global _READS
+        watched, _READS = _READS, None
+        try:
+            return real_discover(*args, **kwargs)
+        finally:
+            _READS = watched
+
+    monkeypatch.setattr(class_job, "run_discover", discover_unwatched)
+    _READS = []
+    try:
+        result = run_batch(str(small_biggan_dir), [1], DiscoverConfig(steps=2, batch_size=1, ndirs=4),
+                           out, score=ScoreConfig(seeds=(0, 1)), top=2, device="cpu", progress=False,
+                           render=BatchRender(seeds=(0,), video=RenderConfig(frames=2, fmt="gif")))
+    finally:
+        reads, _READS = _READS, None
+    run = run_dir_for(out, str(small_biggan_dir), 1, "goldfish").resolve()
+    entry = result.entries[0]
+    assert entry["status"] == "finished" and entry["top_directions"] and len(entry["media"]) == 2
+    written = [p for p in reads if out.resolve() in p.parents
+               and p.name != ".lock"]                  # a folder lock checks it is still ours
+    assert written == [run / "run.json"], written        # the hand-off after discovery, once
+    assert opened == [run] and scores_read == []
+    # what was carried is what the files say
+    record = json.loads((run / "scores.json").read_text())
+    assert entry["top_directions"] == record["ranking"][:2]
+    page = (result.folder / "index.html").read_text()
+    assert f"best 4 of 4 directions, {record['n_active']} active" in page
+    from biggan_directions.batch.gallery import write_gallery
+    strip = lambda text: re.sub(r"Written [\d: -]+\.", "", text)  # noqa: E731
+    assert strip(write_gallery(result.folder).read_text()) == strip(page)   # the card, from files

@@ -78,3 +78,25 @@ def test_readme_says_which_mistakes_exit_1_and_which_exit_2():
         assert usage.exit_code == 2, (args, usage.output)
         assert lines[0].startswith("Usage: ") and lines[-1].startswith("Error: ")
         assert sum(line.startswith("Error: ") for line in lines) == 1
+
+
+def test_defaults_are_written_once():
+    """Options take their defaults from the library (config fields, function signatures), and
+    precision/compile are one declaration with one help text in every command."""
+    from biggan_directions.cli.options import param_default
+    from biggan_directions.media.render import RenderConfig
+    from biggan_directions.methods.config import DiscoverConfig
+    from biggan_directions.scoring.compare import compare_runs
+    from biggan_directions.scoring.score import ScoreConfig
+    from biggan_directions.view.view_app import serve
+
+    assert param_default(compare_runs, "top") == 6 and param_default(serve, "port") == 7860
+    with pytest.raises(TypeError):
+        param_default(compare_runs, "paths")
+    for name in ("precision", "compile"):
+        fields = [{f.name: f for f in cls.__dataclass_fields__.values()}[name]
+                  for cls in (DiscoverConfig, RenderConfig, ScoreConfig)]
+        assert len({(f.default, f.metadata["help"]) for f in fields}) == 1
+    helps = [CliRunner().invoke(cli, [command, "--help"]).output for command in
+             ("discover", "render", "score")]
+    assert all("--precision [auto|fp32|tf32|bf16]" in text for text in helps)

@@ -10,7 +10,7 @@ import torch
 from biggan_directions.foundation.errors import UserError
 from biggan_directions.runs.layout import Run
 from biggan_directions.runs.scores_file import (check_scores_writable, read_ranking, read_scores,
-                                                scores_paths, write_scores)
+                                                run_scores, write_run_scores, write_scores)
 from biggan_directions.scoring.score import ScoreResult, rank_directions
 
 
@@ -53,13 +53,33 @@ def test_write_and_read_back(tmp_path, result):
 
 def test_read_ranking_checks_it_fits_the_run(tmp_path, result):
     run = Run(tmp_path, tmp_path / "directions.safetensors", torch.zeros(3, 8), {})
-    write_scores(*scores_paths(run), result, {})
+    write_scores(*run.scores_paths, result, {})
     assert read_ranking(run) == [2, 0, 1] and read_ranking(run, top=2) == [2, 0]
     with pytest.raises(UserError, match="ranks only 3"):
         read_ranking(run, top=4)
     bigger = Run(tmp_path, run.directions_path, torch.zeros(2, 8), {})
     with pytest.raises(UserError, match="does not match"):
         read_ranking(bigger)
+
+
+def test_a_run_holds_its_scores_once_written_or_read(tmp_path, result, monkeypatch):
+    """A Run knows whether it is scored; the scores it wrote or read once are held, not re-read."""
+    from biggan_directions.runs import scores_file
+    run = Run(tmp_path, tmp_path / "directions.safetensors", torch.zeros(3, 8), {})
+    assert not run.scored and run.scores_paths == (tmp_path / "scores.json", tmp_path / "scores.csv")
+    assert write_run_scores(run, result, {"steps": 9}) == run.scores_paths
+    assert run.scored and run.scores == read_scores(tmp_path)     # held as the file reads back
+    assert run.scores["directions_file"] == str(run.directions_path)
+    reads = []
+    real = scores_file.read_scores
+    monkeypatch.setattr(scores_file, "read_scores", lambda path: reads.append(path) or real(path))
+    assert read_ranking(run, top=2) == [2, 0] and reads == []
+    again = Run(tmp_path, run.directions_path, torch.zeros(3, 8), {})     # a run opened anew
+    assert again.scored and again.scores is None
+    assert read_ranking(again) == [2, 0, 1] and run_scores(again)["n_active"] == 2
+    assert reads == [tmp_path / "scores.json"]                 # read once, then held
+    bare = Run(None, tmp_path / "mine.safetensors", torch.zeros(3, 8), {})
+    assert bare.scores_paths == (tmp_path / "mine.scores.json", tmp_path / "mine.scores.csv")
 
 
 def test_unwritable_targets_are_refused_before_work(tmp_path, monkeypatch):

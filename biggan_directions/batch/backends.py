@@ -1,10 +1,10 @@
 """Where a batch's class jobs run: in this process, one worker process per device, or Ray tasks.
 
 Each backend takes the job function (class_job.run_class_job: (plan, cls, load, metrics, describe)
--> manifest line) and reports through `Events`: `started(index)` when a class's job begins,
-`finished(entry)` with its line, and `lost(cls, status, error, started)` for a class whose job
-ended without a line (interrupted between steps, a dead worker, a crashed or cancelled task),
-which returns the line to record (None: keep the class's line as it is). Every backend returns
+-> ClassResult) and reports through `Events`: `started(index)` when a class's job begins,
+`finished(result)` with what the job returned, and `lost(cls, status, error, started)` for a
+class whose job ended without a result (interrupted between steps, a dead worker, a crashed or
+cancelled task), which returns the result to record (None: keep the class's line as it is). Every backend returns
 True when the batch was interrupted (Ctrl-C / SIGTERM) and the running jobs have checkpointed.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..foundation.errors import UserError, first_line
 from ..models.classes import ImageNetClass, resolve_class
 from ..models.weights import load_biggan, verify_available
 from ..runtime.device import DEVICE_HELP, resolve_device
+from .result import ClassResult
 
 RAY_HINT = "pip install 'biggan-directions[ray]'"
 INTERRUPT_WAIT_S = 300.0      # after Ctrl-C, how long to wait for running jobs to checkpoint
@@ -38,8 +39,8 @@ class Events:
     """How a backend reports to the driver (which writes the manifest)."""
 
     started: Callable[[int], None]
-    finished: Callable[[dict[str, Any]], None]
-    lost: Callable[[ImageNetClass, str, str, bool], dict[str, Any] | None]
+    finished: Callable[[ClassResult], None]
+    lost: Callable[[ImageNetClass, str, str, bool], ClassResult | None]
 
 
 def local_devices(spec: str = "auto") -> list[torch.device]:
@@ -73,12 +74,12 @@ def run_sequential(job: Callable, plan, todo: Sequence[ImageNetClass], device: t
     for i, cls in enumerate(todo, start=1):
         events.started(cls.index)
         try:
-            entry = job(plan, cls, load, metrics, describe=f"{i}/{len(todo)} {cls.name}")
+            result = job(plan, cls, load, metrics, describe=f"{i}/{len(todo)} {cls.name}")
         except KeyboardInterrupt:  # e.g. between two classes' steps
-            entry = events.lost(cls, "interrupted", INTERRUPTED, True)
-        if entry is not None:
-            events.finished(entry)
-        if entry is None or entry["status"] == "interrupted":
+            result = events.lost(cls, "interrupted", INTERRUPTED, True)
+        if result is not None:
+            events.finished(result)
+        if result is None or result.status == "interrupted":
             return True
     return False
 
@@ -110,9 +111,9 @@ def _pool_worker(job: Callable, plan, worker: int, device: str, cpu_threads: int
             if index is None:
                 break
             results.put(("start", index))
-            entry = job(plan, resolve_class(index), load, metrics)
-            results.put(("done", entry))
-            if entry["status"] == "interrupted":
+            result = job(plan, resolve_class(index), load, metrics)
+            results.put(("done", result))
+            if result.status == "interrupted":
                 break
     except KeyboardInterrupt:
         pass
@@ -158,8 +159,8 @@ def run_pool(job: Callable, plan, todo: Sequence[ImageNetClass], devices: Sequen
             running.add(payload)
             events.started(payload)
         elif kind == "done":
-            remaining.pop(payload["class_index"], None)
-            interrupted |= payload["status"] == "interrupted"
+            remaining.pop(payload.class_index, None)
+            interrupted |= payload.status == "interrupted"
             events.finished(payload)
         elif kind == "exit":
             exited.add(payload)
@@ -194,11 +195,11 @@ def run_pool(job: Callable, plan, todo: Sequence[ImageNetClass], devices: Sequen
     for index, cls in sorted(remaining.items()):
         if interrupted and index not in running:
             continue                  # never started: its line stays as it was
-        entry = events.lost(cls, "interrupted", INTERRUPTED, True) if interrupted else events.lost(
+        result = events.lost(cls, "interrupted", INTERRUPTED, True) if interrupted else events.lost(
             cls, "failed", "its worker process died; see the output above, then run the same "
                            "command again", True)
-        if entry is not None:
-            events.finished(entry)
+        if result is not None:
+            events.finished(result)
     return interrupted
 
 
@@ -216,15 +217,15 @@ _WORKER_MODEL: dict[tuple, Any] = {}   # per Ray worker process: (model, weights
 _WORKER_METRICS: dict[tuple, Any] = {}  # per Ray worker process: LPIPS networks
 
 
-def ray_job(job: Callable, plan, index: int, device_spec: str) -> dict[str, Any]:
+def ray_job(job: Callable, plan, index: int, device_spec: str) -> ClassResult:
     """The Ray task: check that this node holds the weights (a 'failed' line naming the node
     when not), resolve the device here (Ray sets the visible GPUs), load the model from
-    plan.model_source (cached in the worker process), run the class's job, return its line."""
+    plan.model_source (cached in the worker process), run the class's job, return its result."""
     cls = resolve_class(index)
     try:
         verify_available(plan.model_source, plan.weights_dir)
     except UserError as e:
-        return {**plan.new_entry(cls, "failed"), "error": str(e)}
+        return ClassResult({**plan.new_entry(cls, "failed"), "error": str(e)}, plan.main_method)
 
     def load():
         key = (plan.model_source, plan.weights_dir, device_spec)
@@ -241,7 +242,7 @@ def ray_job(job: Callable, plan, index: int, device_spec: str) -> dict[str, Any]
 def run_ray(job: Callable, plan, todo: Sequence[ImageNetClass], events: Events, *, device: str,
             address: str | None, cpus: int | None, gpus_per_job: float) -> bool:
     """One Ray task per class (num_gpus = gpus_per_job, 0 on a cluster without GPUs), on the
-    cluster at `address` or a local Ray with `cpus` CPUs; lines are reported as they come."""
+    cluster at `address` or a local Ray with `cpus` CPUs; results are reported as they come."""
     ray = import_ray()
     own = not ray.is_initialized()
     if own:
@@ -266,23 +267,24 @@ def run_ray(job: Callable, plan, todo: Sequence[ImageNetClass], events: Events, 
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
-                    entry, _ = _ray_result(ray, ref, pending.pop(ref), events)
-                    events.finished(entry)
+                    result, _ = _ray_result(ray, ref, pending.pop(ref), events)
+                    if result is not None:
+                        events.finished(result)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref)       # raises KeyboardInterrupt in a running task: it checkpoints
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=INTERRUPT_WAIT_S)
             for ref in ready:
                 cls = pending.pop(ref)
-                entry, cancelled = _ray_result(ray, ref, cls, events)
+                result, cancelled = _ray_result(ray, ref, cls, events)
                 if cancelled:
-                    entry = events.lost(cls, "interrupted", INTERRUPTED, False)
-                if entry is not None:
-                    events.finished(entry)
+                    result = events.lost(cls, "interrupted", INTERRUPTED, False)
+                if result is not None:
+                    events.finished(result)
             for cls in pending.values():            # still running after the wait: say so
-                entry = events.lost(cls, "interrupted", INTERRUPTED, True)
-                if entry is not None:
-                    events.finished(entry)
+                result = events.lost(cls, "interrupted", INTERRUPTED, True)
+                if result is not None:
+                    events.finished(result)
             return True
         return False
     finally:
@@ -290,12 +292,12 @@ def run_ray(job: Callable, plan, todo: Sequence[ImageNetClass], events: Events, 
             ray.shutdown()
 
 
-def _ray_result(ray, ref, cls: ImageNetClass, events: Events) -> tuple[dict[str, Any] | None, bool]:
-    """(manifest line, cancelled): the task's own line, or a 'failed' one when it crashed."""
+def _ray_result(ray, ref, cls: ImageNetClass, events: Events) -> tuple[ClassResult | None, bool]:
+    """(result, cancelled): the task's own result, or a 'failed' one when it crashed."""
     try:
         return ray.get(ref), False
     except Exception as e:  # noqa: BLE001 - the worker died, was cancelled, or could not unpickle
         cancelled = isinstance(e, ray.exceptions.TaskCancelledError)
-        entry = events.lost(cls, "failed", f"Ray task failed: {type(e).__name__}: {first_line(e)}",
-                            True)
-        return entry, cancelled
+        result = events.lost(cls, "failed", f"Ray task failed: {type(e).__name__}: {first_line(e)}",
+                             True)
+        return result, cancelled

@@ -32,6 +32,7 @@ from . import backends
 from .class_job import BACKENDS, BatchRender, JobPlan, completed_entry, lost_entry, run_class_job
 from .gallery import write_gallery
 from .manifest import BATCH_RECORD, Manifest, now
+from .result import ClassResult
 
 
 def batch_dir_for(out: str | os.PathLike, model: str, name: str | None = None) -> Path:
@@ -127,22 +128,24 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
         started = now()
         _write_record(folder, plan, classes, backend, started, None, manifest)
         manifest.write()
+        carried: dict[int, ClassResult] = {}     # what each class's job returned, by class index
         done = 0
 
-        def finish(entry: dict[str, Any]) -> None:
+        def finish(result: ClassResult) -> None:
             nonlocal done
             done += 1
-            manifest.update(entry)
+            carried[result.class_index] = result
+            manifest.update(result.entry)
             if on_entry is not None:
-                on_entry(entry, done, len(classes))
+                on_entry(result.entry, done, len(classes))
 
         todo = []
         for c in classes:
-            entry = completed_entry(plan, c, manifest.entries.get(c.index))
-            if entry is None:
+            result = completed_entry(plan, c, manifest.entries.get(c.index))
+            if result is None:
                 todo.append(c)
             else:
-                finish(entry)
+                finish(result)
         events = backends.Events(started=lambda index: manifest.set_status(index, "running"),
                                  finished=finish, lost=lambda *a: lost_entry(plan, manifest, *a))
         interrupted = False
@@ -155,7 +158,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
         elif todo:
             interrupted = backends.run_pool(run_class_job, plan, todo, devs, events)
 
-        gallery = write_gallery(folder, list(manifest.entries.values()))
+        gallery = write_gallery(folder, list(manifest.entries.values()), model=plan.model,
+                                scores={i: r.card_scores for i, r in carried.items()})
         result = BatchResult(folder, manifest.path, gallery, manifest.batch_entries())
         _write_record(folder, plan, classes, backend, started, now(), manifest)
     if interrupted:

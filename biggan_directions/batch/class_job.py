@@ -7,6 +7,11 @@ for sefa and ganspace. Per method: discover (resumed from its checkpoint; skippe
 says 'finished' with the same settings, for hessian at --steps or more), score (scores.json, skipped when
 present) and render of the --top K directions (a grid video and a PNG strip in RUN/videos/,
 skipped when present). When discovery ran, scores and videos are redone, not kept stale.
+
+What each step returns is carried forward, not read back from its files: the opened Run holds
+the scores that score wrote (Run.scores), render returns its files, and the job's ClassResult
+(the manifest line and each method's scores) is what the manifest and the gallery card are made
+from. Only a class resumed or skipped because finished reads what an earlier job left.
 """
 from __future__ import annotations
 
@@ -30,12 +35,13 @@ from ..models.generator import BigGANGenerator
 from ..models.weights.load import weights_identity
 from ..runs import layout
 from ..runs.discover import run_discover
-from ..runs.scores_file import read_ranking, scores_paths
+from ..runs.scores_file import read_ranking
 from ..scoring.lpips_metric import load_lpips
 from ..scoring.score import ScoreConfig
 from ..scoring.score_run import run_score
 from . import backends
 from .manifest import METHOD_FIELDS, Manifest, new_entry, now, relative
+from .result import ClassResult
 ERRORS_DIR = "errors"
 BACKENDS = ("local", "ray")
 
@@ -112,7 +118,7 @@ def _render_targets(plan: JobPlan, run: layout.Run):
     `render RUN --top K` (or the first K directions of an unscored run) and `--strip` write."""
     settings = layout.resolve_run_settings(run)
     k = min(plan.top, run.directions.shape[0])
-    indices = read_ranking(run, k) if scores_paths(run)[0].is_file() else list(range(k))
+    indices = read_ranking(run, k) if run.scored else list(range(k))
     video = dataclasses.replace(plan.render.video, path_size=settings.path_size, strip=False)
     configs = [video] + ([dataclasses.replace(video, strip=True)] if plan.render.strip else [])
     targets = [(c, render_paths(run.videos_dir, c, indices, plan.render.seeds)) for c in configs]
@@ -122,12 +128,12 @@ def _render_targets(plan: JobPlan, run: layout.Run):
 def _fill_from_run(part: dict[str, Any], plan: JobPlan, run: layout.Run | None,
                    media: Sequence[Path] | None) -> None:
     """A method's part of a line (plus step, final_penalty): penalties from run.json, top
-    directions from the scores, media paths."""
+    directions from the scores (those the run holds, else its file), media paths."""
     record = run.record if run is not None else {}
     part.update(step=record.get("step"), final_penalty=record.get("final_penalty"),
                 eval_penalty=record.get("eval_penalty"), versus_random=record.get("versus_random"),
                 top_directions=None)
-    if run is not None and scores_paths(run)[0].is_file():
+    if run is not None and run.scored:
         try:
             part["top_directions"] = read_ranking(run)[:plan.top]
         except UserError:
@@ -155,9 +161,11 @@ def _summarise(plan: JobPlan, entry: dict[str, Any], parts: dict[str, dict[str, 
                           else "; ".join(f"{m}: {e}" for m, e in errors))
 
 
-def completed_entry(plan: JobPlan, cls: ImageNetClass, prior: dict[str, Any] | None) -> dict | None:
-    """A 'finished, skipped' manifest line when the class needs no work (discovery finished with
-    these settings, scores and videos present as asked), else None. Touches no file."""
+def completed_entry(plan: JobPlan, cls: ImageNetClass,
+                    prior: dict[str, Any] | None) -> ClassResult | None:
+    """A 'finished, skipped' line when the class needs no work (discovery finished with these
+    settings, scores and videos present as asked), else None. Writes no file (it reads the
+    finished runs: that is resuming)."""
     if plan.overwrite:
         return None
     entry = plan.new_entry(cls, "finished")
@@ -167,7 +175,7 @@ def completed_entry(plan: JobPlan, cls: ImageNetClass, prior: dict[str, Any] | N
             run = _existing_run(plan.run_folder(cls, method))
             if not _discover_complete(run, plan.config_for(method)):
                 return None
-            if plan.score is not None and not scores_paths(run)[0].is_file():
+            if plan.score is not None and not run.scored:
                 return None
             media: list[Path] | None = None
             if plan.render is not None:
@@ -179,16 +187,17 @@ def completed_entry(plan: JobPlan, cls: ImageNetClass, prior: dict[str, Any] | N
         _fill_from_run(parts[method], plan, run, media)
     _summarise(plan, entry, parts)
     entry.update(skipped=True, seconds=(prior or {}).get("seconds"))
-    return entry
+    return ClassResult(entry, plan.main_method)
 
 
 def run_class_job(plan: JobPlan, cls: ImageNetClass, load: Callable[[], tuple[Any, torch.device]],
-                  metrics: dict | None = None, describe: str | None = None) -> dict[str, Any]:
-    """Discover (+ score, render) one class with each method into its run folder; return its
-    manifest line.
+                  metrics: dict | None = None, describe: str | None = None) -> ClassResult:
+    """Discover (+ score, render) one class with each method into its run folder; return what
+    the steps returned (ClassResult: its manifest line, its scores).
 
     load() -> (BigGAN network, device) is called only when some step needs the model (it may
-    load it, or return one already loaded). Each run is opened once and handed to each step.
+    load it, or return one already loaded). Each run is opened once and handed to each step,
+    which leaves its result on it (the scores) or returns it (the media).
     Never raises for a class's own failure: a UserError or unexpected error becomes that
     method's status 'failed' (the traceback of an unexpected one goes to <batch>/errors/) and
     the next method runs; Ctrl-C becomes status 'interrupted' after run_discover checkpointed,
@@ -199,22 +208,26 @@ def run_class_job(plan: JobPlan, cls: ImageNetClass, load: Callable[[], tuple[An
     parts = entry["methods"]
     metrics = metrics if metrics is not None else {}
     several = len(plan.method_list) > 1
+    result = ClassResult(entry, plan.main_method)
     for i, method in enumerate(plan.method_list):
         label = describe or f"{cls.index} {cls.name}"
-        _method_job(plan, cls, method, parts[method], load, metrics,
-                    f"{method} {label}" if several else label)
+        run = _method_job(plan, cls, method, parts[method], load, metrics,
+                          f"{method} {label}" if several else label)
+        if run is not None and run.scores is not None:
+            result.scores[method] = run.scores
         if parts[method]["status"] == "interrupted":
             for rest in plan.method_list[i + 1:]:
                 parts[rest]["status"] = "pending"
             break
     _summarise(plan, entry, parts)
     entry.update(seconds=round(time.perf_counter() - start, 3), updated=now())
-    return entry
+    return result
 
 
 def _method_job(plan: JobPlan, cls: ImageNetClass, method: str, part: dict[str, Any], load,
-                metrics: dict, describe: str) -> None:
-    """One method's discover (+ score, render) into its run folder; fills `part`."""
+                metrics: dict, describe: str) -> layout.Run | None:
+    """One method's discover (+ score, render) into its run folder; fills `part` and returns
+    the run (holding its scores when scored), None when there is none."""
     folder = plan.run_folder(cls, method)
     config = plan.config_for(method)
     media: list[Path] | None = None
@@ -251,9 +264,11 @@ def _method_job(plan: JobPlan, cls: ImageNetClass, method: str, part: dict[str, 
             where = ""
         part.update(status="failed", error=f"{type(e).__name__}: {first_line(e)}{where}")
     try:
-        _fill_from_run(part, plan, run if run is not None else _existing_run(folder), media)
+        run = run if run is not None else _existing_run(folder)
+        _fill_from_run(part, plan, run, media)
     except (OSError, ValueError, UserError):
         pass
+    return run
 
 
 def _per_class_remedy(message: str, run_folder: Path) -> str:
@@ -287,9 +302,10 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, fo
 
 
 def _score_step(plan: JobPlan, run: layout.Run, load, metrics: dict, force: bool) -> None:
-    """What `score RUN` does (score_run.run_score), with the already loaded model and LPIPS."""
+    """What `score RUN` does (score_run.run_score), with the already loaded model and LPIPS;
+    the run then holds the scores written (run.scores)."""
     config = plan.score
-    if scores_paths(run)[0].is_file() and not force:
+    if run.scored and not force:
         return
     net, device = load()
     key = (config.net, str(device))
@@ -319,9 +335,10 @@ def _render_step(plan: JobPlan, run: layout.Run, load, force: bool) -> list[Path
 
 
 def lost_entry(plan: JobPlan, manifest: Manifest, cls: ImageNetClass, status: str, error: str,
-                started: bool) -> dict[str, Any] | None:
-    """The line of a class whose job ended without one (see backends.Events), from its files.
-    None when it may never have started (`started` False) and its run.json says so."""
+               started: bool) -> ClassResult | None:
+    """The line of a class whose job ended without one (see backends.Events), from its files
+    (what the lost job returned is gone). None when it may never have started (`started`
+    False) and its run.json says so."""
     fresh, prior = plan.new_entry(cls, "pending"), manifest.entries[cls.index]
     parts, touched = {}, False
     for method in plan.method_list:
@@ -339,4 +356,4 @@ def lost_entry(plan: JobPlan, manifest: Manifest, cls: ImageNetClass, status: st
         return None
     entry = {**fresh, **prior, "status": status, "error": error, "updated": now()}
     _summarise(plan, entry, parts, status=False)
-    return entry
+    return ClassResult(entry, plan.main_method)

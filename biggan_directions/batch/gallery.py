@@ -4,8 +4,8 @@ index.html lives in the batch folder and opens from disk without a server: every
 relative to it, the CSS is inline, and there is no script and no external resource. Per class:
 the rendered files the manifest lists (MP4/WebM as <video>, GIF/PNG/JPEG as <img>; a finished
 class without any shows the newest few media files in its run's videos/ folder, a failed one
-never shows files left there by an earlier run), the score table of its best directions (read
-with scores_file.read_scores), the hessian run's curve.png (written by discover) and links to
+never shows files left there by an earlier run), the score table of its best directions (the
+scores its job carried, else read with scores_file.read_scores), the hessian run's curve.png (written by discover) and links to
 the run folder and its files. A class run with several methods (manifest field `methods`)
 shows them side by side instead of one run's media: a table of method, status, fixed-evaluation
 penalty, the verdict against random matrices and that method's strip/video.
@@ -68,26 +68,31 @@ a{color:#1f5fbf}
 
 
 def write_gallery(batch_folder: str | os.PathLike, entries: Sequence[dict[str, Any]] | None = None,
-                  *, title: str | None = None, rows: int = TABLE_ROWS) -> Path:
+                  *, title: str | None = None, rows: int = TABLE_ROWS, model: str | None = None,
+                  scores: dict[int, dict[str, Any] | None] | None = None) -> Path:
     """Write <batch_folder>/index.html atomically and return its path.
 
     entries: manifest lines (read_manifest(batch_folder) when None), one card each, in order.
     rows:    score-table rows per class (its best directions by the scores.json ranking).
+    model:   the model named in the title (None: batch.json's).
+    scores:  {class index: the scores.json content of its card's run}, as its job carried them;
+             a class without them has its scores.json read.
     """
     folder = Path(batch_folder)
     if entries is None:
         entries = read_manifest(folder)
-    text = gallery_html(folder, entries, title=title, rows=rows)
+    text = gallery_html(folder, entries, title=title, rows=rows, model=model, scores=scores)
     path = folder / GALLERY
     return write_text(path, text)
 
 
 def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title: str | None = None,
-                 rows: int = TABLE_ROWS) -> str:
-    """The gallery page as a string (see the module docstring)."""
+                 rows: int = TABLE_ROWS, model: str | None = None,
+                 scores: dict[int, dict[str, Any] | None] | None = None) -> str:
+    """The gallery page as a string (see write_gallery and the module docstring)."""
     batch_folder = Path(batch_folder)
-    record = read_json(batch_folder / BATCH_RECORD)
-    model = record.get("model") or batch_folder.resolve().parent.name
+    if model is None:
+        model = read_json(batch_folder / BATCH_RECORD).get("model") or batch_folder.resolve().parent.name
     title = title or f"biggan-directions batch: {model}"
     counts: dict[str, int] = {}
     for e in entries:
@@ -95,7 +100,9 @@ def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title
     summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no classes yet"
     links = " ".join(f'<a href="{_href(name)}">{_esc(name)}</a>'
                      for name in (MANIFEST, BATCH_RECORD) if (batch_folder / name).is_file())
-    cards = "\n".join(_card(batch_folder, e, rows) for e in entries)
+    scores = scores or {}
+    cards = "\n".join(_card(batch_folder, e, rows, scores.get(e.get("class_index")))
+                      for e in entries)
     return (f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
@@ -105,7 +112,7 @@ def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title
             f"<main class=\"cards\">\n{cards}\n</main>\n</body>\n</html>\n")
 
 
-def _card(batch_folder: Path, e: dict[str, Any], rows: int) -> str:
+def _card(batch_folder: Path, e: dict[str, Any], rows: int, scores: dict[str, Any] | None) -> str:
     status = str(e.get("status", "?"))
     run_rel = str(e.get("run_folder") or "")
     run_folder = batch_folder / run_rel if run_rel else None
@@ -134,7 +141,7 @@ def _card(batch_folder: Path, e: dict[str, Any], rows: int) -> str:
     if curve_rel:
         parts.append(_curve(batch_folder, curve_rel))
     if run_folder is not None:
-        parts.append(_scores(run_folder, rows))
+        parts.append(_scores(run_folder, rows, scores))
         parts.append(_links(batch_folder, run_rel, run_folder))
     return f"<section class=\"card\" id=\"c{_esc(e.get('class_index'))}\">\n" + "\n".join(
         p for p in parts if p) + "\n</section>"
@@ -195,14 +202,16 @@ def _curve(batch_folder: Path, run_rel: str) -> str:
             f"<figcaption>{_esc(CURVE_FILE)}: penalty against steps</figcaption></figure>")
 
 
-def _scores(run_folder: Path, rows: int) -> str:
-    """The best `rows` directions of the run's scores as a table ('' when not scored)."""
-    if not (run_folder / layout.SCORES_JSON).is_file():
-        return ""
-    try:
-        rec = read_scores(run_folder)
-    except UserError:
-        return ""
+def _scores(run_folder: Path, rows: int, rec: dict[str, Any] | None) -> str:
+    """The best `rows` directions of the run's scores (`rec`, else read from its scores.json) as
+    a table ('' when not scored)."""
+    if rec is None:
+        if not (run_folder / layout.SCORES_JSON).is_file():
+            return ""
+        try:
+            rec = read_scores(run_folder)
+        except UserError:
+            return ""
     ranking, directions = rec["ranking"], rec.get("directions")
     if not isinstance(directions, list):
         return ""

@@ -6,7 +6,8 @@ import click
 from ..runtime.device import resolve_device, set_threads
 from ..runtime.signals import sigterm_as_interrupt
 from ..scoring.compare import compare_runs, format_report
-from .options import CONTEXT_SETTINGS, model_option, runtime_options, weights_dir_option
+from .options import (CONTEXT_SETTINGS, model_option, param_default, runtime_options,
+                      weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -14,7 +15,7 @@ from .options import CONTEXT_SETTINGS, model_option, runtime_options, weights_di
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               show_default="the first run's parent folder/compare-<index>-<class>",
               help="Folder for compare.json, compare.png and compare_curves.png.")
-@click.option("--top", type=click.IntRange(min=1), default=6,
+@click.option("--top", type=click.IntRange(min=1), default=param_default(compare_runs, "top"),
               help="Directions per run in the strip sheet (best by LPIPS effect when scored).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing comparison.")
 @model_option(from_run=True)

@@ -1,6 +1,7 @@
 """Click options built from the config dataclasses, shared options, and the list types users type."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import Field
 from typing import Any, Callable
 
@@ -84,6 +85,15 @@ def config_from(cls, values: dict[str, Any], *, prefix: str = "", **fixed: Any):
         parse = f.metadata.get("parse")
         kwargs[f.name] = parse(value) if parse is not None and isinstance(value, str) else value
     return cls(**kwargs)
+
+
+def param_default(func: Callable, name: str) -> Any:
+    """The default of parameter `name` of library function `func`: an option that hands its
+    value to `func` takes its default from there, so it is written once."""
+    default = inspect.signature(func).parameters[name].default
+    if default is inspect.Parameter.empty:
+        raise TypeError(f"{func.__name__}({name}) has no default")
+    return default
 
 
 def given(ctx: click.Context, name: str) -> bool:

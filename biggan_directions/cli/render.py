@@ -9,7 +9,7 @@ from ..runs.layout import open_run, resolve_run_settings
 from ..runtime.device import resolve_device, set_threads
 from ..runtime.signals import sigterm_as_interrupt
 from .options import (CONTEXT_SETTINGS, DIRS_LIST, IntList, config_from, model_option, options_from,
-                      runtime_options, weights_dir_option)
+                      param_default, runtime_options, weights_dir_option)
 
 
 def _setting_names(**names: str):
@@ -33,7 +33,8 @@ def _setting_names(**names: str):
               help="The K best directions by the ranking `biggan-directions score RUN` wrote.")
 @click.option("--seeds", type=IntList(MAX_SEEDS, "one frame column each"), default="0-5",
               help=f"Samples, one column each (at most {MAX_SEEDS}).")
-@click.option("--seed", type=int, default=0, help="Seed of the random baseline (--directions random).")
+@click.option("--seed", type=int, default=param_default(plan_render, "seed"),
+              help="Seed of the random baseline (--directions random).")
 @click.option("--class", "class_query", default=None, metavar="CLASS",
               help="ImageNet class (name, index or WordNet id)  [default: the run's]")
 @click.option("--truncation", type=float, default=None,

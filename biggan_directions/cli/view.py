@@ -11,7 +11,8 @@ from ..models.classes import resolve_class
 from ..runtime.device import resolve_device, set_threads
 from ..view.view import Viewer
 from ..view.view_app import import_web, serve
-from .options import CONTEXT_SETTINGS, DIRS_LIST, model_option, runtime_options, weights_dir_option
+from .options import (CONTEXT_SETTINGS, DIRS_LIST, model_option, param_default, runtime_options,
+                      weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -21,8 +22,9 @@ from .options import CONTEXT_SETTINGS, DIRS_LIST, model_option, runtime_options,
                    "[default: 16 of a scored run; every direction of an unscored one]")
 @click.option("--dirs", type=DIRS_LIST, default=None,
               help="Sliders for these directions, e.g. 0-7,12.")
-@click.option("--port", type=click.IntRange(0, 65535), default=7860, help="Port (0: a free one).")
-@click.option("--host", default="127.0.0.1",
+@click.option("--port", type=click.IntRange(0, 65535), default=param_default(serve, "port"),
+              help="Port (0: a free one).")
+@click.option("--host", default=param_default(serve, "host"),
               help="Address to listen on; 0.0.0.0 makes the page reachable by others (a warning "
                    "is printed).")
 @click.option("--class", "class_query", default=None, metavar="CLASS",

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+BATCH_SIZE = 16        # images per generator call (RenderConfig.batch_size's default)
+
 from .walks import walk_latents
 
 
@@ -85,7 +87,8 @@ def label_column(labels: Sequence[str], resolution: int, width: int) -> np.ndarr
 
 
 def walk_frames(G, directions: torch.Tensor, z: torch.Tensor, t: torch.Tensor, path_size: float,
-                *, labels: Sequence[str] | None = None, batch_size: int = 16) -> Iterator[np.ndarray]:
+                *, labels: Sequence[str] | None = None,
+                batch_size: int = BATCH_SIZE) -> Iterator[np.ndarray]:
     """The frames of a grid video, generated lazily in batches.
 
     G: generator with z_dim, resolution R, G(z) -> (B, 3, R, R) in [-1, 1].
@@ -108,7 +111,7 @@ def walk_frames(G, directions: torch.Tensor, z: torch.Tensor, t: torch.Tensor, p
 
 
 def strip_image(G, directions: torch.Tensor, z: torch.Tensor, steps: int, path_size: float,
-                *, labels: Sequence[str] | None = None, batch_size: int = 16) -> np.ndarray:
+                *, labels: Sequence[str] | None = None, batch_size: int = BATCH_SIZE) -> np.ndarray:
     """(H, W, 3) uint8 PNG strip: row k walks one sample z ((D,) or (1, D)) along directions[k];
     column j is t = -1 + 2j/(steps-1), i.e. `steps` positions evenly over [-1, 1]."""
     z = z.reshape(1, -1)

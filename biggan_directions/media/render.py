@@ -30,7 +30,7 @@ from ..runs.layout import Run, RunSettings, model_label
 from ..runs.scores_file import read_ranking
 from ..runtime.precision import resolve
 from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
-from .frames import frame_size, strip_image, walk_frames
+from .frames import BATCH_SIZE, frame_size, strip_image, walk_frames
 from .inference import generator_call
 from .video import VideoSink, ffmpeg_exe, save_png
 from .walks import easing as easing_positions
@@ -70,7 +70,7 @@ class RenderConfig:
     strip_steps: int = setting(9, "Columns of --strip.")   # t evenly spaced over [-1, 1]
     labels: bool = setting(True, "Direction numbers in a column on the left (grid and strip).")
     batch_size: int = setting(  # images per generator call
-        16, "Images per generator call (lower it if the device runs out of memory).")
+        BATCH_SIZE, "Images per generator call (lower it if the device runs out of memory).")
     precision: str = precision_setting()   # frames are uint8: no check against fp32
     compile: bool | None = compile_setting()
 

@@ -16,9 +16,10 @@ from torch import nn
 from tqdm import tqdm
 
 from ..foundation.errors import SettingError, UserError
-from ..foundation.settings import at_least, need, positive
+from ..foundation.settings import at_least, default_of, need, positive
 from ..method.directions import canonical_signs, normalize_rows
 from ..models.generator import LAYER_HELP, _find_layer, truncated_normal
+from .config import DiscoverConfig
 
 MAX_ACTIVATION_BYTES = 8 * 2**30   # refuse to hold more than 8 GiB of activations
 EXACT_SVD_MAX = 512                # min(samples, layer size) up to which PCA is exact
@@ -28,7 +29,8 @@ class _Captured(Exception):
     """Raised by the forward hook to stop the generator once the layer's output is recorded."""
 
 
-def ganspace_directions(G: nn.Module, layer: str | None = None, samples: int = 10_000,
+def ganspace_directions(G: nn.Module, layer: str | None = None,
+                        samples: int = default_of(DiscoverConfig, "samples"),
                         ndirs: int = 10, seed: int = 0, truncation: float | None = None,
                         batch_size: int = 64, *, device: torch.device | str | None = None,
                         progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -56,6 +56,8 @@ class Run:
     directions_path: Path
     directions: torch.Tensor      # (ndirs, z_dim), unit rows
     meta: dict[str, Any]
+    # scores.json's content once read or written (runs.scores_file fills it: the one reader)
+    scores: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def subspace(self) -> tuple[int, int] | None:
@@ -81,6 +83,20 @@ class Run:
     @property
     def videos_dir(self) -> Path:
         return self.out_folder / VIDEOS_DIR
+
+    @property
+    def scores_paths(self) -> tuple[Path, Path]:
+        """(scores.json, scores.csv) in the run folder, or <stem>.scores.json/.csv beside a bare
+        directions file."""
+        if self.folder is not None:
+            return self.folder / SCORES_JSON, self.folder / SCORES_CSV
+        stem = self.directions_path.with_suffix("")
+        return (stem.parent / f"{stem.name}.scores.json", stem.parent / f"{stem.name}.scores.csv")
+
+    @property
+    def scored(self) -> bool:
+        """Does the run have scores: held (read or written once) or a scores.json beside it."""
+        return self.scores is not None or self.scores_paths[0].is_file()
 
     @property
     def name(self) -> str:

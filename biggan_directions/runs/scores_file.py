@@ -1,4 +1,8 @@
-"""The scores files of a run: scores.json (the one reader and writer) and scores.csv."""
+"""The scores files of a run: scores.json (the one reader and writer) and scores.csv.
+
+A Run holds its scores once read or written (`Run.scores`, filled here): `run_scores(run)` and
+`read_ranking(run)` read the file at most once per opened run, and `write_run_scores` hands the
+record it wrote to the run, so a stage after scoring never reads the file back."""
 from __future__ import annotations
 
 import csv
@@ -10,21 +14,12 @@ from typing import Any
 
 from ..foundation.errors import UserError, first_line
 from ..foundation.fileio import atomic_path, check_writable_dir, finite_or_none
-from .layout import SCORES_CSV, SCORES_JSON, Run
+from .layout import SCORES_JSON, Run
 
 SCORES_FORMAT = "biggan-directions-scores"
 SCORES_VERSION = 1
 EFFECT_DEFINITION = ("effect = mean over seeds of LPIPS between the walk's ends (t=-1 and t=+1, "
                      "i.e. -P and +P); effect_centre = mean LPIPS between the centre (t=0) and each end")
-
-
-def scores_paths(run: Run) -> tuple[Path, Path]:
-    """(scores.json, scores.csv) in the run folder, or <stem>.scores.json/.csv beside a bare
-    directions file."""
-    if run.folder is not None:
-        return run.folder / SCORES_JSON, run.folder / SCORES_CSV
-    stem = run.directions_path.with_suffix("")
-    return (stem.parent / f"{stem.name}.scores.json", stem.parent / f"{stem.name}.scores.csv")
 
 
 def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, result: Any,
@@ -42,6 +37,25 @@ def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, resu
     overwrite.
     """
     json_path, csv_path = Path(json_path), Path(csv_path)
+    _write(json_path, csv_path, result, settings, compare, directions_file, overwrite)
+    return json_path, csv_path
+
+
+def write_run_scores(run: Run, result: Any, settings: dict[str, Any], *,
+                     compare: dict[str, Any] | None = None,
+                     overwrite: bool = False) -> tuple[Path, Path]:
+    """write_scores into the run's scores files (Run.scores_paths), then hand the record written
+    to the run (run.scores), as read_scores would read it back."""
+    json_path, csv_path = run.scores_paths
+    run.scores = _write(json_path, csv_path, result, settings, compare, str(run.directions_path),
+                        overwrite)
+    return json_path, csv_path
+
+
+def _write(json_path: Path, csv_path: Path, result: Any, settings: dict[str, Any],
+           compare: dict[str, Any] | None, directions_file: str | None,
+           overwrite: bool) -> dict[str, Any]:
+    """write_scores' work; returns the record as written (JSON types, NaN as None)."""
     check_scores_writable(json_path, csv_path, overwrite)
     record = {"format": SCORES_FORMAT, "version": SCORES_VERSION,
               "directions_file": directions_file, "settings": settings,
@@ -77,7 +91,7 @@ def write_scores(json_path: str | os.PathLike, csv_path: str | os.PathLike, resu
     except OSError as e:
         raise UserError(f"could not write the scores files {json_path} and {csv_path.name} "
                         f"({first_line(e)}); free space or check the folder's permissions.") from None
-    return json_path, csv_path
+    return json.loads(text)
 
 
 def check_scores_writable(json_path: Path, csv_path: Path, overwrite: bool) -> None:
@@ -113,11 +127,20 @@ def read_scores(path: str | os.PathLike) -> dict[str, Any]:
     return rec
 
 
+def run_scores(run: Run) -> dict[str, Any]:
+    """The run's scores.json as a dict: the one the run holds, else read once and held
+    (run.scores). UserError when the run is not scored (see read_scores)."""
+    if run.scores is None:
+        run.scores = read_scores(run.scores_paths[0])
+    return run.scores
+
+
 def read_ranking(run: Run, top: int | None = None) -> list[int]:
-    """The run's direction indices, best first, from its scores file (the first `top` of them).
-    UserError when the run is not scored or its ranking does not fit its matrix."""
-    json_path, _ = scores_paths(run)
-    rec = read_scores(json_path)
+    """The run's direction indices, best first, from its scores (run_scores: read at most once),
+    the first `top` of them. UserError when the run is not scored or its ranking does not fit
+    its matrix."""
+    json_path = run.scores_paths[0]
+    rec = run_scores(run)
     n = run.directions.shape[0]
     ranking = rec["ranking"]
     if not (all(0 <= i < n for i in ranking) and len(set(ranking)) == len(ranking)):

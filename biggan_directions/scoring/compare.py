@@ -43,7 +43,7 @@ from ..models.generator import BigGANGenerator, latents_for_seeds
 from ..models.weights import load_biggan
 from ..runs.curves import read_log, write_compare_curves
 from ..runs.layout import STEP_LOG, Run, open_run, resolve_run_settings
-from ..runs.scores_file import read_ranking, read_scores, scores_paths
+from ..runs.scores_file import read_ranking, run_scores
 from ..runtime.precision import tf32_state
 
 COMPARE_JSON = "compare.json"
@@ -162,12 +162,12 @@ def evaluate_runs(G, runs: Sequence[Run], cfg, device: torch.device) -> tuple[li
 
 
 def _row(run: Run, value: float, reference: dict[str, Any]) -> dict[str, Any]:
-    json_path, _ = scores_paths(run)
     scores = None
-    if json_path.is_file():
-        rec = read_scores(json_path)
+    if run.scored:
+        rec = run_scores(run)
         scores = {"summary": rec.get("summary"), "net": (rec.get("settings") or {}).get("net"),
-                  "seeds": (rec.get("settings") or {}).get("seeds"), "file": str(json_path)}
+                  "seeds": (rec.get("settings") or {}).get("seeds"),
+                  "file": str(run.scores_paths[0])}
     return {"run": run.name, "method": run_method(run), "ndirs": int(run.directions.shape[0]),
             "orthonormal": run.meta.get("orthonormal", True) is not False,
             "eval_penalty": value, "recorded_eval_penalty": run.record.get("eval_penalty"),
@@ -184,8 +184,7 @@ def write_sheet(path: Path, G, runs: Sequence[Run], cfg, top: int, device: torch
     blocks = []
     for run in runs:
         n = min(top, int(run.directions.shape[0]))
-        scored = scores_paths(run)[0].is_file()
-        order = read_ranking(run, top=n) if scored else list(range(n))
+        order = read_ranking(run, top=n) if run.scored else list(range(n))
         strip = strip_image(G, run.directions[order].to(device), z, STRIP_STEPS, cfg.path_size,
                             labels=[str(i) for i in order])
         band = Image.new("RGB", (strip.shape[1], 18))

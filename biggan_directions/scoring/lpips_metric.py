@@ -14,6 +14,7 @@ from ..foundation.errors import UserError, first_line
 from ..foundation.settings import one_of
 
 NETS = ("alex", "vgg", "squeeze")
+DEFAULT_NET = "alex"          # ScoreConfig.net's default
 
 
 def backbone_checkpoint(net: str) -> tuple[str, str]:
@@ -31,7 +32,7 @@ def backbone_checkpoint(net: str) -> tuple[str, str]:
     return url.rsplit("/", 1)[-1], url
 
 
-def load_lpips(net: str = "alex", device: torch.device | str = "cpu", *,
+def load_lpips(net: str = DEFAULT_NET, device: torch.device | str = "cpu", *,
                backbone: str | os.PathLike | None = None, download: bool = True) -> nn.Module:
     """lpips.LPIPS(net) in eval mode, frozen, on `device`.
 
@@ -60,7 +61,7 @@ def load_lpips(net: str = "alex", device: torch.device | str = "cpu", *,
     return metric.eval().requires_grad_(False).to(device)
 
 
-def ensure_backbone(net: str = "alex", download: bool = True) -> Path:
+def ensure_backbone(net: str = DEFAULT_NET, download: bool = True) -> Path:
     """The path of the backbone's checkpoint in torchvision's cache, downloaded once when
     absent (download=True); UserError saying which file to put where when it cannot be had."""
     file, url = backbone_checkpoint(net)

@@ -51,13 +51,13 @@ from torch import nn
 from tqdm import tqdm
 
 from ..foundation.errors import UserError
-from ..foundation.settings import at_least, need, one_of, positive, setting
+from ..foundation.settings import at_least, default_of, need, one_of, positive, setting
 from ..media.inference import FastCall, record
 from ..media.walks import easing, walk_latents
 from ..models.generator import latents_for_seeds
 from ..runtime.precision import resolve, resolve_compile, tf32_state
 from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
-from .lpips_metric import NETS, lpips_distance, lpips_features
+from .lpips_metric import DEFAULT_NET, NETS, lpips_distance, lpips_features
 
 DEFAULT_THRESHOLD = 0.01
 MAX_SEEDS = 10_000          # seeds per score: each costs K x steps generator images (11.5 M
@@ -83,7 +83,7 @@ class ScoreConfig:
     truncation: float | None = setting(None, "Latent truncation in (0, 1].", shown="the run's")
     # a name or a model folder (CLI: the shared --model option)
     model: str | None = setting(None, "The BigGAN the directions were learned on.", cli=False)
-    net: str = setting("alex", "LPIPS backbone; its ImageNet weights are downloaded once to "
+    net: str = setting(DEFAULT_NET, "LPIPS backbone; its ImageNet weights are downloaded once to "
                                "$TORCH_HOME/hub/checkpoints (or put there by hand when offline).",
                        choices=NETS)
     batch_size: int = setting(32, "Frames per generator / LPIPS batch (lower it if the device "
@@ -241,7 +241,8 @@ def scoring_calls(G: Callable, metric, precision: str, device: torch.device | st
 @torch.inference_mode()
 def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torch.Tensor,
                      seeds: Sequence[int], *, path_size: float, metric: nn.Module,
-                     truncation: float, steps: int = 9, batch_size: int = 32,
+                     truncation: float, steps: int = default_of(ScoreConfig, "steps"),
+                     batch_size: int = default_of(ScoreConfig, "batch_size"),
                      device: torch.device | str = "cpu", threshold: float = DEFAULT_THRESHOLD,
                      progress: bool = False, desc: str = "score", precision: str = "fp32",
                      compile: bool | None = False) -> ScoreResult:

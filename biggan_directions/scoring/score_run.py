@@ -17,7 +17,7 @@ from ..methods.sefa import sefa_directions
 from ..models.generator import BigGANGenerator
 from ..models.weights import load_biggan
 from ..runs.layout import Run, RunSettings, open_run, resolve_run_settings
-from ..runs.scores_file import check_scores_writable, scores_paths, write_scores
+from ..runs.scores_file import check_scores_writable, write_run_scores
 from .lpips_metric import load_lpips
 from .score import ScoreConfig, ScoreResult, score_directions
 
@@ -63,7 +63,7 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
               overwrite: bool = False, progress: bool = True, net: nn.Module | None = None,
               metric: nn.Module | None = None) -> ScoreReport:
     """Score a run (a Run, or the path of a run folder or directions file) and write its scores
-    files (scores_file.scores_paths).
+    files (Run.scores_paths); the run then holds the scores written (run.scores).
 
     Checks, before any heavy work: the run's settings (layout.resolve_run_settings: the config's
     values, else the run's), that the scores files can be written (and do not exist unless
@@ -77,7 +77,7 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
     run = run if isinstance(run, Run) else open_run(run)
     chosen = resolve_run_settings(run, model=config.model, class_query=config.class_query,
                                   truncation=config.truncation, path_size=config.path_size)
-    json_path, csv_path = scores_paths(run)
+    json_path, csv_path = run.scores_paths
     check_scores_writable(json_path, csv_path, overwrite)
     device = torch.device(device)
     resolve(config.precision, config.compile, device)    # e.g. tf32 on the CPU: before loading
@@ -110,6 +110,5 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
     settings = asdict(config)
     del settings["class_query"]
     settings.update(chosen.record(), seeds=list(config.seeds), easing="linear", **result.inference)
-    write_scores(json_path, csv_path, result, settings, compare=compare_record,
-                 directions_file=str(run.directions_path), overwrite=overwrite)
+    write_run_scores(run, result, settings, compare=compare_record, overwrite=overwrite)
     return ScoreReport(result, baseline, settings, chosen, json_path, csv_path)

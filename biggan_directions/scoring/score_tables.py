@@ -6,10 +6,11 @@ from typing import Any
 
 import torch
 
+from .lpips_metric import DEFAULT_NET
 from .score import QUANTILES, ScoreResult, quantile_name
 
 
-def format_table(result: ScoreResult, *, limit: int | None = 20, net: str = "alex") -> str:
+def format_table(result: ScoreResult, *, limit: int | None = 20, net: str = DEFAULT_NET) -> str:
     """The short table: rank, direction, effect (+ centre), smoothness, consistency, and the
     inactive count. `limit` rows at most (None: all)."""
     lines = [f"LPIPS {net}, {len(result.seeds)} seeds, {result.steps} steps, path size "

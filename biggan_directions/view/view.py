@@ -32,7 +32,7 @@ from ..media.render import RenderConfig, render_directions
 from ..models.generator import BigGANGenerator, latents_for_seeds
 from ..models.weights import load_biggan
 from ..runs.layout import DIRECTIONS_FILE, Run, RunSettings, open_run, resolve_run_settings
-from ..runs.scores_file import read_ranking, scores_paths
+from ..runs.scores_file import read_ranking
 
 SEED_MAX = 2**31 - 1       # seeds are 0..2**31-1 (what a page's random button draws)
 DEFAULT_TOP = 16           # sliders of a scored run when neither top nor dirs is given
@@ -178,7 +178,7 @@ def select_directions(run: Run, top: int | None = None, dirs: Sequence[int] | No
     try:
         return read_ranking(run, min(DEFAULT_TOP, n)), True
     except UserError:
-        if scores_paths(run)[0].is_file():
+        if run.scored:
             raise                      # scored, but the file is damaged: say so
         return list(range(n)), False
 
