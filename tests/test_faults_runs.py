@@ -140,13 +140,13 @@ def test_full_disk_mid_run_is_one_line_keeps_the_checkpoint_and_resumes(small_di
 def test_full_disk_in_sefa_is_one_line_and_leaves_nothing(small_disk, small_biggan_dir, monkeypatch,
                                                           full_at):
     if full_at == "directions":                       # safetensors' own write finds it full
-        real = method_run.method_directions
+        real = method_run.find_directions
 
         def then_full(*a, **kw):
             found = real(*a, **kw)
             fill(small_disk)
             return found
-        monkeypatch.setattr(method_run, "method_directions", then_full)
+        monkeypatch.setattr(method_run, "find_directions", then_full)
     else:                                             # the directions fit, run.json does not
         real = method_run.write_json
 

@@ -96,7 +96,7 @@ def test_method_bad_input_is_one_line_and_leaves_no_folder(tmp_path, small_bigga
 
 def test_sefa_needs_a_linear_first_layer():
     from biggan_directions.foundation.errors import UserError
-    from biggan_directions.methods.closed_form import check_method
+    from biggan_directions.methods.interface import check_method
     from biggan_directions.methods.config import DiscoverConfig
 
     class NoLinear:
@@ -185,3 +185,34 @@ def test_compare_refuses_runs_of_different_classes(method_runs, small_biggan_dir
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1 and "one class" in res.output
     assert not (tmp_path / "cmp").exists()
+
+
+# ---------------------------------------------------------------- one interface, one evaluation (issue 18)
+def test_methods_are_peers_behind_one_interface_and_one_fixed_evaluation(small_biggan):
+    """find_directions gives every method's matrix and record; a SeFa run is evaluated on the
+    same FixedEvaluation (same draws, same size) as a Hessian Penalty run of those settings."""
+    from biggan_directions.methods.config import DiscoverConfig
+    from biggan_directions.methods.fixed_eval import FixedEvaluation, eval_size
+    from biggan_directions.methods.hessian import Discovery
+    from biggan_directions.methods.interface import check_method, find_directions
+    from biggan_directions.models.generator import BigGANGenerator
+
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    base = dict(ndirs=4, steps=2, batch_size=2, eval_per_direction="auto", eval_k=2,
+                eval_references=2, samples=32)
+    records = {}
+    for method in ("hessian", "sefa", "ganspace"):
+        config = DiscoverConfig(method=method, **base)
+        check_method(G, config)
+        q, records[method] = find_directions(G, config, "cpu")
+        assert q.shape == (4, G.z_dim) and torch.isfinite(q).all()
+    assert set(records["hessian"]) == {"init"} and set(records["sefa"]) == {"singular_values"}
+    assert set(records["ganspace"]) == {"layer", "explained_variance"}
+
+    hessian = DiscoverConfig(**base)
+    run = Discovery(G, hessian, "cpu")
+    shared = FixedEvaluation(G, DiscoverConfig(method="sefa", **base), 4, "cpu")
+    assert shared.per_direction == run.eval_per_direction == eval_size(hessian, 4)
+    assert torch.equal(shared.draws.z, run.draws.z)
+    q = run.directions()
+    assert shared.evaluate(q) == pytest.approx(run.evaluate(q), rel=1e-6)

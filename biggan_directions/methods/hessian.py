@@ -12,16 +12,14 @@ from tqdm.auto import tqdm
 
 from ..foundation.errors import SettingError, UserError
 from ..method.directions import DirectionMatrix
-from ..method.evaluation import (EvalDraws, derived_seed, direction_penalty, eval_draws, evaluate,
-                                 planned_eval_size, reference_values, sample_penalties, trim_mean,
-                                 trimmed_mean)
+from ..method.evaluation import EvalDraws, direction_penalty, trim_mean
 from ..models.generator import truncated_normal
 from ..runtime import precision
 from ..runtime.compiling import compiled
 from ..runtime.flops import count_flops
-from ..runtime.precision import (at_precision, precision_record, resolve_compile, set_tf32,
-                                 tf32_state)
+from ..runtime.precision import at_precision, precision_record, resolve_compile, set_tf32
 from .config import DiscoverConfig
+from .fixed_eval import FixedEvaluation, images_per_step, planned_evaluations
 from .ganspace import ganspace_directions
 from .sefa import sefa_available, sefa_directions
 
@@ -60,11 +58,7 @@ class Discovery:
                                       generator=self.rng,
                                       parametrization=config.parametrization).to(self.device)
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=config.lr)
-        self.eval_per_direction = (config.eval_per_direction if config.eval_per_direction != "auto"
-                                   else planned_eval_size(ndirs=self.ndirs, steps=config.steps,
-                                                          batch_images=self.images_per_step,
-                                                          eval_k=config.eval_k,
-                                                          evaluations=self.planned_evaluations))
+        self.evaluation = FixedEvaluation(G, config, self.ndirs, self.device)
         self.step = 0
         # The best matrix on the fixed evaluation so far (the start included), and how many
         # evaluations since one improved on it by more than the evaluation's spread.
@@ -76,7 +70,6 @@ class Discovery:
         self.compile = resolve_compile(config.compile, self.device)
         self.precision_check: dict[str, Any] | None = None
         self._train_G: Callable | None = None
-        self._draws: EvalDraws | None = None
 
     # ------------------------------------------------------------------ precision and compile
     def setup(self) -> dict[str, Any]:
@@ -188,12 +181,8 @@ class Discovery:
 
     @property
     def planned_evaluations(self) -> int:
-        """Evaluations a run plans (what 'auto' sizes them for): the start, every eval_every
-        and the end, the identity and random references and the SeFa line on the validation
-        draws, the random references and the kept matrix on the test draws."""
-        cfg = self.config
-        points = 1 + math.ceil(cfg.steps / cfg.eval_every)
-        return points + (2 + cfg.eval_references) + cfg.eval_references + 1
+        """Evaluations a run plans (fixed_eval.planned_evaluations)."""
+        return planned_evaluations(self.config)
 
     def step_flops(self) -> int:
         """FLOPs of one training step (penalty forward and backward, fp32 eager), counted on a
@@ -213,7 +202,7 @@ class Discovery:
 
     @property
     def images_per_step(self) -> int:
-        return self.config.batch_size * self.config.accumulate * (1 + 2 * self.config.k)
+        return images_per_step(self.config)
 
     def directions(self) -> torch.Tensor:
         """The current (ndirs, z_dim) orthonormal matrix, detached, on the CPU."""
@@ -221,63 +210,42 @@ class Discovery:
             return self.matrix().detach().cpu()
 
     # ------------------------------------------------------------------ fixed evaluation
+    # The run's FixedEvaluation (fixed_eval.py, shared with SeFa and GANSpace runs); the
+    # matrix defaults to the current one.
+    @property
+    def eval_per_direction(self) -> int:
+        return self.evaluation.per_direction
+
+    @eval_per_direction.setter
+    def eval_per_direction(self, value: int) -> None:       # resume: the size the run began with
+        self.evaluation.per_direction = value
+
     @property
     def draws(self) -> EvalDraws:
         """The run's fixed (validation) evaluation draws: the curve and the best matrix."""
-        if self._draws is None:
-            self._draws = self._make_draws(self.config.seed)
-        return self._draws
+        return self.evaluation.draws
 
     @property
     def test_draws(self) -> EvalDraws:
         """A second, independent draw set that no choice looks at: the kept matrix's report."""
-        return self._make_draws(derived_seed(self.config.seed, "test"))
-
-    def _make_draws(self, seed: int) -> EvalDraws:
-        cfg = self.config
-        return eval_draws(self.ndirs, self.z_dim, per_direction=self.eval_per_direction,
-                          k=cfg.eval_k, truncation=cfg.truncation, path_size=cfg.path_size,
-                          seed=seed)
+        return self.evaluation.test_draws
 
     def evaluate(self, q: torch.Tensor | None = None, draws: EvalDraws | None = None,
                  on_chunk: Callable[[int], None] | None = None, *,
                  per_sample: bool = False) -> float | torch.Tensor:
         """Penalty of q (default: the current matrix) on the fixed evaluation draws (default:
         the validation draws), in fp32; per_sample gives the (N,) per-sample penalties."""
-        cfg = self.config
-        with tf32_state(self.device, False):
-            values = sample_penalties(self.G, self.matrix() if q is None else q,
-                                      draws or self.draws, epsilon=cfg.epsilon,
-                                      reduction=cfg.reduction, device=self.device,
-                                      chunk_size=cfg.chunk_size, on_chunk=on_chunk)
-        return values if per_sample else trimmed_mean(values)
+        return self.evaluation.evaluate(self.matrix() if q is None else q, draws, on_chunk,
+                                        per_sample=per_sample)
 
     def _evaluate_with(self, G: Callable, q: torch.Tensor) -> float:
-        cfg = self.config
-        return evaluate(G, q, self.draws, epsilon=cfg.epsilon, reduction=cfg.reduction,
-                        device=self.device, chunk_size=cfg.chunk_size)
+        return self.evaluation.evaluate_with(G, q)
 
     def reference_values(self, draws: EvalDraws | None = None,
                          on_chunk: Callable[[int], None] | None = None,
                          full: bool = True) -> dict[str, Any]:
-        """Fixed-evaluation penalty of eval_references random orthonormal matrices in the same
-        subspace (mean, spread) and, when `full`, of the identity (coordinate axes) and of the
-        SeFa basis when the generator's first layer can be read and the run learns a full
-        basis: what a learned matrix should beat (evaluation.reference_values), in fp32. The
-        test set needs only the random band (full=False): its verdict is against chance."""
-        cfg = self.config
-        draws = draws or self.draws
-        with tf32_state(self.device, False):
-            ref = reference_values(self.G, draws, self.ndirs, self.z_dim,
-                                   epsilon=cfg.epsilon, reduction=cfg.reduction,
-                                   subspace=cfg.subspace, matrices=cfg.eval_references,
-                                   seed=cfg.seed, device=self.device, chunk_size=cfg.chunk_size,
-                                   on_chunk=on_chunk, identity=full)
-        basis = cfg.subspace is None and self.ndirs == self.z_dim
-        if full and basis and sefa_available(self.G, self.ndirs, cfg.sefa_layers):
-            q = sefa_directions(self.G, self.ndirs, cfg.sefa_layers)[0]
-            ref["sefa"] = self.evaluate(q, draws, on_chunk)
-        return ref
+        """The references of the draws (FixedEvaluation.reference_values)."""
+        return self.evaluation.reference_values(draws, on_chunk, full)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -309,7 +277,7 @@ class Discovery:
 
 
 def resolve_init(init: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
-                 sefa_layers: str = "gen_z") -> str:
+                 sefa_layers: str) -> str:
     """The start a run uses: `init` itself, or for 'auto' 'sefa' when SeFa can read G's first
     layer and the run learns a full basis (no subspace, ndirs = z_dim), else 'random' (the
     published start). Only full bases: SeFa's first rows are its strongest directions, and a
@@ -323,7 +291,7 @@ def resolve_init(init: str, G: Callable, ndirs: int, subspace: tuple[int, int] |
 
 def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int] | None,
                  seed: int, truncation: float, device: torch.device, *,
-                 sefa_layers: str = "gen_z", layer: str | None = None) -> torch.Tensor:
+                 sefa_layers: str, layer: str | None = None) -> torch.Tensor:
     """(ndirs, z_dim) starting rows from a closed-form or sampling method ('sefa': the top
     right-singular vectors of the layer that first reads z; 'ganspace': principal directions of
     an early layer); DirectionMatrix orthonormalises them in order."""
@@ -358,6 +326,15 @@ def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
         params = getattr(G, "parameters", None)
         first = next(iter(params()), None) if callable(params) else None
         device = first.device if first is not None else "cpu"
+    return train_directions(G, config, device, progress, callback)[0]
+
+
+def train_directions(G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu",
+                     progress: bool = False,
+                     callback: Callable[[int, float], None] | None = None,
+                     ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The Hessian Penalty method behind interface.find_directions: all config.steps steps, no
+    files; (Q (ndirs, z_dim), its record: the start the run took)."""
     run = Discovery(G, config, device)
     with _progress(config.steps, 0, progress, "discover") as bar:
         while run.step < config.steps:
@@ -366,7 +343,7 @@ def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
             bar.set_postfix(penalty=f"{value:.4g}", refresh=False)
             if callback is not None:
                 callback(run.step, value)
-    return run.directions()
+    return run.directions(), {"init": run.init}
 
 
 @contextmanager

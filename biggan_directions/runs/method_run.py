@@ -10,7 +10,6 @@ methods compare on one scale.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,9 +18,9 @@ import torch
 from ..foundation.errors import WriteError
 from ..foundation.fileio import write_json
 from ..method.evaluation import versus_random
-from ..methods.closed_form import check_method, method_directions, method_settings
+from ..methods.interface import check_method, find_directions, method_settings
 from ..methods.config import DiscoverConfig
-from ..methods.hessian import Discovery
+from ..methods.fixed_eval import FixedEvaluation
 from . import files, layout
 from .files import RunResult, prepare_run_folder
 from .record import directions_meta, run_record
@@ -52,9 +51,9 @@ def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
 def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
                device: torch.device, progress: bool) -> RunResult:
     started, t0 = files.now(), time.perf_counter()
-    q, report = method_directions(G, config, device, progress)
+    q, report = find_directions(G, config, device, progress)
     seconds = time.perf_counter() - t0
-    evaluator = Discovery(G, replace(config, init="random"), device)   # the run's fixed draws
+    evaluator = FixedEvaluation(G, config, config.ndirs or int(G.z_dim), device)   # as hessian's
     eval_value = evaluator.evaluate(q.to(device))
     reference = evaluator.reference_values()
     settings = method_settings(config)

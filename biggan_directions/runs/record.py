@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from ..methods.closed_form import method_settings
+from ..methods.interface import method_settings
 from ..methods.config import DiscoverConfig
 from . import files
 

@@ -1,7 +1,10 @@
-"""SeFa and GANSpace as methods: the settings that define a result, the checks before any folder is made, the matrix.
+"""The three methods as peers behind one interface: settings, checks, the matrix and its record.
 
-The closed-form (SeFa) and sampling (GANSpace) methods need no training: one call gives the
-matrix Q and what the method reports; runs.method_run writes it into a run folder.
+`find_directions(G, config, device)` gives (Q (ndirs, z_dim), what the method records) for
+config.method: hessian (Hessian Penalty training, hessian.py), sefa (closed form, sefa.py),
+ganspace (PCA of a layer's activations, ganspace.py). No files: runs.discover writes a Hessian
+Penalty run (checkpoints, resume) and runs.method_run a SeFa or GANSpace run into the same
+folder layout; both evaluate on fixed_eval.FixedEvaluation.
 """
 from __future__ import annotations
 
@@ -12,9 +15,8 @@ import torch
 from ..foundation.errors import SettingError
 from .config import DiscoverConfig
 from .ganspace import default_layer, find_module, ganspace_directions
+from .hessian import train_directions
 from .sefa import first_linear_weight, sefa_directions
-
-CLOSED_FORM = ("sefa", "ganspace")
 
 
 def method_settings(config: DiscoverConfig) -> dict[str, Any]:
@@ -50,9 +52,12 @@ def check_method(G: Callable, config: DiscoverConfig) -> None:
                                f"must be at least ndirs + 1 = {ndirs + 1} for {ndirs} directions.")
 
 
-def method_directions(G: Callable, config: DiscoverConfig, device: torch.device,
-                      progress: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
-    """(Q (ndirs, z_dim), what the method reports: singular values or explained variance)."""
+def find_directions(G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu",
+                    progress: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    """(Q (ndirs, z_dim), what the method records: hessian the start it took, sefa the singular
+    values, ganspace the layer and the explained variance). Run check_method first."""
+    if config.method == "hessian":
+        return train_directions(G, config, device, progress)
     ndirs = config.ndirs or int(G.z_dim)
     if config.method == "sefa":
         q, s = sefa_directions(G, ndirs, config.sefa_layers)
