@@ -29,6 +29,9 @@ from ..models.weights import load_biggan, verify_available
 from ..runtime.device import DEVICE_HELP, resolve_device
 from .result import ClassResult
 
+BACKENDS = ("local", "ray")   # where class jobs run (batch --backend); the first is the default
+DEFAULT_BACKEND = BACKENDS[0]
+GPUS_PER_JOB = 1.0            # Ray: GPUs each class's task asks for (0 on a cluster without GPUs)
 RAY_HINT = "pip install 'biggan-directions[ray]'"
 INTERRUPT_WAIT_S = 300.0      # after Ctrl-C, how long to wait for running jobs to checkpoint
 INTERRUPTED = "interrupted; run the same command again to resume"
@@ -43,7 +46,7 @@ class Events:
     lost: Callable[[ImageNetClass, str, str, bool], ClassResult | None]
 
 
-def local_devices(spec: str = "auto") -> list[torch.device]:
+def local_devices(spec: str) -> list[torch.device]:
     """The devices of `--backend local`: every CUDA device for 'auto' when there are several
     (one worker process each), else the one device `spec` resolves to."""
     if spec.strip().lower() == "auto" and torch.cuda.is_available() and torch.cuda.device_count() > 1:

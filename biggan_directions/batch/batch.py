@@ -20,16 +20,17 @@ import torch
 from ..foundation.errors import UserError
 from ..foundation.fileio import check_writable_dir, finite_or_none, write_text
 from ..foundation.lock import FolderLock, check_unlocked
-from ..foundation.settings import at_least, need, one_of
+from ..foundation.settings import at_least, default_of, need, one_of
 from ..media.video import ffmpeg_exe
 from ..methods.config import METHODS, DiscoverConfig
 from ..models.classes import ImageNetClass, resolve_class
 from ..models.weights.load import ensure_available
 from ..runs import layout
+from ..runtime.settings import Runtime
 from ..scoring.lpips_metric import ensure_backbone
 from ..scoring.score import ScoreConfig
 from . import backends
-from .class_job import BACKENDS, BatchRender, JobPlan, completed_entry, lost_entry, run_class_job
+from .class_job import BatchRender, JobPlan, completed_entry, lost_entry, run_class_job
 from .gallery import write_gallery
 from .manifest import BATCH_RECORD, Manifest, now
 from .result import ClassResult
@@ -64,11 +65,12 @@ class BatchResult:
 
 
 def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: DiscoverConfig,
-              out: str | os.PathLike = "outputs", *, score: ScoreConfig | None = None,
-              render: BatchRender | None = None, top: int = JobPlan.top, backend: str = "local",
-              device: str = "auto", devices: Sequence[str | torch.device] | None = None,
+              out: str | os.PathLike = layout.DEFAULT_OUT, *, score: ScoreConfig | None = None,
+              render: BatchRender | None = None, top: int = JobPlan.top,
+              backend: str = backends.DEFAULT_BACKEND, device: str = default_of(Runtime, "device"),
+              devices: Sequence[str | torch.device] | None = None,
               ray_address: str | None = None, ray_cpus: int | None = None,
-              gpus_per_job: float = 1.0, batch_name: str | None = None,
+              gpus_per_job: float = backends.GPUS_PER_JOB, batch_name: str | None = None,
               weights_dir: str | os.PathLike | None = None, overwrite: bool = False,
               progress: bool = True, methods: Sequence[str] | None = None,
               on_entry: Callable[[dict[str, Any], int, int], None] | None = None) -> BatchResult:
@@ -97,7 +99,7 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
     classes = [c if isinstance(c, ImageNetClass) else resolve_class(c) for c in classes]
     if not classes:
         raise UserError("no classes given; give at least one class.")
-    one_of("backend", backend, BACKENDS)
+    one_of("backend", backend, backends.BACKENDS)
     at_least("top", top, 1)
     need(gpus_per_job >= 0, "gpus_per_job", gpus_per_job, "must be >= 0.")
     if render is not None:

@@ -43,7 +43,6 @@ from . import backends
 from .manifest import METHOD_FIELDS, Manifest, new_entry, now, relative
 from .result import ClassResult
 ERRORS_DIR = "errors"
-BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import click
 
+from ..batch.backends import BACKENDS, DEFAULT_BACKEND, GPUS_PER_JOB
 from ..batch.batch import BatchInterrupted, run_batch
 from ..batch.class_job import BatchRender, JobPlan
 from ..batch.manifest import STATUSES
@@ -16,6 +17,7 @@ from ..media.render import FORMATS, MAX_SEEDS as RENDER_MAX_SEEDS, RenderConfig
 from ..methods.config import METHODS
 from ..models.classes import count_classes
 from ..models.classlists import parse_class_list, read_class_file
+from ..runs.layout import DEFAULT_OUT
 from ..runtime.device import set_threads
 from ..runtime.signals import sigterm_as_interrupt
 from ..scoring.lpips_metric import NETS
@@ -62,7 +64,7 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
 @click.option("--render-format", type=click.Choice(list(FORMATS)),
               default=default_of(RenderConfig, "fmt"),
               help="With --render: video format (mp4: H.264, small, plays in browsers; gif: large).")
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default=DEFAULT_BACKEND,
               help="local: jobs in this process, the model loaded once (one worker process per "
                    "GPU when --device auto sees several); ray: one Ray task per class.")
 @click.option("--ray-address", default=None, metavar="ADDR",
@@ -71,10 +73,10 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
 @click.option("--ray-cpus", type=click.IntRange(min=1), default=None,
               help="With --backend ray and no --ray-address: CPUs of the local Ray  "
                    "[default: all]")
-@click.option("--gpus-per-job", type=click.FloatRange(min=0), default=1.0,
+@click.option("--gpus-per-job", type=click.FloatRange(min=0), default=GPUS_PER_JOB,
               help="With --backend ray: GPUs each class's task asks for (0 is asked on a "
                    "cluster without GPUs).")
-@click.option("--out", type=click.Path(file_okay=False), default="outputs",
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT,
               help="Runs go to OUT/<model>/<index>-<class>/, the batch record to "
                    "OUT/<model>/batch/.")
 @click.option("--batch-name", default=None, metavar="NAME",

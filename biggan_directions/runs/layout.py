@@ -24,6 +24,7 @@ from ..models.classes import resolve_class, slug
 from ..models.generator import check_truncation
 from ..models.weights.store import DEFAULT_MODEL
 
+DEFAULT_OUT = "outputs"            # the output root: run folders go to <out>/<model>/...
 DIRECTIONS_FILE = "directions.safetensors"
 LAST_FILE = "last.safetensors"     # the last matrix, when the run hands back the best one
 BEST_FILE = "best.safetensors"     # the best matrix, when the run hands back the last one
