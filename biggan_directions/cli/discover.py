@@ -9,6 +9,7 @@ from ..foundation.errors import UserError
 from ..methods.config import DiscoverConfig
 from ..methods.hessian import DiscoveryInterrupted
 from ..runs.discover import discover_classes
+from ..runs.layout import DEFAULT_OUT
 from ..runtime.device import resolve_device, set_threads
 from .options import (CONTEXT_SETTINGS, config_from, model_option, options_from, runtime_options,
                       weights_dir_option)
@@ -27,7 +28,7 @@ def discover_config(**params) -> DiscoverConfig:
               help="ImageNet class: index (207), WordNet id (n02099601) or name; repeat for more.")
 @model_option
 @discover_options
-@click.option("--out", type=click.Path(file_okay=False), default="outputs",
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT,
               help="Runs go to OUT/<model>/<index>-<class>/ (hessian) or "
                    "OUT/<model>/<method>/<index>-<class>/ (sefa, ganspace).")
 @click.option("--resume", is_flag=True,

@@ -26,7 +26,7 @@ from ..method.directions import baseline_directions
 from ..models.classes import slug
 from ..models.generator import BigGANGenerator, check_truncation, latents_for_seeds
 from ..models.weights import load_biggan
-from ..runs.layout import Run, RunSettings, model_label
+from ..runs.layout import DEFAULT_OUT, Run, RunSettings, model_label
 from ..runs.scores_file import read_ranking
 from ..runtime.precision import resolve
 from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
@@ -44,7 +44,7 @@ DEFAULT_NDIRS = 8           # directions per video when neither dirs nor top is 
 MAX_FRAMES = 100_000        # frames per video: 55 minutes at 30 fps (published: 180)
 MAX_SEEDS = 512             # samples (frame columns): 512 x 128 px is past what MP4 and GIF take
 MAX_FRAME_SIDE = {"mp4": 16384, "gif": 65535}   # pixels: libx264's limit; GIF's 16-bit sizes
-BASELINES_DIR = Path("outputs") / "baselines"   # baselines without a run: <model>/<class>/ below
+BASELINES_DIR = Path(DEFAULT_OUT) / "baselines"   # baselines without a run: <model>/<class>/ below
 
 
 @dataclass(frozen=True)
