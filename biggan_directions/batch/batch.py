@@ -103,7 +103,7 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
     at_least("top", top, 1)
     need(gpus_per_job >= 0, "gpus_per_job", gpus_per_job, "must be >= 0.")
     if render is not None:
-        render.video.check()
+        render.video.validate()
         if not render.seeds:
             raise UserError("render seeds: empty selection; give seeds like 0-5.")
     if backend == "ray":

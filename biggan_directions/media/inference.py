@@ -56,12 +56,6 @@ class FastCall:
                 "compile_seconds": getattr(self._call, "compile_seconds", None)}
 
 
-def resolve(spec: str, compile: bool | None, device: torch.device | str) -> tuple[str, bool]:
-    """The old call shape, kept while scoring/score_run.py (another session's change in flight)
-    still uses it: runtime.precision.resolve without a check, and resolve_compile."""
-    return precision.resolve(spec, device)[0], resolve_compile(compile, device)
-
-
 def generator_call(G: Callable, spec: str, compile: bool | None,
                    device: torch.device | str) -> FastCall:
     """render's generator call: G at resolve(spec, device), no check against fp32."""

@@ -93,9 +93,6 @@ class RenderConfig:
         one_of("precision", self.precision, PRECISIONS)
         return self
 
-    # The old name, while batch/batch.py (another session's change in flight) still calls it.
-    check = validate
-
     def walk_length(self) -> float:
         """path_size, which must be set by now (SettingError otherwise)."""
         need(self.path_size is not None, "path_size", self.path_size,

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..foundation.errors import UserError
-from ..media.inference import resolve
+from ..runtime.precision import resolve, resolve_compile
 from ..method.directions import baseline_directions
 from ..methods.ganspace import ganspace_directions
 from ..methods.sefa import sefa_directions
@@ -80,7 +80,8 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
     json_path, csv_path = run.scores_paths
     check_scores_writable(json_path, csv_path, overwrite)
     device = torch.device(device)
-    resolve(config.precision, config.compile, device)    # e.g. tf32 on the CPU: before loading
+    resolve(config.precision, device)          # e.g. tf32 on the CPU: refused before loading
+    resolve_compile(config.compile, device)
     if metric is None:
         metric = load_lpips(config.net, device)
     if net is None:
