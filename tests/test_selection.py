@@ -221,3 +221,13 @@ def test_auto_size_spread_and_references_are_recorded_and_shared_by_later_runs(t
     run_discover(G, other, tmp_path / "c", meta=meta, progress=False)
     third = json.loads((tmp_path / "c" / "run.json").read_text())
     assert "cached" not in third["reference_eval"]                 # other settings: computed
+
+
+def test_default_learning_rate_follows_the_start(small_biggan):
+    from biggan_directions.models.generator import BigGANGenerator
+
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    assert Discovery(G, DiscoverConfig(steps=1)).lr == 1e-4                  # auto -> SeFa: rotate
+    assert Discovery(G, DiscoverConfig(steps=1, init="random")).lr == 1e-2   # travel: published
+    assert Discovery(G, DiscoverConfig(steps=1, init="coords")).lr == 1e-2
+    assert Discovery(G, DiscoverConfig(steps=1, lr=0.5)).lr == 0.5           # given wins

@@ -1,6 +1,7 @@
 """The settings of a discovery run: DiscoverConfig (one owner of every default and its help)."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -23,6 +24,15 @@ AUTO = "auto"
 # checkpoint of an old run resumes with the settings it was trained with.
 LEGACY = {"parametrization": "qr", "schedule": "constant", "warmup": 0.0, "accumulate": 1,
           "loss": "mean", "keep": "last", "patience": None, "eval_per_direction": 16}
+
+
+LR_FROM_BASIS = 1e-4     # a rotation of a good basis (SeFa, GANSpace): small steps
+LR_FROM_RANDOM = 1e-2    # the paper's rate, for a start that has to travel (random, coords)
+
+
+def default_lr(init: str) -> float:
+    """The learning rate a run uses when none is given, for the start it took."""
+    return LR_FROM_BASIS if init in ("sefa", "ganspace") else LR_FROM_RANDOM
 
 
 def parse_eval_size(text: str) -> int | str:
@@ -89,8 +99,12 @@ class DiscoverConfig:
         None, "Directions to learn.", shown="one per latent coordinate, as published")
     steps: int = setting(50_000, "Optimiser steps (published: 50 epochs x 1,000).")
     batch_size: int = setting(32, "Samples per step (published: 96 over 4 GPUs; 32 fits one).")
-    lr: float = setting(0.01, "Adam learning rate on the matrix (default betas; the paper's "
-                              "0.01 for qr). With cayley it is an angle per step.")
+    lr: float | None = setting(
+        None, "Adam learning rate on the matrix (default betas). With cayley it is an angle per "
+              "step. Measured on a real generator (BENCHMARKS.md, the learning study): from a "
+              "SeFa start every rate above 1e-4 rotated the basis away from SeFa's quality.",
+        shown=f"{LR_FROM_BASIS:g} from a SeFa or GANSpace start, {LR_FROM_RANDOM:g} (published) "
+              f"from a random or coordinate start")
     parametrization: str = setting(
         "cayley", "How the matrix stays orthonormal. cayley: Q = Q0 R(S), a rotation of the "
                   "start by the Cayley map of a skew-symmetric S that starts at 0 (the start is "
@@ -174,7 +188,8 @@ class DiscoverConfig:
              f"method {self.method} finds whole-latent directions; a subspace is for hessian.")
         at_least("steps", self.steps, 1)
         at_least("batch_size", self.batch_size, 1)
-        positive("lr", self.lr)
+        need(self.lr is None or (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                                 and self.lr > 0), "lr", self.lr, "must be a finite number > 0.")
         need(isinstance(self.k, int) and self.k >= 2, "k", self.k,
              "the penalty's variance needs at least 2 draws.")
         at_least("eval_k", self.eval_k, 2)

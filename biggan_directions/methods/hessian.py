@@ -18,7 +18,7 @@ from ..runtime import precision
 from ..runtime.compiling import compiled
 from ..runtime.flops import count_flops
 from ..runtime.precision import at_precision, precision_record, resolve_compile, set_tf32
-from .config import DiscoverConfig
+from .config import DiscoverConfig, default_lr
 from .fixed_eval import FixedEvaluation, images_per_step, planned_evaluations
 from .ganspace import ganspace_directions
 from .sefa import sefa_available, sefa_directions
@@ -57,7 +57,8 @@ class Discovery:
         self.matrix = DirectionMatrix(self.ndirs, self.z_dim, init, config.subspace,
                                       generator=self.rng,
                                       parametrization=config.parametrization).to(self.device)
-        self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=config.lr)
+        self.lr = config.lr if config.lr is not None else default_lr(self.init)
+        self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=self.lr)
         self.evaluation = FixedEvaluation(G, config, self.ndirs, self.device)
         self.step = 0
         # The best matrix on the fixed evaluation so far (the start included), and how many
@@ -139,11 +140,11 @@ class Discovery:
         cfg = self.config
         step = self.step if step is None else step
         if cfg.schedule == "constant":
-            return cfg.lr
+            return self.lr
         warm = max(1, int(cfg.warmup * cfg.steps))
         if step < warm:
-            return cfg.lr * (step + 1) / warm
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+            return self.lr * (step + 1) / warm
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
 
     def train_step(self) -> float:
         """One optimiser step (over `accumulate` batches); returns the step's loss. Raises
