@@ -292,6 +292,15 @@ def report(args) -> None:
         plot(runs, val, args.plot)
 
 
+def label(name: str) -> str:
+    """'sefa/lr1e-4' -> 'SeFa start, cayley, cosine, lr 0.0001' (+ what differs from the base)."""
+    s, base = SETTINGS[name], Setting()
+    extra = [f"{f} {getattr(s, f)}" for f in ("batch", "accumulate", "k", "loss")
+             if getattr(s, f) != getattr(base, f)]
+    start = "SeFa" if s.init == "sefa" else "random"
+    return ", ".join([f"{start} start", s.param, s.schedule, f"lr {s.lr:g}", *extra])
+
+
 def plot(runs: dict, ref: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -303,7 +312,8 @@ def plot(runs: dict, ref: dict, path: str) -> None:
     ax.axhline(ref["sefa"], color="k", ls="--", lw=1, label="SeFa basis")
     for name, pts in runs.items():
         xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker="o", ms=3, lw=1.2, ls="-" if name.startswith("sefa") else ":", label=name)
+        ax.plot(xs, ys, marker="o", ms=3, lw=1.2, ls="-" if name.startswith("sefa") else ":",
+                label=label(name))
     ax.set_xlim(0, top)
     ax.set_xlabel("step (batch 16)")
     ax.set_ylabel("fixed-evaluation penalty (validation set, trimmed mean)")
