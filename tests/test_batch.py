@@ -485,9 +485,9 @@ sys.addaudithook(_note_reads)           # an audit hook stays for the process: i
 
 def test_a_fresh_class_reads_back_nothing_its_job_wrote(tmp_path, small_biggan_dir, monkeypatch):
     """Discover -> score -> render -> manifest line -> gallery card of one fresh class: each
-    stage takes what the one before returned. scores.json, the videos, the manifest and
-    batch.json are written, never read; the job's only read of its own files is the hand-off
-    after discovery (run_discover returns a RunResult, not the Run: the matrix is opened once)."""
+    stage takes what the one before returned. run.json, the directions, scores.json, the
+    videos, the manifest and batch.json are written, never read: run_discover's RunResult
+    carries the Run it wrote, so the job opens no run folder and reads none of its files."""
     global _READS
     from biggan_directions.batch import class_job
     from biggan_directions.batch.class_job import BatchRender
@@ -529,8 +529,8 @@ def test_a_fresh_class_reads_back_nothing_its_job_wrote(tmp_path, small_biggan_d
     assert entry["status"] == "finished" and entry["top_directions"] and len(entry["media"]) == 2
     written = [p for p in reads if out.resolve() in p.parents
                and p.name != ".lock"]                  # a folder lock checks it is still ours
-    assert written == [run / "run.json"], written        # the hand-off after discovery, once
-    assert opened == [run] and scores_read == []
+    assert written == [], written                        # nothing read back, run.json included
+    assert opened == [] and scores_read == []            # the Run came with discovery's result
     # what was carried is what the files say
     record = json.loads((run / "scores.json").read_text())
     assert entry["top_directions"] == record["ranking"][:2]

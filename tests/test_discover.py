@@ -119,6 +119,26 @@ def test_run_writes_every_file(tmp_path, small_biggan):
     assert open_run(folder).meta == meta
 
 
+
+@pytest.mark.parametrize("method", ["hessian", "sefa", "ganspace"])
+def test_the_result_carries_the_run_as_open_run_reads_it_back(tmp_path, small_biggan, method):
+    """A finished run hands back its Run (the batch job reads nothing back): the same matrix,
+    metadata and run.json as open_run gives; an 'already finished' resume carries none."""
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    folder = tmp_path / method
+    cfg = small_config(method=method, **({"steps": 4} if method == "hessian" else {}))
+    result = run_discover(G, cfg, folder, meta={"model": "m", "class_index": 207}, progress=False)
+    carried, read = result.run, open_run(folder)
+    assert result.status == "finished" and carried is not None
+    assert carried.folder == read.folder and carried.directions_path == read.directions_path
+    assert carried.directions.dtype == torch.float32 and carried.directions.device.type == "cpu"
+    assert torch.equal(carried.directions, read.directions)
+    assert carried.meta == read.meta and carried.subspace == read.subspace
+    assert carried.record == read.record == json.loads((folder / "run.json").read_text())
+    assert result.versus_random == read.record["versus_random"] is not None
+    again = run_discover(G, cfg, folder, resume=True, progress=False)
+    assert again.status == "already finished" and again.run is None
+
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path, small_biggan):
     cfg = small_config(checkpoint_every=100,                  # only the Ctrl-C checkpoint;
                        init="random")                        # the wrapper hides G's first layer

@@ -8,8 +8,9 @@ says 'finished' with the same settings, for hessian at --steps or more), score (
 present) and render of the --top K directions (a grid video and a PNG strip in RUN/videos/,
 skipped when present). When discovery ran, scores and videos are redone, not kept stale.
 
-What each step returns is carried forward, not read back from its files: the opened Run holds
-the scores that score wrote (Run.scores), render returns its files, and the job's ClassResult
+What each step returns is carried forward, not read back from its files: discovery returns the
+Run it wrote (RunResult.run), which holds the scores that score wrote (Run.scores), render
+returns its files, and the job's ClassResult
 (the manifest line and each method's scores) is what the manifest and the gallery card are made
 from. Only a class resumed or skipped because finished reads what an earlier job left.
 """
@@ -35,6 +36,7 @@ from ..models.generator import BigGANGenerator
 from ..models.weights.load import weights_identity
 from ..runs import layout
 from ..runs.discover import run_discover
+from ..runs.files import RunResult
 from ..runs.scores_file import read_ranking
 from ..scoring.lpips_metric import load_lpips
 from ..scoring.score import ScoreConfig
@@ -235,8 +237,8 @@ def _method_job(plan: JobPlan, cls: ImageNetClass, method: str, part: dict[str, 
         run = None if plan.overwrite else _existing_run(folder)
         if plan.overwrite or not _discover_complete(run, config):
             run = None
-            _discover_step(plan, cls, config, folder, load, describe)
-            run = layout.open_run(folder)
+            result = _discover_step(plan, cls, config, folder, load, describe)
+            run = result.run if result.run is not None else layout.open_run(folder)
             force = True                 # the directions changed: redo what derives from them
         else:
             force = False
@@ -284,8 +286,9 @@ def _per_class_remedy(message: str, run_folder: Path) -> str:
 
 
 def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, folder: Path, load,
-                   describe: str) -> None:
-    """Run (or resume) discovery of an unfinished class with config.method."""
+                   describe: str) -> RunResult:
+    """Run (or resume) discovery of an unfinished class with config.method; the result carries
+    the Run it wrote (None when the run was already finished: then it is read from files)."""
     if (config.method == "hessian" and not plan.overwrite
             and (folder / layout.DIRECTIONS_FILE).exists()
             and not (folder / layout.CHECKPOINT).exists()):
@@ -295,9 +298,9 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, fo
     G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
     meta = {**class_meta(plan.model, cls),
             "model_weights": weights_identity(plan.model_source, plan.weights_dir)}
-    run_discover(G, config, folder, meta=meta, device=device, resume=not plan.overwrite,
-                 overwrite=plan.overwrite, progress=plan.progress,
-                 describe=describe[:30])
+    return run_discover(G, config, folder, meta=meta, device=device, resume=not plan.overwrite,
+                        overwrite=plan.overwrite, progress=plan.progress,
+                        describe=describe[:30])
 
 
 def _score_step(plan: JobPlan, run: layout.Run, load, metrics: dict, force: bool) -> None:

@@ -201,14 +201,24 @@ def save_directions(path: str | os.PathLike, directions: torch.Tensor, meta: dic
         raise UserError(f"{path}: directions to save must be a finite (ndirs, z_dim) matrix, "
                         f"got shape {tuple(q.shape)}.")
     check_rows(q, orthonormal, str(path))
-    meta = {key: value for key, value in meta.items() if key != "orthonormal"}
-    meta.update(ndirs=int(q.shape[0]), z_dim=int(q.shape[1]))
-    if not orthonormal:
-        meta["orthonormal"] = False
-    metadata = {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta, sort_keys=True)}
+    metadata = {"format": FORMAT, "version": VERSION,
+                "meta": json.dumps(stored_meta(q, meta, orthonormal=orthonormal), sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file({"directions": q}, str(tmp), metadata=metadata)
     return path
+
+
+def stored_meta(directions: torch.Tensor, meta: dict[str, Any], *,
+                orthonormal: bool | None = None) -> dict[str, Any]:
+    """The metadata save_directions stores with `directions` (before its JSON encoding):
+    `meta` with ndirs and z_dim, and `"orthonormal": false` only for unit-norm rows."""
+    if orthonormal is None:
+        orthonormal = rows_orthonormal(meta)
+    stored = {key: value for key, value in meta.items() if key != "orthonormal"}
+    stored.update(ndirs=int(directions.shape[0]), z_dim=int(directions.shape[1]))
+    if not orthonormal:
+        stored["orthonormal"] = False
+    return stored
 
 
 def load_directions(path: str | os.PathLike) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -97,7 +97,9 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     log = files.StepLog(log_path)
     start = run.directions()                               # the start, or the resumed matrix
 
-    def checkpoint(status: str) -> None:
+    def checkpoint(status: str) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Write the checkpoint, directions and run.json; returns the kept matrix and the
+        metadata written with it."""
         files.save_checkpoint(ckpt_path, run.state_dict())
         kept, other, other_name = _kept(run, config)
         settings = directions_meta(config, meta, step=run.step, steps=config.steps, init=run.init)
@@ -118,6 +120,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         if record.get("eval_penalty") is not None:
             record["versus_random"] = versus_random(record["eval_penalty"], record["reference_eval"])
         write_json(record_path, record)
+        return kept, settings
 
     eval_value = record.get("last_eval_penalty", record.get("eval_penalty"))
     try:
@@ -209,7 +212,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                                    "versus_random": versus_random(test, record["reference_test"]),
                                    "sefa": record["reference_test"].get("sefa")}
             record["finished"] = files.now()
-            checkpoint("finished")
+            kept, settings = checkpoint("finished")
     except _Stopped:
         checkpoint("interrupted")
         raise DiscoveryInterrupted(run.step) from None
@@ -217,7 +220,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         log.close()
     return RunResult(folder, "finished", run.step, _mean(recent), record.get("eval_penalty"),
                      record.get("versus_random"),
-                     {k: record.get(k) for k in ("steps_per_second", "images_per_second", "tflops")})
+                     {k: record.get(k) for k in ("steps_per_second", "images_per_second", "tflops")},
+                     run=files.written_run(folder, kept, settings, record))
 
 
 class _Stopped(Exception):

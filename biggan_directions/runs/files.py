@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,11 +24,12 @@ import torch
 from safetensors import SafetensorError
 
 from ..foundation.errors import UserError, WriteError, first_line, os_reason
-from ..foundation.fileio import (atomic_path, check_writable_dir, chmod_as_new, write_json,
-                                 write_text)
+from ..foundation.fileio import (atomic_path, check_writable_dir, chmod_as_new, json_text,
+                                 write_json, write_text)
 from ..foundation.lock import FolderLock
-from ..method.directions import save_directions
+from ..method.directions import save_directions, stored_meta
 from . import layout
+from .layout import Run
 from .curves import CURVE_FILE
 
 CHECKPOINT_FORMAT = "biggan-directions-checkpoint"
@@ -334,6 +335,20 @@ class RunResult:
     eval_penalty: float | None
     versus_random: str | None = None   # fixed evaluation vs the random matrices' spread
     throughput: dict[str, Any] | None = None   # steps/s, images/s, TFLOP/s of the steps run
+    # the run just written, as open_run would read it back (None for 'already finished')
+    run: Run | None = field(default=None, repr=False, compare=False)
+
+
+def written_run(folder: Path, directions: torch.Tensor, meta: dict[str, Any],
+                record: dict[str, Any]) -> Run:
+    """The Run that open_run(folder) (and its .record) would read back right after
+    save_run_directions(folder / DIRECTIONS_FILE, directions, meta) and write_json of
+    `record` to run.json: the matrix as float32 on the CPU, meta and record through JSON."""
+    q = directions.detach().to("cpu", torch.float32).contiguous().clone()
+    run = Run(folder, folder / layout.DIRECTIONS_FILE, q,
+              json.loads(json.dumps(stored_meta(q, meta), sort_keys=True)))
+    run.__dict__["record"] = json.loads(json_text(record))   # Run.record is a cached_property
+    return run
 
 
 def prepare_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:

@@ -76,4 +76,5 @@ def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str
         raise WriteError(e.path, e.reason, f"no run is left in {folder}; free space or choose "
                                            f"another output folder, then run the same command "
                                            f"again.") from None
-    return RunResult(folder, "finished", 0, None, eval_value)
+    return RunResult(folder, "finished", 0, None, eval_value, record["versus_random"],
+                     run=files.written_run(folder, q, file_meta, record))
