@@ -228,7 +228,7 @@ def test_existing_run_is_refused_then_overwritten(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     G = HiddenBasis()
     run_discover(G, DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2), tmp_path, progress=False)
-    with pytest.raises(UserError, match=r"lr=0.01 \(now 0.02\)"):
+    with pytest.raises(UserError, match=r"lr=default \(now 0.02\)"):
         run_discover(G, DiscoverConfig(steps=4, batch_size=2, eval_per_direction=1, eval_k=2, lr=0.02), tmp_path,
                      resume=True, progress=False)
 

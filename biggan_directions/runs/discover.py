@@ -286,7 +286,9 @@ def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) 
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: not a checkpoint of this tool ({e}); use --overwrite to start again.") from None
     new = config.to_json()
-    changed = [f"{k}={old[k]!r} (now {new[k]!r})" for k in new
+    def shown(value: Any) -> str:                       # None: the setting's default
+        return "default" if value is None else repr(value)
+    changed = [f"{k}={shown(old.get(k))} (now {shown(new[k])})" for k in new
                if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
     if changed:
         raise UserError(f"{path}: the run was started with " + ", ".join(changed)
