@@ -146,7 +146,7 @@ def test_cayley_rotation_starts_exactly_at_the_start_and_stays_orthonormal():
 
 
 def test_learning_rate_schedule_warms_up_then_decays_to_zero():
-    run = Discovery(HiddenBasis(), DiscoverConfig(steps=100, lr=0.1, warmup=0.1))
+    run = Discovery(HiddenBasis(), DiscoverConfig(steps=100, lr=0.1, warmup=0.1, schedule="cosine"))
     assert run.learning_rate(0) == pytest.approx(0.01)           # 1/10 of the warmup
     assert run.learning_rate(9) == pytest.approx(0.1)
     assert run.learning_rate(10) == pytest.approx(0.1)
@@ -231,3 +231,8 @@ def test_default_learning_rate_follows_the_start(small_biggan):
     assert Discovery(G, DiscoverConfig(steps=1, init="random")).lr == 1e-2   # travel: published
     assert Discovery(G, DiscoverConfig(steps=1, init="coords")).lr == 1e-2
     assert Discovery(G, DiscoverConfig(steps=1, lr=0.5)).lr == 0.5           # given wins
+    basis, paper = Discovery(G, DiscoverConfig(steps=1)), Discovery(G, DiscoverConfig(init="random"))
+    assert (basis.parametrization, basis.schedule) == ("cayley", "cosine")
+    assert (paper.parametrization, paper.schedule) == ("qr", "constant")    # the published run
+    given = Discovery(G, DiscoverConfig(init="random", parametrization="cayley", schedule="cosine"))
+    assert (given.parametrization, given.schedule) == ("cayley", "cosine")

@@ -28,11 +28,18 @@ LEGACY = {"parametrization": "qr", "schedule": "constant", "warmup": 0.0, "accum
 
 LR_FROM_BASIS = 1e-4     # a rotation of a good basis (SeFa, GANSpace): small steps
 LR_FROM_RANDOM = 1e-2    # the paper's rate, for a start that has to travel (random, coords)
+# What a run uses for the settings not given, by the start it took (the learning study,
+# BENCHMARKS.md): a small cosine-decayed rotation of a good basis; the paper's run otherwise.
+START_DEFAULTS = {
+    "basis": {"lr": LR_FROM_BASIS, "parametrization": "cayley", "schedule": "cosine"},
+    "random": {"lr": LR_FROM_RANDOM, "parametrization": "qr", "schedule": "constant"},
+}
 
 
-def default_lr(init: str) -> float:
-    """The learning rate a run uses when none is given, for the start it took."""
-    return LR_FROM_BASIS if init in ("sefa", "ganspace") else LR_FROM_RANDOM
+def start_default(name: str, init: str) -> Any:
+    """The value of setting `name` (lr, parametrization, schedule) for a run that starts from
+    `init` and was not given one."""
+    return START_DEFAULTS["basis" if init in ("sefa", "ganspace") else "random"][name]
 
 
 def parse_eval_size(text: str) -> int | str:
@@ -105,14 +112,18 @@ class DiscoverConfig:
               "SeFa start every rate above 1e-4 rotated the basis away from SeFa's quality.",
         shown=f"{LR_FROM_BASIS:g} from a SeFa or GANSpace start, {LR_FROM_RANDOM:g} (published) "
               f"from a random or coordinate start")
-    parametrization: str = setting(
-        "cayley", "How the matrix stays orthonormal. cayley: Q = Q0 R(S), a rotation of the "
+    parametrization: str | None = setting(
+        None, "How the matrix stays orthonormal. cayley: Q = Q0 R(S), a rotation of the "
                   "start by the Cayley map of a skew-symmetric S that starts at 0 (the start is "
                   "exact, lr is an angle); qr: Q = Gram-Schmidt of a free matrix A (published; a "
-                  "step's size depends on the scale of A).", choices=PARAMETRIZATIONS)
-    schedule: str = setting(
-        "cosine", "Learning rate over the run: cosine (linear warmup over --warmup of the steps, "
-                  "then cosine decay to 0 at --steps) or constant (published).", choices=SCHEDULES)
+                  "step's size depends on the scale of A).", choices=PARAMETRIZATIONS,
+        shown="cayley from a SeFa or GANSpace start, qr (published) from a random or coordinate "
+              "start")
+    schedule: str | None = setting(
+        None, "Learning rate over the run: cosine (linear warmup over --warmup of the steps, "
+              "then cosine decay to 0 at --steps) or constant (published).", choices=SCHEDULES,
+        shown="cosine from a SeFa or GANSpace start, constant (published) from a random or "
+              "coordinate start")
     warmup: float = setting(0.05, "Share of --steps of linear warmup (cosine schedule).")
     accumulate: int = setting(1, "Batches whose gradients are summed into one optimiser step "
                                  "(an effective batch of --batch-size x this).")
@@ -204,8 +215,10 @@ class DiscoverConfig:
         need(self.eval_per_direction == AUTO or (isinstance(self.eval_per_direction, int)
                                                  and self.eval_per_direction >= 1),
              "eval_per_direction", self.eval_per_direction, "give auto or a number >= 1.")
-        one_of("parametrization", self.parametrization, PARAMETRIZATIONS)
-        one_of("schedule", self.schedule, SCHEDULES)
+        need(self.parametrization is None or self.parametrization in PARAMETRIZATIONS,
+             "parametrization", self.parametrization, f"use {' or '.join(PARAMETRIZATIONS)}.")
+        need(self.schedule is None or self.schedule in SCHEDULES, "schedule", self.schedule,
+             f"use {' or '.join(SCHEDULES)}.")
         need(isinstance(self.warmup, (int, float)) and 0 <= self.warmup < 1, "warmup",
              self.warmup, "must be in [0, 1), a share of --steps, e.g. 0.05.")
         at_least("accumulate", self.accumulate, 1)

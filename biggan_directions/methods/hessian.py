@@ -18,7 +18,7 @@ from ..runtime import precision
 from ..runtime.compiling import compiled
 from ..runtime.flops import count_flops
 from ..runtime.precision import at_precision, precision_record, resolve_compile, set_tf32
-from .config import DiscoverConfig, default_lr
+from .config import DiscoverConfig, start_default
 from .fixed_eval import FixedEvaluation, images_per_step, planned_evaluations
 from .ganspace import ganspace_directions
 from .sefa import sefa_available, sefa_directions
@@ -54,10 +54,12 @@ class Discovery:
                 else initial_rows(self.init, G, self.ndirs, config.subspace, config.seed,
                                   config.truncation, self.device, sefa_layers=config.sefa_layers,
                                   layer=config.ganspace_layer))
+        self.parametrization = config.parametrization or start_default("parametrization", self.init)
+        self.schedule = config.schedule or start_default("schedule", self.init)
         self.matrix = DirectionMatrix(self.ndirs, self.z_dim, init, config.subspace,
                                       generator=self.rng,
-                                      parametrization=config.parametrization).to(self.device)
-        self.lr = config.lr if config.lr is not None else default_lr(self.init)
+                                      parametrization=self.parametrization).to(self.device)
+        self.lr = config.lr if config.lr is not None else start_default("lr", self.init)
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=self.lr)
         self.evaluation = FixedEvaluation(G, config, self.ndirs, self.device)
         self.step = 0
@@ -139,7 +141,7 @@ class Discovery:
         constant, or a linear warmup over `warmup` of the steps then cosine decay to 0."""
         cfg = self.config
         step = self.step if step is None else step
-        if cfg.schedule == "constant":
+        if self.schedule == "constant":
             return self.lr
         warm = max(1, int(cfg.warmup * cfg.steps))
         if step < warm:
@@ -258,7 +260,7 @@ class Discovery:
                                      "stale": self.stale})}
         if self.best["q"] is not None:
             state["best_q"] = self.best["q"]
-        if self.config.parametrization == "cayley":
+        if self.parametrization == "cayley":
             state["Q0"] = self.matrix.Q0.detach().cpu()
         return state
 

@@ -145,7 +145,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
             bar.set_postfix_str("set-up", refresh=True)
             record.update(run.setup())                  # precision (auto: checked), compile
             record["init"] = record.get("init") or run.init   # the start step 0 took
-            record["lr"] = run.lr                           # given, or the start's default
+            record.update(lr=run.lr, parametrization=run.parametrization,  # given, or the
+                          schedule=run.schedule)                      # start's defaults
             samples = run.draws.samples
             record.update(eval_per_direction=run.eval_per_direction, eval_samples=samples,
                           eval_size_asked=config.eval_per_direction)
