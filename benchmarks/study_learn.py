@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.method.directions import DirectionMatrix, baseline_directions
-from biggan_directions.method.evaluation import (direction_penalty, eval_draws, evaluate,
-                                                 derived_seed)
+from biggan_directions.method.directions import baseline_directions
+from biggan_directions.method.evaluation import derived_seed, eval_draws, evaluate
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.hessian import Discovery
 from biggan_directions.methods.sefa import sefa_directions
-from biggan_directions.models.generator import truncated_normal
 from benchmarks.real_dcgan import Unavailable, load_face_dcgan
 
 
@@ -67,79 +67,39 @@ SETTINGS: dict[str, Setting] = {
 }
 
 PATH_SIZE, EPSILON, REDUCTION, TRUNCATION, SEED = 2.0, 0.1, "mean", 1.0, 0
-TRIM = 0.2
 
 
-def lr_factor(step: int, steps: int, schedule: str, warmup: float = 0.05) -> float:
-    if schedule == "constant":
-        return 1.0
-    w = max(1, int(warmup * steps))
-    if step < w:
-        return (step + 1) / w
-    return 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(1, steps - w)))
-
-
-def trimmed(values: torch.Tensor, trim: float = TRIM) -> torch.Tensor:
-    ordered = values.sort().values
-    cut = int(trim * ordered.numel())
-    return ordered[cut:ordered.numel() - cut].mean()
+def config(setting: Setting, steps: int) -> DiscoverConfig:
+    """The `discover` settings of a study setting: the study trains through the product's own
+    Discovery, so what it measures is what `discover` does."""
+    return DiscoverConfig(steps=steps, batch_size=setting.batch, lr=setting.lr,
+                          parametrization=setting.param, schedule=setting.schedule,
+                          accumulate=setting.accumulate, k=setting.k, loss=setting.loss,
+                          init=setting.init, path_size=PATH_SIZE, epsilon=EPSILON,
+                          reduction=REDUCTION, truncation=TRUNCATION, seed=SEED)
 
 
 class Trainer:
+    """A Discovery (the `discover` loop) with the few calls the study makes of it."""
+
     def __init__(self, G, setting: Setting, steps: int):
-        self.G, self.s, self.steps = G, setting, steps
-        d = G.z_dim
-        self.rng = torch.Generator().manual_seed(SEED)
-        start = sefa_directions(G, d)[0] if setting.init == "sefa" else "random"
-        self.matrix = DirectionMatrix(d, d, start, generator=self.rng, parametrization=setting.param)
-        self.opt = torch.optim.Adam(self.matrix.parameters(), lr=setting.lr)
-        self.step = 0
+        self.run = Discovery(G, config(setting, steps))
 
-    def loss(self) -> torch.Tensor:
-        s, d = self.s, self.G.z_dim
-        z = truncated_normal((s.batch, d), TRUNCATION, self.rng)
-        j = torch.randint(0, d, (s.batch,), generator=self.rng)
-        dist = (torch.rand(s.batch, generator=self.rng) * 2 - 1) * PATH_SIZE
-        w = torch.zeros(s.batch, d)
-        w[torch.arange(s.batch), j] = dist
-        if s.loss == "mean":
-            return direction_penalty(self.G, self.matrix(), z, w, k=s.k, epsilon=EPSILON,
-                                     reduction=REDUCTION, generator=self.rng)
-        per: list[torch.Tensor] = []
-
-        def per_sample(variance):
-            per.append(variance.flatten(1).mean(1))                     # (B,)
-            return per[-1].sum()
-        direction_penalty(self.G, self.matrix(), z, w, k=s.k, epsilon=EPSILON,
-                          reduction=per_sample, generator=self.rng)
-        return trimmed(per[0])
+    @property
+    def step(self) -> int:
+        return self.run.step
 
     def train_step(self) -> float:
-        for group in self.opt.param_groups:
-            group["lr"] = self.s.lr * lr_factor(self.step, self.steps, self.s.schedule)
-        self.opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for _ in range(self.s.accumulate):
-            loss = self.loss() / self.s.accumulate
-            loss.backward()
-            total += float(loss.detach())
-        self.opt.step()
-        self.step += 1
-        return total
+        return self.run.train_step()
 
     def q(self) -> torch.Tensor:
-        with torch.no_grad():
-            return self.matrix().detach().clone()
+        return self.run.directions()
 
     def state(self) -> dict:
-        return {"step": self.step, "matrix": self.matrix.state_dict(), "opt": self.opt.state_dict(),
-                "rng": self.rng.get_state()}
+        return self.run.state_dict()
 
     def load(self, state: dict) -> None:
-        self.matrix.load_state_dict(state["matrix"])
-        self.opt.load_state_dict(state["opt"])
-        self.rng.set_state(state["rng"])
-        self.step = int(state["step"])
+        self.run.load_state_dict(state)
 
 
 def sets(d: int, per_direction: int) -> dict:
