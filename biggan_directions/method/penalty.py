@@ -6,14 +6,17 @@ from typing import Callable, Sequence, Union
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from .published import PUBLISHED_EPSILON, PUBLISHED_K
+
 
 Outputs = Union[torch.Tensor, Sequence[torch.Tensor]]
 MODES = ("batched", "sequential")
 REDUCTIONS = ("max", "mean")
 
 
-def hessian_penalty(G: Callable[[torch.Tensor], Outputs], z: torch.Tensor, k: int = 2,
-                    epsilon: float = 0.1, reduction: str | Callable[[torch.Tensor], torch.Tensor] = "max",
+def hessian_penalty(G: Callable[[torch.Tensor], Outputs], z: torch.Tensor, k: int = PUBLISHED_K,
+                    epsilon: float = PUBLISHED_EPSILON,
+                    reduction: str | Callable[[torch.Tensor], torch.Tensor] = "max",
                     G_z: Outputs | None = None, generator: torch.Generator | None = None,
                     return_separately: bool = False, mode: str = "batched",
                     chunk_size: int | None = None) -> torch.Tensor | list[torch.Tensor]:
