@@ -126,7 +126,7 @@ def test_the_result_carries_the_run_as_open_run_reads_it_back(tmp_path, small_bi
     metadata and run.json as open_run gives; an 'already finished' resume carries none."""
     G = BigGANGenerator(small_biggan, 207, 1.0)
     folder = tmp_path / method
-    cfg = small_config(method=method, **({"steps": 4} if method == "hessian" else {}))
+    cfg = small_config(steps=4).for_method(method)    # sefa, ganspace: no hessian settings
     result = run_discover(G, cfg, folder, meta={"model": "m", "class_index": 207}, progress=False)
     carried, read = result.run, open_run(folder)
     assert result.status == "finished" and carried is not None

@@ -155,7 +155,7 @@ def test_full_disk_in_sefa_is_one_line_and_leaves_nothing(small_disk, small_bigg
             return real(*a, **kw)
         monkeypatch.setattr(method_run, "write_json", full_first)
     result = invoke("discover", "-c", "207", "--model", str(small_biggan_dir), "--method", "sefa",
-                    *TINY, "--out", str(small_disk))
+                    *TINY[2:], "--out", str(small_disk))      # no --batch-size: a hessian option
     line = one_error_line(result)
     folder = run_folder(small_disk, small_biggan_dir, "sefa")
     name = "directions.safetensors" if full_at == "directions" else "run.json"

@@ -17,12 +17,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..foundation.errors import UserError
+from ..foundation.errors import SettingError, UserError
 from ..foundation.fileio import check_writable_dir, finite_or_none, write_text
 from ..foundation.lock import FolderLock, check_unlocked
 from ..foundation.settings import at_least, default_of, need, one_of
 from ..media.video import ffmpeg_exe
-from ..methods.config import METHODS, DiscoverConfig
+from ..methods.config import METHODS, DiscoverConfig, not_read_reason
 from ..models.classes import ImageNetClass, resolve_class
 from ..models.weights.load import ensure_available
 from ..runs import layout
@@ -95,7 +95,15 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
     methods = tuple(dict.fromkeys(methods or (config.method,)))
     for method in methods:
         one_of("methods", method, METHODS)
-        dataclasses.replace(config, method=method).validate()
+    unread = [dataclasses.replace(config, method=m).unread() for m in methods]
+    for name in unread[0]:                           # a setting none of the methods reads
+        if all(name in u for u in unread):
+            raise SettingError(name, getattr(config, name),
+                               not_read_reason(name, methods[0]) if len(methods) == 1 else
+                               f"no method of this batch ({', '.join(methods)}) reads it; leave "
+                               f"it at its default ({default_of(DiscoverConfig, name)!r}).")
+    for method in methods:
+        config.for_method(method).validate()         # as JobPlan.config_for hands it on
     classes = [c if isinstance(c, ImageNetClass) else resolve_class(c) for c in classes]
     if not classes:
         raise UserError("no classes given; give at least one class.")

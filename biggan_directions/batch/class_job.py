@@ -83,7 +83,9 @@ class JobPlan:
         return "hessian" if "hessian" in self.method_list else self.method_list[0]
 
     def config_for(self, method: str) -> DiscoverConfig:
-        return dataclasses.replace(self.discover, method=method)
+        """The batch's settings for a run of `method`: the ones it does not read at their
+        defaults (a sefa run of `--methods hessian,sefa --lr 0.01` records no lr)."""
+        return self.discover.for_method(method)
 
     def run_folder(self, cls: ImageNetClass, method: str | None = None) -> Path:
         """hessian: <out>/<model>/<index>-<slug>/; others: <out>/<model>/<method>/<index>-<slug>/."""
@@ -101,8 +103,9 @@ def _existing_run(folder: Path) -> layout.Run | None:
 
 
 def _discover_complete(run: layout.Run | None, config: DiscoverConfig) -> bool:
-    """run.json says finished with the same (non-resumable) settings (a setting it lacks counts
-    as its default), for hessian at config.steps or more (a longer run is kept, not cut)."""
+    """run.json says finished with the same (non-resumable) settings that config.method reads
+    (a setting it lacks counts as its default), for hessian at config.steps or more (a longer
+    run is kept, not cut)."""
     record = run.record if run is not None else {}
     step = record.get("step")
     if record.get("status") != "finished":
@@ -111,7 +114,7 @@ def _discover_complete(run: layout.Run | None, config: DiscoverConfig) -> bool:
         return False
     old, new, default = record.get("config") or {}, config.to_json(), DiscoverConfig().to_json()
     return all(old.get(k, default.get(k)) == v for k, v in new.items()
-               if k not in RESUMABLE_CHANGES)
+               if k not in RESUMABLE_CHANGES and config.reads(k))
 
 
 def _render_targets(plan: JobPlan, run: layout.Run):

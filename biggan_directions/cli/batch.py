@@ -14,7 +14,7 @@ from ..foundation.errors import UserError
 from ..foundation.ranges import format_int_list
 from ..foundation.settings import default_of
 from ..media.render import FORMATS, MAX_SEEDS as RENDER_MAX_SEEDS, RenderConfig
-from ..methods.config import METHODS
+from ..methods.config import METHODS, DiscoverConfig
 from ..models.classes import count_classes
 from ..models.classlists import parse_class_list, read_class_file
 from ..runs.layout import DEFAULT_OUT
@@ -22,7 +22,7 @@ from ..runtime.device import set_threads
 from ..runtime.signals import sigterm_as_interrupt
 from ..scoring.lpips_metric import NETS
 from ..scoring.score import MAX_SEEDS as SCORE_MAX_SEEDS, ScoreConfig
-from .discover import discover_config, discover_options
+from .discover import discover_config, discover_options, refuse_options_not_read
 from .options import (CONTEXT_SETTINGS, IntList, given, model_option, runtime_options,
                       weights_dir_option)
 
@@ -105,7 +105,8 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
     from their checkpoints. A failing class does not stop the others; the exit status is 1
     when any failed. Ctrl-C or SIGTERM checkpoints the running classes (exit 130). With
     --backend ray each task loads the model itself, so the model (or --weights-dir) and OUT
-    must be at the same paths on every node. --precision and --compile apply to the generator
+    must be at the same paths on every node. A discovery option is refused when none of the
+    methods reads it; each method's run gets the options it reads (its run.json records them). --precision and --compile apply to the generator
     in every step (and to LPIPS in scoring); 'auto' decides per step as discover, score and
     render do.
 
@@ -138,6 +139,7 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
     methods = parse_methods(method_list) if method_list is not None else None
     if methods is not None and given(ctx, "method"):
         raise UserError("give --method or --methods, not both (--methods hessian,sefa runs both).")
+    refuse_options_not_read(ctx, methods or (options.get("method") or DiscoverConfig.method,))
     classes = (parse_class_list(class_list) if class_list is not None
                else read_class_file(classes_file))
     config = discover_config(**options)

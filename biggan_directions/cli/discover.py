@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import sys
+from typing import Sequence
 
 import click
 
 from ..foundation.errors import UserError
-from ..methods.config import DiscoverConfig
+from ..foundation.settings import cli_fields, methods_of, option_name
+from ..methods.config import AUTO, AUTO_EVAL_SIZE, METHODS, DiscoverConfig
 from ..methods.hessian import DiscoveryInterrupted
 from ..runs.discover import discover_classes
 from ..runs.layout import DEFAULT_OUT
 from ..runtime.device import resolve_device, set_threads
-from .options import (CONTEXT_SETTINGS, config_from, model_option, options_from, runtime_options,
-                      weights_dir_option)
+from .options import (CONTEXT_SETTINGS, OptionNotRead, config_from, given, model_option,
+                      options_from, runtime_options, weights_dir_option)
 
 discover_options = options_from(DiscoverConfig)
 """The options of one discovery run (one per DiscoverConfig field); shared by `discover` and `batch`."""
@@ -21,6 +23,32 @@ discover_options = options_from(DiscoverConfig)
 def discover_config(**params) -> DiscoverConfig:
     """DiscoverConfig from the parameters of `discover_options` (validated; unknown keys ignored)."""
     return config_from(DiscoverConfig, params).validate()
+
+
+def refuse_options_not_read(ctx: click.Context, methods: Sequence[str]) -> None:
+    """A usage error (one line, exit 2) for the first discovery option the user typed (command line or
+    environment) that none of `methods` reads, before anything loads or a folder is made;
+    options left at their defaults are fine. A hessian option that only sizes an 'auto' fixed
+    evaluation of a sefa or ganspace run (AUTO_EVAL_SIZE) is refused too, pointing at
+    --eval-per-direction, which sets that size itself."""
+    methods = [m for m in methods if m in METHODS]       # an unknown one: validate says so
+    if not methods:
+        return
+    one = len(methods) == 1
+    chosen = f"--method {methods[0]}" if one else f"--methods {','.join(methods)}"
+    auto_eval = (not given(ctx, "eval_per_direction")
+                 or str(ctx.params.get("eval_per_direction")).strip().lower() == AUTO)
+    for f in cli_fields(DiscoverConfig):
+        owners = methods_of(f)
+        if owners is None or any(m in owners for m in methods) or not given(ctx, f.name):
+            continue
+        head = f"{option_name(f)} is a setting of --method {' or '.join(owners)}; "
+        if f.name in AUTO_EVAL_SIZE and auto_eval:
+            raise OptionNotRead(head + f"{chosen} {'reads' if one else 'read'} it only to size "
+                                          f"an auto fixed evaluation (drop it, or give that size "
+                                          f"with --eval-per-direction N).")
+        raise OptionNotRead(head + (f"{chosen} does not read it" if one else
+                                       f"none of {chosen} reads it") + " (drop it).")
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -37,7 +65,7 @@ def discover_config(**params) -> DiscoverConfig:
 @weights_dir_option
 @runtime_options
 def discover(classes, model, out, resume, overwrite, weights_dir, device, threads, quiet, **options):
-    """Learn directions for one or more classes with the Hessian Penalty.
+    """Learn directions for one or more classes with the Hessian Penalty (or SeFa, GANSpace).
 
     Each step draws latents z, one direction j and a distance d ~ U[-P, P] per sample, and
     minimises the Hessian Penalty of G(z + w Q) with respect to w = d e_j, where Q is an
@@ -51,6 +79,9 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     PCA of --layer over --samples latents) and writes the same folder, with the fixed
     evaluation of the result against the identity and random references.
 
+    An option marked [hessian] (or [ganspace]) is read by that method only; typing it with
+    another --method is refused (exit 2), and unmarked options are read by every method.
+
     \b
     Examples:
       biggan-directions discover --class "golden retriever"
@@ -62,6 +93,8 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     """
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other; pass one.")
+    refuse_options_not_read(click.get_current_context(),
+                            (options.get("method") or DiscoverConfig.method,))
     config = discover_config(**options)
     dev = resolve_device(device)
     set_threads(threads)

@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 from ..foundation.errors import UserError
 from ..foundation.ranges import parse_int_list
-from ..foundation.settings import cli_fields, default_of, option_name
+from ..foundation.settings import cli_fields, default_of, help_of, option_name
 from ..runtime.settings import DEVICE_HELP, THREADS_HELP, Runtime
 
 CONTEXT_SETTINGS = dict(help_option_names=["-h", "--help"], max_content_width=100,
@@ -48,7 +48,7 @@ def _option(f: Field, prefix: str, help_text: str | None) -> Callable:
     default = f.default
     shown = meta.get("shown") or ("none" if default is None else
                                   (",".join(map(str, default)) if isinstance(default, tuple) else str(default)))
-    kwargs: dict[str, Any] = dict(default=None, help=help_text or meta["help"], show_default=shown)
+    kwargs: dict[str, Any] = dict(default=None, help=help_of(f, help_text), show_default=shown)
     if meta.get("shown") is None and default is not None and not isinstance(default, tuple) \
             and meta.get("parse") is None:
         kwargs.update(default=default, show_default=True)   # the dataclass's own default
@@ -100,6 +100,13 @@ def given(ctx: click.Context, name: str) -> bool:
     """Did the user give parameter `name` (command line or environment), not its default?"""
     return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT,
                                                   ParameterSource.DEFAULT_MAP)
+
+
+class OptionNotRead(click.ClickException):
+    """An option the user typed that the command's method does not read: one 'Error: ...' line,
+    exit status 2 (a usage mistake, like an option the parser refuses)."""
+
+    exit_code = 2
 
 
 # ---------------------------------------------------------------- list types

@@ -3,6 +3,8 @@
 A job's config is a frozen dataclass whose fields are declared with `setting(default, help)`.
 The CLI builds its options from those fields (cli/options.py), so a default and its help are
 written once, here in the library, and `check` helpers raise SettingError naming the field.
+A field read by some of a job's methods only says which (`methods=`): the CLI marks its help
+with them and refuses it for another method.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from .errors import SettingError
 
 def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
             metavar: str | None = None, parse: Callable[[str], Any] | None = None,
-            option: str | None = None, shown: str | None = None, cli: bool = True) -> Any:
+            option: str | None = None, shown: str | None = None, cli: bool = True,
+            methods: tuple[str, ...] | None = None) -> Any:
     """A dataclass field with CLI metadata.
 
     help:    the option's help text (also the field's documentation).
@@ -25,10 +28,28 @@ def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
     option:  the option's name when it is not --<field-name-with-dashes> (e.g. '--format').
     shown:   the default as the help shows it, when str(default) would not say it well.
     cli:     False keeps the field out of the command line (library-only).
+    methods: the methods (of a config with a `method` field) that read the field; None: every
+             method reads it (shared). The help of the field's option starts with them.
     """
+    if methods is not None and (isinstance(methods, str) or not methods):
+        raise TypeError("methods: a non-empty tuple of method names, or None (shared)")
     return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar,
                                             "parse": parse, "option": option, "shown": shown,
-                                            "cli": cli})
+                                            "cli": cli,
+                                            "methods": None if methods is None else tuple(methods)})
+
+
+def methods_of(f: Field) -> tuple[str, ...] | None:
+    """The methods that read config field `f` (its `methods=`); None: shared by every method."""
+    return f.metadata.get("methods")
+
+
+def help_of(f: Field, text: str | None = None) -> str:
+    """The help of field `f`'s option (`text`, else the field's): '[hessian] ...' for a field
+    that some methods only read, unmarked for a shared one."""
+    owners = methods_of(f)
+    text = text or f.metadata["help"]
+    return f"[{', '.join(owners)}] {text}" if owners else text
 
 
 def option_name(f: Field) -> str:

@@ -1,13 +1,21 @@
-"""The settings of a discovery run: DiscoverConfig (one owner of every default and its help)."""
+"""The settings of a discovery run: DiscoverConfig (one owner of every default and its help).
+
+Each field says which methods read it (`setting(..., methods=...)`; None: every method, e.g. the
+fixed evaluation's settings): `DiscoverConfig.owned_by(method)` lists a method's own fields,
+`config.unread()` the fields a config sets that its method does not read (validate refuses
+them), and the CLI marks each option's help with its methods and refuses a typed option that
+the chosen --method does not read.
+"""
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..foundation.errors import SettingError
-from ..foundation.settings import at_least, need, one_of, positive, setting
+from ..foundation.settings import at_least, default_of, methods_of, need, one_of, positive, setting
+from ..method.published import PUBLISHED_EPSILON, PUBLISHED_K
 from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
 
 REDUCTIONS = ("mean", "max")
@@ -20,6 +28,12 @@ SCHEDULES = ("cosine", "constant")
 LOSSES = ("mean", "trimmed")
 KEEPS = ("best", "last")
 AUTO = "auto"
+HESSIAN = ("hessian",)                   # the fields only the Hessian Penalty training reads
+# The hessian settings that also size an 'auto' fixed evaluation (fixed_eval.eval_size: about
+# 10% of the planned training): a sefa or ganspace run with eval_per_direction 'auto' reads them
+# too, so it is evaluated on the draws a hessian run of the same settings uses (batch --methods
+# hands every method one set of options and compares them on one set of draws).
+AUTO_EVAL_SIZE = ("steps", "batch_size", "accumulate", "k", "eval_every")
 # Values of settings added after the first release, for run records written before them: a
 # checkpoint of an old run resumes with the settings it was trained with.
 LEGACY = {"parametrization": "qr", "schedule": "constant", "warmup": 0.0, "accumulate": 1,
@@ -88,58 +102,68 @@ class DiscoverConfig:
     """
 
     method: str = setting(
-        "hessian", "hessian: learn the directions with the Hessian Penalty (the settings below); "
-                   "sefa: closed form, the top right-singular vectors of the layer that first "
-                   "reads z (orthonormal); ganspace: PCA of an early layer's activations "
+        "hessian", "hessian: learn the directions with the Hessian Penalty (the options marked "
+                   "[hessian]); sefa: closed form, the top right-singular vectors of the layer "
+                   "that first reads z (orthonormal); ganspace: PCA of an early layer's activations "
                    "regressed back to z (unit rows, not orthogonal). sefa and ganspace train "
                    "nothing: they write the same run folder, with its fixed evaluation.",
         metavar="hessian|sefa|ganspace")
     sefa_layers: str = setting(
-        "gen_z", "sefa: factorise the z columns of gen_z only, or also of every conditional "
-                 "batch norm (all).", choices=SEFA_LAYERS)
-    samples: int = setting(10_000, "ganspace: latents whose layer activations the PCA uses.")
+        "gen_z", "The weights SeFa factorises: the z columns of gen_z only, or also of every "
+                 "conditional batch norm (all). Read by --method sefa, by hessian's SeFa start "
+                 "and by every run's SeFa reference line.", choices=SEFA_LAYERS)
+    samples: int = setting(10_000, "Latents whose layer activations the PCA uses.",
+                           methods=("ganspace",))
     ganspace_layer: str | None = setting(
-        None, "ganspace: the layer to take the PCA of (blockN: BigGAN generator block N, or a "
-              "module name under the model).", option="--layer", metavar="NAME",
-        shown="block0")
+        None, "The layer whose activations GANSpace takes the PCA of (blockN: BigGAN generator "
+              "block N, or a module name under the model): --method ganspace's directions, "
+              "hessian's --init ganspace start.", option="--layer", metavar="NAME",
+        shown="block0", methods=("hessian", "ganspace"))
     ndirs: int | None = setting(
         None, "Directions to learn.", shown="one per latent coordinate, as published")
-    steps: int = setting(50_000, "Optimiser steps (published: 50 epochs x 1,000).")
-    batch_size: int = setting(32, "Samples per step (published: 96 over 4 GPUs; 32 fits one).")
+    steps: int = setting(50_000, "Optimiser steps (published: 50 epochs x 1,000).",
+                         methods=HESSIAN)
+    batch_size: int = setting(32, "Samples per step (published: 96 over 4 GPUs; 32 fits one).",
+                              methods=HESSIAN)
     lr: float | None = setting(
         None, "Adam learning rate on the matrix (default betas). With cayley it is an angle per "
               "step. Measured on a real generator (BENCHMARKS.md, the learning study): from a "
               "SeFa start every rate above 1e-4 rotated the basis away from SeFa's quality.",
         shown=f"{LR_FROM_BASIS:g} from a SeFa or GANSpace start, {LR_FROM_RANDOM:g} (published) "
-              f"from a random or coordinate start")
+              f"from a random or coordinate start", methods=HESSIAN)
     parametrization: str | None = setting(
         None, "How the matrix stays orthonormal. cayley: Q = Q0 R(S), a rotation of the "
                   "start by the Cayley map of a skew-symmetric S that starts at 0 (the start is "
                   "exact, lr is an angle); qr: Q = Gram-Schmidt of a free matrix A (published; a "
                   "step's size depends on the scale of A).", choices=PARAMETRIZATIONS,
         shown="cayley from a SeFa or GANSpace start, qr (published) from a random or coordinate "
-              "start")
+              "start", methods=HESSIAN)
     schedule: str | None = setting(
         None, "Learning rate over the run: cosine (linear warmup over --warmup of the steps, "
               "then cosine decay to 0 at --steps) or constant (published).", choices=SCHEDULES,
         shown="cosine from a SeFa or GANSpace start, constant (published) from a random or "
-              "coordinate start")
-    warmup: float = setting(0.05, "Share of --steps of linear warmup (cosine schedule).")
+              "coordinate start", methods=HESSIAN)
+    warmup: float = setting(0.05, "Share of --steps of linear warmup (cosine schedule).",
+                            methods=HESSIAN)
     accumulate: int = setting(1, "Batches whose gradients are summed into one optimiser step "
-                                 "(an effective batch of --batch-size x this).")
+                                 "(an effective batch of --batch-size x this).", methods=HESSIAN)
     loss: str = setting(
         "mean", "Training loss over a batch's per-sample penalties: mean (published) or trimmed "
-                "(the 20% trimmed mean the fixed evaluation uses).", choices=LOSSES)
+                "(the 20% trimmed mean the fixed evaluation uses).", choices=LOSSES,
+        methods=HESSIAN)
     keep: str = setting(
         "best", "Which matrix the run hands back as directions.safetensors: the best on the fixed "
                 "evaluation (the start, step 0, included) or the last; the other is kept as "
-                "last.safetensors or best.safetensors.", choices=KEEPS)
+                "last.safetensors or best.safetensors.", choices=KEEPS,
+        methods=HESSIAN)
     patience: int | None = setting(
         None, "Stop after this many fixed evaluations without an improvement larger than the "
               "evaluation's measured spread; run.json's stop_reason says why a run ended.",
-        shown="off: run all --steps")
-    k: int = setting(2, "Rademacher draws per sample per step (published: 2).")
-    epsilon: float = setting(0.1, "Finite-difference step; the penalty scales like 1/epsilon^4.")
+        shown="off: run all --steps", methods=HESSIAN)
+    k: int = setting(PUBLISHED_K, f"Rademacher draws per sample per step (published: "
+                                  f"{PUBLISHED_K}).", methods=HESSIAN)
+    epsilon: float = setting(PUBLISHED_EPSILON, "Finite-difference step; the penalty scales like "
+                                                "1/epsilon^4.")
     reduction: str = setting("mean", "How the penalty reduces over pixels (published BigGAN "
                                      "run: mean).", choices=REDUCTIONS)
     path_size: float = setting(5.0, "Each sample moves d ~ U[-P, P] along one direction.")
@@ -151,26 +175,29 @@ class DiscoverConfig:
                                 "for a full basis (no subspace, --ndirs = z_dim) when the "
                                 "generator's first layer can be read, else random (measured: a SeFa start beats random "
                                 "matrices, a random start did not learn to; BENCHMARKS.md).",
-                        choices=INITS)
+                        choices=INITS, methods=HESSIAN)
     subspace: tuple[int, int] | None = setting(
         None, "Learn inside latent coordinates LO..HI only, e.g. 0-39 (coarse).",
-        metavar="LO-HI", parse=parse_subspace)
+        metavar="LO-HI", parse=parse_subspace, methods=HESSIAN)
     layers: tuple[str, ...] = setting(
         ("image",), "Comma-separated outputs to penalise: image, blockN (BigGAN block N).",
         metavar="NAMES", parse=parse_layers)
     seed: int = setting(0, "Seeds every random draw (init, latents, directions, distances, "
                            "Rademacher).")
     checkpoint_every: int = setting(1000, "Steps between checkpoints (one is also taken on "
-                                          "Ctrl-C or SIGTERM).")
+                                          "Ctrl-C or SIGTERM).", methods=HESSIAN)
     eval_every: int = setting(2500, "Steps between fixed held-out evaluations (and one at the "
-                                    "end); run.json's eval_share says what they cost.")
+                                    "end); run.json's eval_share says what they cost.",
+                              methods=HESSIAN)
     eval_per_direction: int | str = setting(
         AUTO, "Fixed evaluation: latents per direction (each direction is measured on this many "
               "samples, distances stratified over [-P, P]); the evaluation has ndirs x this many. "
               "At 16, two evaluations with different seeds agree within 2%. auto: sized so that "
               "all evaluations and references cost about 10% of the planned training, between "
-              "128 samples and 16 per direction; run.json records the size and its measured "
-              "standard error.", metavar="auto|N", parse=parse_eval_size)
+              "128 samples and 16 per direction (a sefa or ganspace run takes the size of a "
+              "hessian run of the same settings, so it is evaluated on the same draws); "
+              "run.json records the size and its measured standard error.", metavar="auto|N",
+        parse=parse_eval_size)
     eval_k: int = setting(4, "Fixed evaluation: Rademacher draws per sample.")
     eval_references: int = setting(
         4, "Random orthonormal matrices whose fixed-evaluation penalty (mean and spread) is the "
@@ -183,7 +210,7 @@ class DiscoverConfig:
     penalty_mode: str = setting(
         "batched", "batched: all 1+2k generator passes in one forward (fastest on a GPU); "
                    "sequential: the paper's loop (can be faster on a CPU at large batch).",
-        choices=PENALTY_MODES)
+        choices=PENALTY_MODES, methods=HESSIAN)
 
     def validate(self, z_dim: int | None = None) -> "DiscoverConfig":
         """Check every field (SettingError naming the field); with `z_dim`, also that the
@@ -245,7 +272,49 @@ class DiscoverConfig:
             need(self.ndirs is None or self.ndirs <= hi - lo, "ndirs", self.ndirs,
                  f"must be between 1 and {hi - lo} (the {'subspace' if self.subspace else 'latent'}"
                  f"'s size).")
+        unread = self.unread()
+        if unread:
+            name = unread[0]
+            raise SettingError(name, getattr(self, name), not_read_reason(name, self.method))
         return self
+
+    # ------------------------------------------------------------ which method reads what
+    @classmethod
+    def methods_reading(cls, name: str) -> tuple[str, ...] | None:
+        """The methods that read field `name` (its `methods=` tag); None: every method."""
+        for f in fields(cls):
+            if f.name == name:
+                return methods_of(f)
+        raise KeyError(name)
+
+    @classmethod
+    def owned_by(cls, method: str) -> tuple[str, ...]:
+        """The fields that only some methods read and `method` is one of them (declaration
+        order): e.g. owned_by('ganspace') == ('samples', 'ganspace_layer')."""
+        one_of("method", method, METHODS)
+        return tuple(f.name for f in fields(cls) if method in (methods_of(f) or ()))
+
+    def reads(self, name: str, method: str | None = None) -> bool:
+        """Does a run of `method` (default: this config's) with these settings read field
+        `name`? Shared fields always; a method's own; and the hessian fields that size an
+        'auto' fixed evaluation (AUTO_EVAL_SIZE) for every method while it is 'auto'."""
+        owners = self.methods_reading(name)
+        return (owners is None or (method or self.method) in owners
+                or (name in AUTO_EVAL_SIZE and self.eval_per_direction == AUTO))
+
+    def unread(self) -> tuple[str, ...]:
+        """The fields this config sets away from their defaults that its method does not read
+        (validate refuses the first)."""
+        return tuple(f.name for f in fields(self)
+                     if getattr(self, f.name) != f.default and not self.reads(f.name))
+
+    def for_method(self, method: str) -> "DiscoverConfig":
+        """This config for a run of `method`: the method replaced, the fields that method does
+        not read back at their defaults (batch --methods: one set of options for every method,
+        each reading its own)."""
+        config = replace(self, method=method)
+        return replace(config, **{name: default_of(DiscoverConfig, name)
+                                  for name in config.unread()})
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -263,6 +332,16 @@ class DiscoverConfig:
         if "layers" in d:
             d["layers"] = tuple(d["layers"])
         return cls(**d)
+
+
+def not_read_reason(name: str, method: str) -> str:
+    """Why field `name`, set away from its default, is refused for a run of `method`."""
+    owners = DiscoverConfig.methods_reading(name) or METHODS
+    default = default_of(DiscoverConfig, name)
+    sized = (" (eval_per_direction is given, so it does not size the fixed evaluation either)"
+             if name in AUTO_EVAL_SIZE else "")
+    return (f"a setting of method {' or '.join(owners)}; method {method} does not read it"
+            f"{sized}; leave it at its default ({default!r}).")
 
 
 # Settings that may change on --resume without changing the result up to the old step count.

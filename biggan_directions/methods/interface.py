@@ -8,26 +8,38 @@ folder layout; both evaluate on fixed_eval.FixedEvaluation.
 """
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Callable
 
 import torch
 
 from ..foundation.errors import SettingError
+from ..foundation.settings import option_name
 from .config import DiscoverConfig
 from .ganspace import default_layer, find_module, ganspace_directions
 from .hessian import train_directions
 from .sefa import first_linear_weight, sefa_directions
 
 
+# Shared settings (every method reads them) that also define a method's own result, recorded
+# beside its own fields: SeFa factorises the weights sefa_layers names; GANSpace's PCA draws its
+# latents with seed and truncation.
+SHARED_INPUTS = {"sefa": ("sefa_layers",), "ganspace": ("seed", "truncation")}
+# hessian records a summary by hand, not its own fields (DiscoverConfig.owned_by('hessian'): 17,
+# the whole config sits beside them in run.json): run.json files and directions files written so
+# far hold these keys, and deriving them would change what they record.
+HESSIAN_SUMMARY = ("steps", "lr", "batch_size", "init", "seed")
+_KEYS = {f.name: option_name(f)[2:].replace("-", "_") for f in fields(DiscoverConfig)}
+
+
 def method_settings(config: DiscoverConfig) -> dict[str, Any]:
-    """The settings that define a method's result (recorded in the file and run.json)."""
-    if config.method == "sefa":
-        return {"sefa_layers": config.sefa_layers}
-    if config.method == "ganspace":
-        return {"layer": config.ganspace_layer, "samples": config.samples, "seed": config.seed,
-                "truncation": config.truncation}
-    return {"steps": config.steps, "lr": config.lr, "batch_size": config.batch_size,
-            "init": config.init, "seed": config.seed}
+    """The settings that define a method's result (recorded in the file and run.json): sefa and
+    ganspace their own fields (from the config's tags, named as their options: ganspace_layer is
+    'layer') and the shared ones their result depends on; hessian its summary."""
+    if config.method == "hessian":
+        return {name: getattr(config, name) for name in HESSIAN_SUMMARY}
+    names = DiscoverConfig.owned_by(config.method) + SHARED_INPUTS[config.method]
+    return {_KEYS[name]: getattr(config, name) for name in names}
 
 
 def check_method(G: Callable, config: DiscoverConfig) -> None:

@@ -289,8 +289,9 @@ def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) 
     new = config.to_json()
     def shown(value: Any) -> str:                       # None: the setting's default
         return "default" if value is None else repr(value)
-    changed = [f"{k}={shown(old.get(k))} (now {shown(new[k])})" for k in new
-               if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
+    changed = [f"{k}={shown(old.get(k))} (now {shown(new[k])})" for k in new    # a setting the
+               if k not in RESUMABLE_CHANGES and config.reads(k)          # method does not read
+               and old.get(k) != new[k]]                                  # changes nothing
     if changed:
         raise UserError(f"{path}: the run was started with " + ", ".join(changed)
                         + "; resume with the same settings or pass --overwrite.")
