@@ -22,7 +22,11 @@ from biggan_directions.models.classlists import parse_class_list, read_class_fil
 from biggan_directions.runs import discover as discover_mod
 from biggan_directions.runs.layout import model_label, run_dir_for
 
-TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q"]
+# A tiny run with a tiny fixed evaluation (the auto size's floor, 128 samples, is most of a
+# small run's time, and no test here looks at the evaluation's size).
+TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q",
+        "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
+TINY_EVAL = dict(eval_per_direction=1, eval_references=2, eval_k=2)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -247,7 +251,7 @@ def test_one_worker_process_per_device(tmp_path, small_biggan_dir):
     """With several devices the local backend spawns one worker per device (here two 'cpu's,
     as it would for two GPUs); the results equal the in-process ones."""
     model = str(small_biggan_dir)
-    config = DiscoverConfig(steps=2, batch_size=1, ndirs=4)
+    config = DiscoverConfig(steps=2, batch_size=1, ndirs=4, **TINY_EVAL)
     seen = []
     pooled = run_batch(model, [1, 2], config, tmp_path / "pool", devices=["cpu", "cpu"],
                        progress=False, on_entry=lambda e, done, total: seen.append((done, total)))
@@ -283,7 +287,7 @@ def test_ray_backend_on_local_ray(tmp_path, small_biggan_dir, monkeypatch):
         assert record["meta"]["model"] == model             # recorded as given, like `discover`
         assert e["final_penalty"] == pytest.approx(record["final_penalty"], rel=1e-12)
     # the same job as the local backend
-    local = run_batch(model, [2], DiscoverConfig(steps=2, batch_size=1, ndirs=4), tmp_path / "local",
+    local = run_batch(model, [2], DiscoverConfig(steps=2, batch_size=1, ndirs=4, **TINY_EVAL), tmp_path / "local",
                       progress=False)
     assert m[2]["final_penalty"] == pytest.approx(local.entries[0]["final_penalty"], rel=1e-5)
 
@@ -519,7 +523,7 @@ def test_a_fresh_class_reads_back_nothing_its_job_wrote(tmp_path, small_biggan_d
     monkeypatch.setattr(class_job, "run_discover", discover_unwatched)
     _READS = []
     try:
-        result = run_batch(str(small_biggan_dir), [1], DiscoverConfig(steps=2, batch_size=1, ndirs=4),
+        result = run_batch(str(small_biggan_dir), [1], DiscoverConfig(steps=2, batch_size=1, ndirs=4, **TINY_EVAL),
                            out, score=ScoreConfig(seeds=(0, 1)), top=2, device="cpu", progress=False,
                            render=BatchRender(seeds=(0,), video=RenderConfig(frames=2, fmt="gif")))
     finally:

@@ -89,7 +89,7 @@ def galleries(tmp_path_factory, small_biggan_dir, one_thread):
     torch_home = out.parent / "torch-home"                   # a stand-in LPIPS backbone, no network
     write_backbone_checkpoint(torch_home / "hub" / "checkpoints")
     common = ["--classes", "1,2,3", "--model", model, "--out", str(out), "--steps", "2",
-              "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", "--score",
+              "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2", "--score",
               "--score-seeds", "2", "--render", "--render-frames", "4",
               "--render-seeds", "0-1", "--top", "3"]
     runner = CliRunner()

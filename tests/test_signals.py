@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir, sig):
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "200",
             "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
-            "1000", "--device", "cpu", "--threads", "1", "-q", "--out", str(tmp_path)]
+            "1000", "--device", "cpu", "--threads", "1", "-q", "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2",
+            "--out", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
