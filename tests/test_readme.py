@@ -30,9 +30,12 @@ from tests.support import build_small_biggan, write_backbone_checkpoint
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
-# Appended to each command: budgets only (steps, evaluation, samples, frames, seeds).
-DISCOVER_BUDGET = ["--steps", "2", "--batch-size", "2", "--eval-references", "2", "--eval-k", "2",
-                   "--samples", "200", "-q"]
+# Appended to each command: budgets only (steps, evaluation, samples, frames, seeds). A method's
+# budget goes only to the commands that run that method (an option a method does not read is
+# refused, exit 2).
+DISCOVER_BUDGET = ["--eval-references", "2", "--eval-k", "2", "-q"]
+METHOD_BUDGETS = {"hessian": ["--steps", "2", "--batch-size", "2"], "sefa": [],
+                  "ganspace": ["--samples", "200"]}
 BUDGETS = {
     "discover": DISCOVER_BUDGET,
     "batch": DISCOVER_BUDGET,
@@ -141,7 +144,7 @@ def run_command(line: str, variables: dict[str, str], cwd: Path) -> str | None:
     command = args[0]
     if command == SERVES and "--save" not in args:
         return serve_once(args)
-    args = args + BUDGETS.get(command, [])
+    args = args + BUDGETS.get(command, []) + method_budget(command, args)
     if command == "batch":                      # budgets of the stages the command asks for
         args += [b for flag, budget in WITH.items() if flag in args for b in budget]
     result = CliRunner().invoke(cli, args, catch_exceptions=True)
@@ -151,6 +154,17 @@ def run_command(line: str, variables: dict[str, str], cwd: Path) -> str | None:
             not isinstance(result.exception, SystemExit) else ""
         return f"exit {result.exit_code}\n{result.output[-2000:]}{detail[-3000:]}"
     return None
+
+
+def method_budget(command: str, args: list[str]) -> list[str]:
+    """The budgets of the methods a discover or batch command runs (--method, --methods)."""
+    if command not in ("discover", "batch"):
+        return []
+    methods = ["hessian"]
+    for flag in ("--method", "--methods"):
+        if flag in args:
+            methods = args[args.index(flag) + 1].split(",")
+    return [b for m in dict.fromkeys(methods) for b in METHOD_BUDGETS[m]]
 
 
 def make_recipe(argv: list[str]) -> list[str] | None:
