@@ -132,7 +132,7 @@ def test_a_typed_option_the_method_does_not_read_is_refused(tmp_path, args, line
     assert not (tmp_path / "out").exists()
 
 
-def test_batch_refuses_an_option_none_of_its_methods_reads(tmp_path):
+def test_batch_refuses_an_option_none_of_its_methods_reads(tmp_path, monkeypatch):
     base = ["batch", "--classes", "207", "--model", str(tmp_path / "no-model"),
             "--out", str(tmp_path / "out"), "--device", "cpu", "-q"]
     result = CliRunner().invoke(cli, [*base, "--methods", "sefa,ganspace", "--lr", "0.1"])
@@ -141,6 +141,20 @@ def test_batch_refuses_an_option_none_of_its_methods_reads(tmp_path):
         "Error: --lr is a setting of --method hessian; none of --methods sefa,ganspace reads it "
         "(drop it)."]
     assert not (tmp_path / "out").exists()
+    # an option one of --methods reads passes the CLI, and each method's run gets what it reads
+    from biggan_directions.cli import batch as batch_cli
+
+    handed = {}
+
+    def run_batch(model, classes, config, out, **kw):      # what the CLI hands the library
+        handed.update(config=config, methods=kw["methods"])
+        raise SystemExit(0)
+    monkeypatch.setattr(batch_cli, "run_batch", run_batch)
+    result = CliRunner().invoke(cli, [*base, "--methods", "hessian,sefa,ganspace",
+                                      "--samples", "64", "--lr", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert handed["methods"] == ("hessian", "sefa", "ganspace")
+    assert handed["config"].for_method("sefa") == DiscoverConfig(method="sefa")
 
 
 def test_sefa_with_shared_options_and_defaults_runs(tmp_path, small_biggan_dir):

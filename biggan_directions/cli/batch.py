@@ -22,9 +22,9 @@ from ..runtime.device import set_threads
 from ..runtime.signals import sigterm_as_interrupt
 from ..scoring.lpips_metric import NETS
 from ..scoring.score import MAX_SEEDS as SCORE_MAX_SEEDS, ScoreConfig
-from .discover import discover_config, discover_options, refuse_options_not_read
-from .options import (CONTEXT_SETTINGS, IntList, given, model_option, runtime_options,
-                      weights_dir_option)
+from .discover import discover_options, refuse_options_not_read
+from .options import (CONTEXT_SETTINGS, IntList, config_from, given, model_option,
+                      runtime_options, weights_dir_option)
 
 SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds 0..N-1 (as `score`)
 
@@ -142,7 +142,9 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
     refuse_options_not_read(ctx, methods or (options.get("method") or DiscoverConfig.method,))
     classes = (parse_class_list(class_list) if class_list is not None
                else read_class_file(classes_file))
-    config = discover_config(**options)
+    config = config_from(DiscoverConfig, options)
+    for method in methods or (config.method,):   # each method's run gets the fields it reads
+        config.for_method(method).validate()
     fast = dict(precision=config.precision, compile=config.compile)   # for every step
     score_config = render_config = None
     if do_score:
