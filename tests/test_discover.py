@@ -379,7 +379,8 @@ def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir)
     was never interrupted."""
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "25",
             "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
-            "1000", "--device", "cpu", "--threads", "1", "-q"]
+            "1000", "--device", "cpu", "--threads", "1", "-q", "--eval-per-direction", "1",
+            "--eval-references", "2", "--eval-k", "2"]
     # bitwise equality needs the same float summation order: the same thread count everywhere
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args, "--out", str(tmp_path / "b")],

@@ -20,8 +20,9 @@ from tests.support import write_backbone_checkpoint
 def discover(small_biggan_dir, out, *extra, cls="207"):
     hessian = "--method" not in extra or extra[extra.index("--method") + 1] == "hessian"
     batch = ["--batch-size", "2"] if hessian else []         # a [hessian] option: sefa refuses it
+    evaluation = [] if "--eval-per-direction" in extra else ["--eval-per-direction", "4"]
     args = ["discover", "-c", cls, "--model", str(small_biggan_dir), "--ndirs", "4",
-            *batch, "--out", str(out), "--device", "cpu", "-q", *extra]
+            *batch, *evaluation, "--out", str(out), "--device", "cpu", "-q", *extra]
     return CliRunner().invoke(cli, args)
 
 
