@@ -33,7 +33,7 @@ README = ROOT / "README.md"
 # Appended to each command: budgets only (steps, evaluation, samples, frames, seeds). A method's
 # budget goes only to the commands that run that method (an option a method does not read is
 # refused, exit 2).
-DISCOVER_BUDGET = ["--eval-references", "2", "--eval-k", "2", "-q"]
+DISCOVER_BUDGET = ["--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2", "-q"]
 METHOD_BUDGETS = {"hessian": ["--steps", "2", "--batch-size", "2"], "sefa": [],
                   "ganspace": ["--samples", "200"]}
 BUDGETS = {
