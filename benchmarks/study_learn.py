@@ -293,6 +293,14 @@ def report(args) -> None:
         print(f"{n} set ({r['samples']} samples): identity {r['identity']:.4g}, SeFa {r['sefa']:.4g}, "
               f"random {r['random']:.4g} +- {r['random_std']:.3g}")
     val, test = refs.get("val"), refs.get("test")
+    if val and test:
+        n = min(len(val["random_values"]), len(test["random_values"]))
+        a, b = val["random_values"][:n], test["random_values"][:n]
+        ma, mb = sum(a) / n, sum(b) / n
+        r = (sum((x - ma) * (y - mb) for x, y in zip(a, b))
+             / math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)))
+        print(f"the same {n} random matrices on the two sets: correlation {r:+.2f} (a matrix's "
+              f"place in the band does not carry over: the spread is mostly the draws' noise)")
     runs = {}
     print(f"{'setting':<24} {'best step':>9} {'val best':>9} {'test best':>9} {'test last':>9} "
           f"{'best vs SeFa':>13} {'best vs random':>15} {'ms/step':>8}")
@@ -302,7 +310,7 @@ def report(args) -> None:
         if not curve_path.exists():
             continue
         curve = [json.loads(l) for l in curve_path.read_text().splitlines() if l.strip()]
-        runs[name] = [(c["step"], c["val"]) for c in curve]
+        runs[name] = [(c["step"] * SETTINGS[name].accumulate, c["val"]) for c in curve]
         done = json.loads((folder / "done.json").read_text()) if (folder / "done.json").exists() else None
         if done and test:
             std = test["random_std"]
@@ -321,7 +329,7 @@ def report(args) -> None:
 def label(name: str) -> str:
     """'sefa/lr1e-4' -> 'SeFa start, cayley, cosine, lr 0.0001' (+ what differs from the base)."""
     s, base = SETTINGS[name], Setting()
-    extra = [f"{f} {getattr(s, f)}" for f in ("batch", "accumulate", "k", "loss")
+    extra = [f"{f} {getattr(s, f)}" for f in ("batch", "accumulate", "k", "loss", "steps")
              if getattr(s, f) != getattr(base, f)]
     start = "SeFa" if s.init == "sefa" else "random"
     return ", ".join([f"{start} start", s.param, s.schedule, f"lr {s.lr:g}", *extra])
@@ -341,7 +349,7 @@ def plot(runs: dict, ref: dict, path: str) -> None:
         ax.plot(xs, ys, marker="o", ms=3, lw=1.2, ls="-" if name.startswith("sefa") else ":",
                 label=label(name))
     ax.set_xlim(0, top)
-    ax.set_xlabel("step (batch 16)")
+    ax.set_xlabel("batches of 16 seen (optimiser steps x accumulation)")
     ax.set_ylabel("fixed-evaluation penalty (validation set, trimmed mean)")
     ax.set_title("face DCGAN (real weights): learning settings against SeFa and the random band")
     ax.legend(fontsize=7, ncol=2)
