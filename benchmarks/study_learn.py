@@ -358,6 +358,39 @@ def plot(runs: dict, ref: dict, path: str) -> None:
     print(f"wrote {path}")
 
 
+def noise(args) -> None:
+    """Is the random band's spread the matrices or the draws? The same random matrices on
+    several independent draw sets: a matrix's own quality would show as a positive
+    correlation between sets; the draws' noise as none."""
+    torch.set_num_threads(args.threads)
+    try:
+        G = load_face_dcgan("cpu")
+    except Unavailable as e:
+        print(f"face DCGAN unavailable, nothing measured: {e}")
+        return
+    names = "abcdefgh"[:args.sets]
+    sets_ = {n: eval_draws(G.z_dim, G.z_dim, per_direction=args.per_direction, k=4,
+                           truncation=TRUNCATION, path_size=PATH_SIZE,
+                           seed=derived_seed(SEED, f"noise-{n}")) for n in names}
+    rng = torch.Generator().manual_seed(derived_seed(SEED, "noise-matrices"))
+    values = {n: [] for n in names}
+    for i in range(args.matrices):
+        q = baseline_directions("random", G.z_dim, G.z_dim, None, rng)
+        for n in names:
+            values[n].append(value(G, q, sets_[n]))
+        print(f"matrix {i}: " + ", ".join(f"{n} {values[n][-1]:.3f}" for n in names), flush=True)
+
+    def corr(a, b):
+        ma, mb = sum(a) / len(a), sum(b) / len(b)
+        return (sum((x - ma) * (y - mb) for x, y in zip(a, b))
+                / math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)))
+
+    samples = sets_[names[0]].samples
+    for i, x in enumerate(names):
+        for y in names[i + 1:]:
+            print(f"sets {x}, {y} ({samples} samples each): correlation {corr(values[x], values[y]):+.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -375,8 +408,13 @@ def main() -> None:
     r.add_argument("--folder", required=True)
     r.add_argument("--out")
     r.add_argument("--plot")
+    n = sub.add_parser("noise", help="the same random matrices on several draw sets")
+    n.add_argument("--matrices", type=int, default=10)
+    n.add_argument("--sets", type=int, default=3)
+    n.add_argument("--per-direction", type=int, default=3)
+    n.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    work(args) if args.cmd == "work" else report(args)
+    {"work": work, "report": report, "noise": noise}[args.cmd](args)
 
 
 if __name__ == "__main__":
