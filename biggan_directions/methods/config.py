@@ -149,7 +149,8 @@ class DiscoverConfig:
                                  "(an effective batch of --batch-size x this).", methods=HESSIAN)
     loss: str = setting(
         "mean", "Training loss over a batch's per-sample penalties: mean (published) or trimmed "
-                "(the 20% trimmed mean the fixed evaluation uses).", choices=LOSSES,
+                "(the 20% trimmed mean the fixed evaluation uses; on a real generator it did "
+                "worse than the mean from both starts, BENCHMARKS.md).", choices=LOSSES,
         methods=HESSIAN)
     keep: str = setting(
         "best", "Which matrix the run hands back as directions.safetensors: the best on the fixed "
