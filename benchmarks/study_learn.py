@@ -302,8 +302,9 @@ def report(args) -> None:
         print(f"the same {n} random matrices on the two sets: correlation {r:+.2f} (a matrix's "
               f"place in the band does not carry over: the spread is mostly the draws' noise)")
     runs = {}
-    print(f"{'setting':<24} {'best step':>9} {'val best':>9} {'test best':>9} {'test last':>9} "
-          f"{'best vs SeFa':>13} {'best vs random':>15} {'ms/step':>8}")
+    print(f"{'setting':<22} {'steps':>5} {'best':>5} {'val best':>8} {'test start':>10} "
+          f"{'test best':>9} {'test last':>9} {'best-SeFa':>9} {'best-rand':>9} {'last-rand':>9} "
+          f"{'ms/step':>7}")
     for name in SETTINGS:
         folder = root / name.replace("/", "__")
         curve_path = folder / "curve.jsonl"
@@ -314,12 +315,14 @@ def report(args) -> None:
         done = json.loads((folder / "done.json").read_text()) if (folder / "done.json").exists() else None
         if done and test:
             std = test["random_std"]
-            print(f"{name:<24} {done['best_step']:>9} {done['best_val']:>9.4g} {done['best_test']:>9.4g} "
-                  f"{done['last_test']:>9.4g} {(done['best_test'] - test['sefa']) / std:>+10.1f} sd "
-                  f"{(done['best_test'] - test['random']) / std:>+12.1f} sd {done['ms_per_step']:>8}")
+            print(f"{name:<22} {done['steps']:>5} {done['best_step']:>5} {done['best_val']:>8.4g} "
+                  f"{done['start_test']:>10.4g} {done['best_test']:>9.4g} {done['last_test']:>9.4g} "
+                  f"{(done['best_test'] - test['sefa']) / std:>+6.1f} sd "
+                  f"{(done['best_test'] - test['random']) / std:>+6.1f} sd "
+                  f"{(done['last_test'] - test['random']) / std:>+6.1f} sd {done['ms_per_step']:>7}")
         else:
             last = curve[-1]
-            print(f"{name:<24} running: step {last['step']}, val {last['val']:.4g}")
+            print(f"{name:<22} running: step {last['step']}, val {last['val']:.4g}")
     if args.out:
         Path(args.out).write_text(json.dumps({"refs": refs, "runs": runs}, indent=1))
     if args.plot and val and runs:
