@@ -112,9 +112,7 @@ def _discover_complete(run: layout.Run | None, config: DiscoverConfig) -> bool:
         return False
     if config.method == "hessian" and (not isinstance(step, int) or step < config.steps):
         return False
-    old, new, default = record.get("config") or {}, config.to_json(), DiscoverConfig().to_json()
-    return all(old.get(k, default.get(k)) == v for k, v in new.items()
-               if k not in RESUMABLE_CHANGES and config.reads(k))
+    return config.same_as_recorded(record.get("config") or {}, ignore=RESUMABLE_CHANGES)
 
 
 def _render_targets(plan: JobPlan, run: layout.Run):

@@ -309,6 +309,16 @@ class DiscoverConfig:
         return tuple(f.name for f in fields(self)
                      if getattr(self, f.name) != f.default and not self.reads(f.name))
 
+    def same_as_recorded(self, recorded: Any, ignore: tuple[str, ...] = ()) -> bool:
+        """Does a run record's config (run.json) hold this config's value for every setting this
+        config's method reads, except `ignore`? A setting the record lacks counts as its
+        default; a setting the method does not read changes nothing."""
+        if not isinstance(recorded, dict):
+            return False
+        default = DiscoverConfig().to_json()
+        return all(recorded.get(k, default[k]) == v for k, v in self.to_json().items()
+                   if k not in ignore and self.reads(k))
+
     def for_method(self, method: str) -> "DiscoverConfig":
         """This config for a run of `method`: the method replaced, the fields that method does
         not read back at their defaults (batch --methods: one set of options for every method,

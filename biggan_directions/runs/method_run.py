@@ -43,19 +43,9 @@ def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
             files.check_same_model(folder, dict(meta or {}), notify)
         if resume and record_path.exists():
             old = files.read_record(record_path)
-            if old.get("status") == "finished" and _same_settings(old.get("config"), config):
+            if old.get("status") == "finished" and config.same_as_recorded(old.get("config")):
                 return RunResult(folder, "already finished", 0, None, old.get("eval_penalty"))
         return _write_run(G, config, folder, dict(meta or {}), device, progress)
-
-
-def _same_settings(recorded: Any, config: DiscoverConfig) -> bool:
-    """The recorded config has config's values for every setting config.method reads (one it
-    lacks counts as its default); the others change nothing."""
-    if not isinstance(recorded, dict):
-        return False
-    default = DiscoverConfig().to_json()
-    return all(recorded.get(k, default[k]) == v for k, v in config.to_json().items()
-               if config.reads(k))
 
 
 def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
