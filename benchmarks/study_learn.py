@@ -336,6 +336,8 @@ def label(name: str) -> str:
     s, base = SETTINGS[name], Setting()
     extra = [f"{f} {getattr(s, f)}" for f in ("batch", "accumulate", "k", "loss", "steps")
              if getattr(s, f) != getattr(base, f)]
+    if name.endswith("/paper") or "/paper-" in name:
+        extra.insert(0, "the paper's steps")
     start = "SeFa" if s.init == "sefa" else "random"
     return ", ".join([f"{start} start", s.param, s.schedule, f"lr {s.lr:g}", *extra])
 
@@ -344,20 +346,23 @@ def plot(runs: dict, ref: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    continued = {SETTINGS[n].extends for n in runs if SETTINGS[n].extends in runs}
+    shown = [n for n in runs if n not in continued]     # a continued run: its longest curve only
+    fig, ax = plt.subplots(figsize=(10, 7))
     top = max(s for pts in runs.values() for s, _ in pts) or 1
     lo, hi = ref["random"] - 2 * ref["random_std"], ref["random"] + 2 * ref["random_std"]
     ax.axhspan(lo, hi, color="0.85", label="random orthonormal, mean +- 2 std")
     ax.axhline(ref["sefa"], color="k", ls="--", lw=1, label="SeFa basis")
-    for name, pts in runs.items():
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker="o", ms=3, lw=1.2, ls="-" if name.startswith("sefa") else ":",
-                label=label(name))
+    colours = plt.get_cmap("tab20")
+    for i, name in enumerate(shown):
+        xs, ys = zip(*runs[name])
+        ax.plot(xs, ys, marker="o", ms=3, lw=1.4, color=colours(i % 20),
+                ls="-" if name.startswith("sefa") else ":", label=label(name))
     ax.set_xlim(0, top)
     ax.set_xlabel("batches of 16 seen (optimiser steps x accumulation)")
     ax.set_ylabel("fixed-evaluation penalty (validation set, trimmed mean)")
     ax.set_title("face DCGAN (real weights): learning settings against SeFa and the random band")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
