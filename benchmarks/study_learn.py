@@ -21,6 +21,7 @@ import json
 import math
 import os
 import socket
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -297,10 +298,7 @@ def report(args) -> None:
     val, test = refs.get("val"), refs.get("test")
     if val and test:
         n = min(len(val["random_values"]), len(test["random_values"]))
-        a, b = val["random_values"][:n], test["random_values"][:n]
-        ma, mb = sum(a) / n, sum(b) / n
-        r = (sum((x - ma) * (y - mb) for x, y in zip(a, b))
-             / math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)))
+        r = statistics.correlation(val["random_values"][:n], test["random_values"][:n])
         print(f"the same {n} random matrices on the two sets: correlation {r:+.2f} (a matrix's "
               f"place in the band does not carry over: the spread is mostly the draws' noise)")
     runs = {}
@@ -390,15 +388,11 @@ def noise(args) -> None:
             values[n].append(value(G, q, sets_[n]))
         print(f"matrix {i}: " + ", ".join(f"{n} {values[n][-1]:.3f}" for n in names), flush=True)
 
-    def corr(a, b):
-        ma, mb = sum(a) / len(a), sum(b) / len(b)
-        return (sum((x - ma) * (y - mb) for x, y in zip(a, b))
-                / math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b)))
-
     samples = sets_[names[0]].samples
     for i, x in enumerate(names):
         for y in names[i + 1:]:
-            print(f"sets {x}, {y} ({samples} samples each): correlation {corr(values[x], values[y]):+.2f}")
+            r = statistics.correlation(values[x], values[y])
+            print(f"sets {x}, {y} ({samples} samples each): correlation {r:+.2f}")
 
 
 def main() -> None:
