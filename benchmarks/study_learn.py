@@ -36,6 +36,9 @@ from biggan_directions.methods.sefa import sefa_directions
 from benchmarks.real_dcgan import Unavailable, load_face_dcgan
 
 
+SEED = 0
+
+
 @dataclass(frozen=True)
 class Setting:
     init: str = "sefa"                # sefa | random
@@ -49,6 +52,7 @@ class Setting:
     steps: int | None = None          # this setting's own budget (default: work's --steps)
     extends: str | None = None        # a shorter run of the same setting to continue (constant
                                       # schedules only: nothing else depends on the step budget)
+    seed: int = SEED                  # the run's seed: its start (random) and training draws
 
 
 PAPER = dict(param="qr", lr=1e-2, schedule="constant")
@@ -81,12 +85,16 @@ SETTINGS: dict[str, Setting] = {
     "random/paper-8k": Setting(init="random", **PAPER, steps=8000, extends="random/paper-5k"),
     # Third round: the issue asks for k = 2 vs 4 from both starts (only SeFa had it).
     "random/paper-k4": Setting(init="random", **PAPER, k=4),
+    # k = 4 from random met the target in one run: is it the draws' luck? A second seed (a new
+    # random start and new training draws; the same validation and test sets), both k.
+    "random/paper-k4-seed1": Setting(init="random", **PAPER, k=4, seed=1),
+    "random/paper-seed1": Setting(init="random", **PAPER, seed=1),
 }
 ORDER = ["random/paper-5k", "random/cayley-lr3e-3", "sefa/trimmed", "random/paper-trimmed",
          "sefa/lr1e-4-k4", "random/paper-accum4", "random/paper-8k",
          "sefa/lr1e-4-constant", "sefa/lr1e-4-qr", "sefa/lr1e-4-accum4", "sefa/lr3e-5"]
 
-PATH_SIZE, EPSILON, REDUCTION, TRUNCATION, SEED = 2.0, 0.1, "mean", 1.0, 0
+PATH_SIZE, EPSILON, REDUCTION, TRUNCATION = 2.0, 0.1, "mean", 1.0
 
 
 def config(setting: Setting, steps: int) -> DiscoverConfig:
@@ -96,7 +104,7 @@ def config(setting: Setting, steps: int) -> DiscoverConfig:
                           parametrization=setting.param, schedule=setting.schedule,
                           accumulate=setting.accumulate, k=setting.k, loss=setting.loss,
                           init=setting.init, path_size=PATH_SIZE, epsilon=EPSILON,
-                          reduction=REDUCTION, truncation=TRUNCATION, seed=SEED)
+                          reduction=REDUCTION, truncation=TRUNCATION, seed=setting.seed)
 
 
 class Trainer:
@@ -341,7 +349,7 @@ def report(args) -> None:
 def label(name: str) -> str:
     """'sefa/lr1e-4' -> 'SeFa start, cayley, cosine, lr 0.0001' (+ what differs from the base)."""
     s, base = SETTINGS[name], Setting()
-    extra = [f"{f} {getattr(s, f)}" for f in ("batch", "accumulate", "k", "loss", "steps")
+    extra = [f"{f} {getattr(s, f)}" for f in ("batch", "accumulate", "k", "loss", "steps", "seed")
              if getattr(s, f) != getattr(base, f)]
     if name.endswith("/paper") or "/paper-" in name:
         extra.insert(0, "the paper's steps")
@@ -404,6 +412,57 @@ def noise(args) -> None:
             print(f"sets {x}, {y} ({samples} samples each): correlation {r:+.2f}")
 
 
+def gradient_sums(run: Discovery, batches: int, ckpt: Path | None = None) -> tuple[float, float, int]:
+    """The mean of `batches` training-batch gradients of the direction parameters at the run's
+    start (left in run.matrix.A.grad), |E g|^2 (unbiased) and the per-batch noise (trace of the
+    gradient's covariance). With `ckpt` the running sums are checkpointed every 100 batches
+    (atomically) and a rerun resumes them."""
+    total = torch.zeros_like(run.matrix.A)
+    squares, n = 0.0, 0
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        total, squares, n = state["total"], float(state["squares"]), int(state["n"])
+        run.rng.set_state(state["rng"])
+    t0 = time.perf_counter()
+    while n < batches:
+        run.optimizer.zero_grad(set_to_none=True)
+        run._loss().backward()
+        g = run.matrix.A.grad.detach()
+        total += g
+        squares += float(g.double().square().sum())
+        n += 1
+        if ckpt is not None and (n % 100 == 0 or n == batches):
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"total": total, "squares": squares, "n": n, "rng": run.rng.get_state()}, tmp)
+            os.replace(tmp, ckpt)
+            print(f"[gradient] {n} batches ({time.perf_counter() - t0:.0f} s this process)", flush=True)
+    mean = total.double() / n
+    noise = squares / n - float(mean.square().sum())           # per-batch trace of the covariance
+    signal = float(mean.square().sum()) - noise / n            # unbiased |E g|^2
+    run.matrix.A.grad = mean.to(run.matrix.A.dtype)
+    return signal, noise, n
+
+
+def gradnoise(args) -> None:
+    """How much one training batch's gradient at the start is noise, for each k: the trace of
+    its covariance over --batches batches, and that times the batch's generator images (the
+    noise left after a fixed compute: lower is better)."""
+    torch.set_num_threads(args.threads)
+    try:
+        G = load_face_dcgan("cpu")
+    except Unavailable as e:
+        print(f"face DCGAN unavailable, nothing measured: {e}")
+        return
+    for k in args.k:
+        run = Trainer(G, Setting(init=args.init, k=k), args.batches).run
+        run.setup()
+        t0 = time.perf_counter()
+        _, noise, n = gradient_sums(run, args.batches)
+        print(f"{args.init} start, k = {k}: gradient noise per batch of 16 {noise:.4g}; times the "
+              f"batch's {run.images_per_step} images {noise * run.images_per_step:.4g} "
+              f"({n} batches, {time.perf_counter() - t0:.0f} s)", flush=True)
+
+
 def onestep(args) -> None:
     """The most a fixed budget of training batches can tell about a descent direction from the
     SeFa start (or --init random): the mean gradient (Cayley parameters at S = 0) over --batches batches of 16,
@@ -424,28 +483,8 @@ def onestep(args) -> None:
     run, start_q = tr.run, tr.q()
     run.setup()
     ckpt, out = root / "sums.pt", root / "onestep.json"
-    total = torch.zeros_like(run.matrix.A)
-    squares, n = 0.0, 0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
-        total, squares, n = state["total"], float(state["squares"]), int(state["n"])
-        run.rng.set_state(state["rng"])
-    t0 = time.perf_counter()
-    while n < args.batches:
-        run.optimizer.zero_grad(set_to_none=True)
-        run._loss().backward()
-        g = run.matrix.A.grad.detach()
-        total += g
-        squares += float(g.double().square().sum())
-        n += 1
-        if n % 100 == 0 or n == args.batches:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"total": total, "squares": squares, "n": n, "rng": run.rng.get_state()}, tmp)
-            os.replace(tmp, ckpt)
-            print(f"[onestep] {n} batches ({time.perf_counter() - t0:.0f} s this process)", flush=True)
-    mean = total.double() / n
-    noise = squares / n - float(mean.square().sum())           # per-batch trace of the covariance
-    signal = float(mean.square().sum()) - noise / n            # unbiased |E g|^2
+    signal, noise, n = gradient_sums(run, args.batches, ckpt)
+    mean = run.matrix.A.grad                                   # the mean gradient, left there
     result = json.loads(out.read_text()) if out.exists() else {}
     result.update({"batches": n, "k": args.k, "signal": signal, "noise_per_batch": noise,
                    "snr_per_batch": signal / noise, "snr_of_mean": signal * n / noise})
@@ -502,6 +541,11 @@ def main() -> None:
     n.add_argument("--sets", type=int, default=3)
     n.add_argument("--per-direction", type=int, default=3)
     n.add_argument("--threads", type=int, default=1)
+    g = sub.add_parser("gradnoise", help="a training batch's gradient noise at the start, per k")
+    g.add_argument("--k", type=int, nargs="+", default=[2, 4, 8])
+    g.add_argument("--batches", type=int, default=128)
+    g.add_argument("--init", choices=["sefa", "random"], default="sefa")
+    g.add_argument("--threads", type=int, default=1)
     o = sub.add_parser("onestep", help="one step along a --batches-batch gradient from SeFa")
     o.add_argument("--folder", required=True)
     o.add_argument("--batches", type=int, default=4000)
@@ -511,7 +555,8 @@ def main() -> None:
     o.add_argument("--per-direction", type=int, default=16)
     o.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    {"work": work, "report": report, "noise": noise, "onestep": onestep}[args.cmd](args)
+    {"work": work, "report": report, "noise": noise, "onestep": onestep,
+     "gradnoise": gradnoise}[args.cmd](args)
 
 
 if __name__ == "__main__":
