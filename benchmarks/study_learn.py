@@ -278,14 +278,21 @@ def extra_references(G, root: Path, name: str, draws, matrices: int) -> None:
               flush=True)
 
 
-def work(args) -> None:
-    torch.set_num_threads(args.threads)
-    root = Path(args.folder)
-    root.mkdir(parents=True, exist_ok=True)
+def face_dcgan(threads: int):
+    """The face DCGAN on the CPU at `threads` threads, or None (after one line saying why)."""
+    torch.set_num_threads(threads)
     try:
-        G = load_face_dcgan("cpu")
+        return load_face_dcgan("cpu")
     except Unavailable as e:
         print(f"face DCGAN unavailable, nothing measured: {e}")
+        return None
+
+
+def work(args) -> None:
+    root = Path(args.folder)
+    root.mkdir(parents=True, exist_ok=True)
+    G = face_dcgan(args.threads)
+    if G is None:
         return
     draws = sets(G.z_dim, args.per_direction)
     references(G, root, "val", draws["val"], args.references)
@@ -387,11 +394,8 @@ def noise(args) -> None:
     """Is the random band's spread the matrices or the draws? The same random matrices on
     several independent draw sets: a matrix's own quality would show as a positive
     correlation between sets; the draws' noise as none."""
-    torch.set_num_threads(args.threads)
-    try:
-        G = load_face_dcgan("cpu")
-    except Unavailable as e:
-        print(f"face DCGAN unavailable, nothing measured: {e}")
+    G = face_dcgan(args.threads)
+    if G is None:
         return
     names = "abcdefgh"[:args.sets]
     sets_ = {n: eval_draws(G.z_dim, G.z_dim, per_direction=args.per_direction, k=4,
@@ -447,11 +451,8 @@ def gradnoise(args) -> None:
     """How much one training batch's gradient at the start is noise, for each k: the trace of
     its covariance over --batches batches, and that times the batch's generator images (the
     noise left after a fixed compute: lower is better)."""
-    torch.set_num_threads(args.threads)
-    try:
-        G = load_face_dcgan("cpu")
-    except Unavailable as e:
-        print(f"face DCGAN unavailable, nothing measured: {e}")
+    G = face_dcgan(args.threads)
+    if G is None:
         return
     for k in args.k:
         run = Trainer(G, Setting(init=args.init, k=k), args.batches).run
@@ -469,11 +470,8 @@ def onestep(args) -> None:
     then ONE step along it, its length chosen on the validation set and the chosen matrix
     measured on the test set. Also prints the gradient's signal-to-noise ratio per batch.
     Resumable: the running sums are checkpointed (atomically) every 100 batches."""
-    torch.set_num_threads(args.threads)
-    try:
-        G = load_face_dcgan("cpu")
-    except Unavailable as e:
-        print(f"face DCGAN unavailable, nothing measured: {e}")
+    G = face_dcgan(args.threads)
+    if G is None:
         return
     root = Path(args.folder) / ("onestep" + ("" if args.init == "sefa" else f"-{args.init}") + f"-k{args.k}")
     if not claim(root):
