@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from biggan_directions.cli import cli
 from biggan_directions.foundation.errors import SettingError
 from biggan_directions.foundation.settings import default_of, methods_of
-from biggan_directions.methods.config import AUTO_EVAL_SIZE, METHODS, DiscoverConfig
+from biggan_directions.methods.config import AUTO_EVAL_SIZE, METHODS, DiscoverConfig, start_default
 
 HESSIAN_ONLY = ("steps", "batch_size", "lr", "parametrization", "schedule", "warmup",
                 "accumulate", "loss", "keep", "patience", "k", "init", "subspace",
@@ -86,7 +86,8 @@ def test_penalty_constants_have_one_home():
     from biggan_directions.method.penalty import PUBLISHED_EPSILON, PUBLISHED_K, hessian_penalty
 
     signature = inspect.signature(hessian_penalty).parameters
-    assert signature["k"].default == PUBLISHED_K == default_of(DiscoverConfig, "k") == 2
+    assert signature["k"].default == PUBLISHED_K == start_default("k", "sefa") == 2
+    assert default_of(DiscoverConfig, "k") is None                 # by start (test_selection)
     assert signature["epsilon"].default == PUBLISHED_EPSILON == default_of(DiscoverConfig, "epsilon")
     assert PUBLISHED_EPSILON == 0.1
 

@@ -236,3 +236,30 @@ def test_default_learning_rate_follows_the_start(small_biggan):
     assert (paper.parametrization, paper.schedule) == ("qr", "constant")    # the published run
     given = Discovery(G, DiscoverConfig(init="random", parametrization="cayley", schedule="cosine"))
     assert (given.parametrization, given.schedule) == ("cayley", "cosine")
+
+
+def test_rademacher_draws_follow_the_start_and_the_evaluation_does_not(small_biggan, tmp_path):
+    """k: 2 (published) from SeFa, 4 from random (the learning study); a given k wins. A step
+    costs batch x (1 + 2k) images. The fixed evaluation's size is planned from the k given (or
+    the published one), so both starts of one command are measured on the same draws."""
+    from biggan_directions.models.generator import BigGANGenerator
+
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    cfg = dict(steps=40, batch_size=3)
+    basis, travel = Discovery(G, DiscoverConfig(**cfg)), Discovery(G, DiscoverConfig(init="random", **cfg))
+    given = Discovery(G, DiscoverConfig(init="random", k=3, **cfg))
+    assert (basis.init, basis.k, travel.k, given.k) == ("sefa", 2, 4, 3)
+    assert (basis.images_per_step, travel.images_per_step, given.images_per_step) == (15, 27, 21)
+    assert basis.eval_per_direction == travel.eval_per_direction
+    assert (basis.draws.z == travel.draws.z).all()
+    calls = []
+    plain = travel.G
+    travel._train_G = lambda x: (calls.append(x.shape[0]), plain(x))[1]    # count the images
+    travel.train_step()
+    assert calls == [27]                                  # 3 latents x (1 + 2 x 4) in one call
+
+    record_folder = tmp_path / "run"
+    run_discover(G, DiscoverConfig(steps=2, batch_size=2, init="random", eval_per_direction=1,
+                                   eval_k=2, eval_references=2), record_folder, progress=False)
+    record = json.loads((record_folder / "run.json").read_text())
+    assert record["k"] == 4 and record["config"]["k"] is None          # used, and as typed

@@ -42,16 +42,19 @@ LEGACY = {"parametrization": "qr", "schedule": "constant", "warmup": 0.0, "accum
 
 LR_FROM_BASIS = 1e-4     # a rotation of a good basis (SeFa, GANSpace): small steps
 LR_FROM_RANDOM = 1e-2    # the paper's rate, for a start that has to travel (random, coords)
+K_FROM_RANDOM = 4        # Rademacher draws from a random start: k = 4 learned in fewer steps
 # What a run uses for the settings not given, by the start it took (the learning study,
 # BENCHMARKS.md): a small cosine-decayed rotation of a good basis; the paper's run otherwise.
 START_DEFAULTS = {
-    "basis": {"lr": LR_FROM_BASIS, "parametrization": "cayley", "schedule": "cosine"},
-    "random": {"lr": LR_FROM_RANDOM, "parametrization": "qr", "schedule": "constant"},
+    "basis": {"lr": LR_FROM_BASIS, "parametrization": "cayley", "schedule": "cosine",
+              "k": PUBLISHED_K},
+    "random": {"lr": LR_FROM_RANDOM, "parametrization": "qr", "schedule": "constant",
+               "k": K_FROM_RANDOM},
 }
 
 
 def start_default(name: str, init: str) -> Any:
-    """The value of setting `name` (lr, parametrization, schedule) for a run that starts from
+    """The value of setting `name` (lr, parametrization, schedule, k) for a run that starts from
     `init` and was not given one."""
     return START_DEFAULTS["basis" if init in ("sefa", "ganspace") else "random"][name]
 
@@ -161,8 +164,13 @@ class DiscoverConfig:
         None, "Stop after this many fixed evaluations without an improvement larger than the "
               "evaluation's measured spread; run.json's stop_reason says why a run ended.",
         shown="off: run all --steps", methods=HESSIAN)
-    k: int = setting(PUBLISHED_K, f"Rademacher draws per sample per step (published: "
-                                  f"{PUBLISHED_K}).", methods=HESSIAN)
+    k: int | None = setting(
+        None, f"Rademacher draws per sample per step (published: {PUBLISHED_K}); a step costs "
+              f"batch x (1 + 2k) images. Measured on a real generator (BENCHMARKS.md, the "
+              f"learning study): from a random start k = {K_FROM_RANDOM} learned in fewer steps "
+              f"than {PUBLISHED_K}; from a SeFa start no k improved on SeFa.",
+        shown=f"{PUBLISHED_K} (published) from a SeFa or GANSpace start, {K_FROM_RANDOM} from a "
+              f"random or coordinate start", methods=HESSIAN)
     epsilon: float = setting(PUBLISHED_EPSILON, "Finite-difference step; the penalty scales like "
                                                 "1/epsilon^4.")
     reduction: str = setting("mean", "How the penalty reduces over pixels (published BigGAN "
@@ -229,7 +237,7 @@ class DiscoverConfig:
         at_least("batch_size", self.batch_size, 1)
         need(self.lr is None or (isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
                                  and self.lr > 0), "lr", self.lr, "must be a finite number > 0.")
-        need(isinstance(self.k, int) and self.k >= 2, "k", self.k,
+        need(self.k is None or (isinstance(self.k, int) and self.k >= 2), "k", self.k,
              "the penalty's variance needs at least 2 draws.")
         at_least("eval_k", self.eval_k, 2)
         positive("epsilon", self.epsilon)

@@ -13,14 +13,18 @@ import torch
 
 from ..method.evaluation import (EvalDraws, derived_seed, eval_draws, evaluate, planned_eval_size,
                                  reference_values, sample_penalties, trimmed_mean)
+from ..method.published import PUBLISHED_K
 from ..runtime.precision import tf32_state
 from .config import DiscoverConfig
 from .sefa import sefa_available, sefa_directions
 
 
-def images_per_step(config: DiscoverConfig) -> int:
-    """Generator images of one training step: batch x accumulate x (1 + 2k)."""
-    return config.batch_size * config.accumulate * (1 + 2 * config.k)
+def images_per_step(config: DiscoverConfig, k: int | None = None) -> int:
+    """Generator images of one training step: batch x accumulate x (1 + 2k), for the run's k
+    (`k`), else the k given, else the published one. The fixed evaluation is sized with the
+    last two, never the start's default, so every start gets the same draws for one command."""
+    k = k or config.k or PUBLISHED_K
+    return config.batch_size * config.accumulate * (1 + 2 * k)
 
 
 def planned_evaluations(config: DiscoverConfig) -> int:

@@ -60,6 +60,7 @@ class Discovery:
                                       generator=self.rng,
                                       parametrization=self.parametrization).to(self.device)
         self.lr = config.lr if config.lr is not None else start_default("lr", self.init)
+        self.k = config.k if config.k is not None else start_default("k", self.init)
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=self.lr)
         self.evaluation = FixedEvaluation(G, config, self.ndirs, self.device)
         self.step = 0
@@ -131,7 +132,7 @@ class Discovery:
             return per_output[-1].sum()
 
         reduction = cfg.reduction if cfg.loss == "mean" else per_sample
-        loss = direction_penalty(self._train_G, self.matrix(), z, w, k=cfg.k,
+        loss = direction_penalty(self._train_G, self.matrix(), z, w, k=self.k,
                                  epsilon=cfg.epsilon, reduction=reduction, generator=self.rng,
                                  chunk_size=cfg.chunk_size, mode=cfg.penalty_mode)
         return loss if cfg.loss == "mean" else trim_mean(torch.stack(per_output).sum(0))
@@ -205,7 +206,7 @@ class Discovery:
 
     @property
     def images_per_step(self) -> int:
-        return images_per_step(self.config)
+        return images_per_step(self.config, self.k)
 
     def directions(self) -> torch.Tensor:
         """The current (ndirs, z_dim) orthonormal matrix, detached, on the CPU."""

@@ -146,7 +146,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
             record.update(run.setup())                  # precision (auto: checked), compile
             record["init"] = record.get("init") or run.init   # the start step 0 took
             record.update(lr=run.lr, parametrization=run.parametrization,  # given, or the
-                          schedule=run.schedule)                      # start's defaults
+                          schedule=run.schedule, k=run.k)             # start's defaults
             samples = run.draws.samples
             record.update(eval_per_direction=run.eval_per_direction, eval_samples=samples,
                           eval_size_asked=config.eval_per_direction)
