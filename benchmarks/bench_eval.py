@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from biggan_directions.method.directions import random_orthonormal
-from biggan_directions.method.evaluation import (EvalDraws, eval_draws, sample_penalties,
+from biggan_directions.core.directions import random_orthonormal
+from biggan_directions.core.evaluation import (EvalDraws, eval_draws, sample_penalties,
                                                  trimmed_mean)
 from biggan_directions.models.generator import truncated_normal
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.method.evaluation import (eval_draws, evaluate, reference_values,
+from biggan_directions.core.evaluation import (eval_draws, evaluate, reference_values,
                                                  versus_random)
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.methods.hessian import Discovery

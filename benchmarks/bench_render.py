@@ -38,7 +38,7 @@ import torch
 
 from biggan_directions.runtime.precision import resolve, resolve_compile
 from biggan_directions.media.render import render_directions
-from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.core.directions import random_orthonormal
 from benchmarks.penalty_step import build_generator, machine, peak_rss, reset_peak_rss
 
 ROOT = Path(__file__).resolve().parents[1]   # subprocesses run `python -m benchmarks...` from here

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.core.directions import random_orthonormal
 from biggan_directions.models.generator import BigGANGenerator
 from biggan_directions.scoring.lpips_metric import load_lpips, lpips_distance, lpips_features
 from biggan_directions.scoring.score import score_directions, walk_pairs

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.method.directions import random_orthonormal, save_directions
+from biggan_directions.core.directions import random_orthonormal, save_directions
 from biggan_directions.models.weights import save_biggan
 from biggan_directions.view.view import Viewer, format_amounts, view_image
 from biggan_directions.view.view_app import create_app

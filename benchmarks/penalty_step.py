@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.method.directions import DirectionMatrix
-from biggan_directions.method.penalty import hessian_penalty, tile_batch
+from biggan_directions.core.directions import DirectionMatrix
+from biggan_directions.core.penalty import hessian_penalty, tile_batch
 from biggan_directions.models.generator import BigGANGenerator, truncated_normal
 
 CLASS_INDEX = 207           # golden retriever, as published

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.method.directions import baseline_directions
-from biggan_directions.method.evaluation import derived_seed, eval_draws, evaluate
+from biggan_directions.core.directions import baseline_directions
+from biggan_directions.core.evaluation import derived_seed, eval_draws, evaluate
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.methods.hessian import Discovery
 from biggan_directions.methods.sefa import sefa_directions

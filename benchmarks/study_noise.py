@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from biggan_directions.method.directions import baseline_directions
-from biggan_directions.method.evaluation import derived_seed, eval_draws
+from biggan_directions.core.directions import baseline_directions
+from biggan_directions.core.evaluation import derived_seed, eval_draws
 from biggan_directions.methods.hessian import Discovery
 from benchmarks.study_learn import (PATH_SIZE, SEED, TRUNCATION, Setting, Trainer, atomic_json, claim,
                                     face_dcgan, sets, value)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from biggan_directions.method.directions import random_orthonormal, save_directions
+from biggan_directions.core.directions import random_orthonormal, save_directions
 
 # 32 px, ~0.5 M parameters: 4 -> 8 -> 16 -> 32 with attention before the last block.
 SMALL_CONFIG = dict(output_dim=32, z_dim=128, class_embed_dim=128, channel_width=4, num_classes=1000,

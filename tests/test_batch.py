@@ -16,7 +16,7 @@ from biggan_directions.batch.batch import run_batch
 from biggan_directions.batch.manifest import MANIFEST_FIELDS, read_manifest
 from biggan_directions.cli import cli
 from biggan_directions.foundation.errors import UserError
-from biggan_directions.method.directions import load_directions
+from biggan_directions.core.directions import load_directions
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.models.classlists import parse_class_list, read_class_file
 from biggan_directions.runs import discover as discover_mod

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from biggan_directions.foundation.errors import UserError
-from biggan_directions.method.directions import (DirectionMatrix, canonical_signs, load_directions,
+from biggan_directions.core.directions import (DirectionMatrix, canonical_signs, load_directions,
                                                  normalize_rows, orthonormalize, random_orthonormal,
                                                  rows_orthonormal, save_directions)
 

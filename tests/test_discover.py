@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from biggan_directions.cli import cli
 from biggan_directions.foundation.errors import UserError
-from biggan_directions.method.directions import load_directions, save_directions
+from biggan_directions.core.directions import load_directions, save_directions
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.methods.hessian import (Discovery, DiscoveryDiverged, DiscoveryInterrupted,
                                                discover_directions)

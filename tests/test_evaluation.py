@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from biggan_directions.method.evaluation import (EVAL_CHUNK, STATISTIC, direction_penalty,
+from biggan_directions.core.evaluation import (EVAL_CHUNK, STATISTIC, direction_penalty,
                                                  eval_draws, evaluate, reference_values,
                                                  sample_penalties, trimmed_mean)
 

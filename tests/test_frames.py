@@ -7,7 +7,7 @@ import torch
 
 from biggan_directions.media.frames import frame_size, label_width, to_uint8, walk_frames
 from biggan_directions.media.walks import easing
-from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.core.directions import random_orthonormal
 from biggan_directions.models.generator import BigGANGenerator, latents_for_seeds
 
 R = 32          # the small test model's resolution

@@ -9,7 +9,7 @@ import torch
 from biggan_directions.foundation.errors import UserError
 from biggan_directions.foundation.ranges import parse_int_list
 from biggan_directions.media.walks import easing, walk_latents
-from biggan_directions.method.directions import DirectionMatrix, orthonormalize, random_orthonormal
+from biggan_directions.core.directions import DirectionMatrix, orthonormalize, random_orthonormal
 from biggan_directions.models.generator import (BigGANGenerator, Generator, check_truncation,
                                                 latents_for_seeds, truncated_normal)
 from biggan_directions.runtime.device import resolve_device
@@ -134,7 +134,7 @@ def test_parse_int_list():
 
 
 def test_baselines_stay_inside_the_subspace():
-    from biggan_directions.method.directions import baseline_directions
+    from biggan_directions.core.directions import baseline_directions
 
     r = baseline_directions("random", 3, 10, (2, 6), torch.Generator().manual_seed(0))
     assert r.shape == (3, 10) and torch.count_nonzero(r[:, :2]) == 0 and torch.count_nonzero(r[:, 6:]) == 0

@@ -83,7 +83,7 @@ def test_method_settings_come_from_the_tags_with_the_recorded_keys():
 
 
 def test_penalty_constants_have_one_home():
-    from biggan_directions.method.penalty import PUBLISHED_EPSILON, PUBLISHED_K, hessian_penalty
+    from biggan_directions.core.penalty import PUBLISHED_EPSILON, PUBLISHED_K, hessian_penalty
 
     signature = inspect.signature(hessian_penalty).parameters
     assert signature["k"].default == PUBLISHED_K == start_default("k", "sefa") == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biggan_directions.method.penalty import hessian_penalty, tile_batch
+from biggan_directions.core.penalty import hessian_penalty, tile_batch
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -260,7 +260,7 @@ def test_bad_outputs_raise_value_error():
 # ---------------------------------------------------------------- with the small BigGAN
 def test_small_biggan_batched_equals_sequential_through_direction_matrix(small_biggan):
     """The real use: penalty w.r.t. w of G(z + w Q), gradient on the direction matrix."""
-    from biggan_directions.method.directions import DirectionMatrix
+    from biggan_directions.core.directions import DirectionMatrix
     from biggan_directions.models.generator import BigGANGenerator, truncated_normal
 
     gen = BigGANGenerator(small_biggan, class_index=207, truncation=0.5)

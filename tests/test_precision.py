@@ -72,7 +72,7 @@ def test_fp32_auto_and_explicit_give_identical_matrices(tmp_path, small_biggan_d
         r = CliRunner().invoke(cli, [*BASE, "--model", str(small_biggan_dir),
                                      "--out", str(tmp_path / name), *extra])
         assert r.exit_code == 0, r.output
-        from biggan_directions.method.directions import load_directions
+        from biggan_directions.core.directions import load_directions
         out[name] = load_directions(next((tmp_path / name).glob("*/207-*/directions.safetensors")))[0]
     assert torch.equal(out["auto"], out["fp32"])
 

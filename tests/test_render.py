@@ -17,7 +17,7 @@ from biggan_directions.foundation.errors import SettingError, UserError
 from biggan_directions.foundation.ranges import format_int_list, parse_int_list
 from biggan_directions.media.frames import label_width, strip_image, to_uint8
 from biggan_directions.media.render import RenderConfig, plan_render, render_directions
-from biggan_directions.method.directions import random_orthonormal, save_directions
+from biggan_directions.core.directions import random_orthonormal, save_directions
 from biggan_directions.models.generator import BigGANGenerator, latents_for_seeds
 from biggan_directions.runs.layout import open_run, resolve_run_settings
 from biggan_directions.runs.scores_file import SCORES_FORMAT

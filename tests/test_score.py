@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from biggan_directions.cli import cli
 from biggan_directions.foundation.errors import SettingError
-from biggan_directions.method.directions import random_orthonormal
+from biggan_directions.core.directions import random_orthonormal
 from biggan_directions.models.generator import BigGANGenerator
 from biggan_directions.runs.layout import Run, open_run
 from biggan_directions.runs.scores_file import read_scores

@@ -12,8 +12,8 @@ import signal
 import pytest
 import torch
 
-from biggan_directions.method.directions import DirectionMatrix, load_directions, orthonormalize
-from biggan_directions.method.evaluation import (EVAL_FLOOR_SAMPLES, planned_eval_size, trim_mean,
+from biggan_directions.core.directions import DirectionMatrix, load_directions, orthonormalize
+from biggan_directions.core.evaluation import (EVAL_FLOOR_SAMPLES, planned_eval_size, trim_mean,
                                                  trimmed_mean_se)
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.methods.hessian import Discovery, DiscoveryInterrupted

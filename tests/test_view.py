@@ -18,7 +18,7 @@ import torch
 pytest.importorskip("starlette", reason="view needs the optional extra: pip install '.[view]'")
 
 from biggan_directions.media.walks import walk_latents  # noqa: E402
-from biggan_directions.method.directions import random_orthonormal  # noqa: E402
+from biggan_directions.core.directions import random_orthonormal  # noqa: E402
 from biggan_directions.models.generator import BigGANGenerator, latents_for_seeds  # noqa: E402
 from biggan_directions.view.view import (SEED_MAX, ViewError, Viewer, format_amounts, parse_amounts,
                                          view_image, view_latent)

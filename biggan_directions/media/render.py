@@ -22,7 +22,7 @@ from ..foundation.errors import SettingError, UserError
 from ..foundation.fileio import check_writable_dir, output_folder
 from ..foundation.ranges import format_int_list
 from ..foundation.settings import at_least, need, one_of, positive, setting
-from ..method.directions import baseline_directions
+from ..core.directions import baseline_directions
 from ..models.classes import slug
 from ..models.generator import BigGANGenerator, check_truncation, latents_for_seeds
 from ..models.weights import load_biggan

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..foundation.errors import SettingError
 from ..foundation.settings import at_least, default_of, methods_of, need, one_of, positive, setting
-from ..method.published import PUBLISHED_EPSILON, PUBLISHED_K
+from ..core.published import PUBLISHED_EPSILON, PUBLISHED_K
 from ..runtime.settings import PRECISIONS, compile_setting, precision_setting
 
 REDUCTIONS = ("mean", "max")

@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..method.evaluation import (EvalDraws, derived_seed, eval_draws, evaluate, planned_eval_size,
+from ..core.evaluation import (EvalDraws, derived_seed, eval_draws, evaluate, planned_eval_size,
                                  reference_values, sample_penalties, trimmed_mean)
-from ..method.published import PUBLISHED_K
+from ..core.published import PUBLISHED_K
 from ..runtime.precision import tf32_state
 from .config import DiscoverConfig
 from .sefa import sefa_available, sefa_directions

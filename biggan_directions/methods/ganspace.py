@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..foundation.errors import SettingError, UserError
 from ..foundation.settings import at_least, default_of, need, positive
-from ..method.directions import canonical_signs, normalize_rows
+from ..core.directions import canonical_signs, normalize_rows
 from ..models.generator import LAYER_HELP, _find_layer, truncated_normal
 from .config import DiscoverConfig
 

@@ -11,8 +11,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..foundation.errors import SettingError, UserError
-from ..method.directions import DirectionMatrix
-from ..method.evaluation import EvalDraws, direction_penalty, trim_mean
+from ..core.directions import DirectionMatrix
+from ..core.evaluation import EvalDraws, direction_penalty, trim_mean
 from ..models.generator import truncated_normal
 from ..runtime import precision
 from ..runtime.compiling import compiled

@@ -25,7 +25,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 
 from ..foundation.errors import UserError
 from ..foundation.settings import need, one_of
-from ..method.directions import canonical_signs
+from ..core.directions import canonical_signs
 
 SEFA_LAYERS = ("gen_z", "all")   # the first layer only, or also every conditional batch norm
 

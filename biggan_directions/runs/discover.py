@@ -14,7 +14,7 @@ import torch
 from ..foundation.errors import UserError, WriteError
 from ..foundation.fileio import check_writable_dir, write_json
 from ..foundation.lock import check_unlocked
-from ..method.evaluation import (STATISTIC as EVAL_STATISTIC, trimmed_mean, trimmed_mean_se,
+from ..core.evaluation import (STATISTIC as EVAL_STATISTIC, trimmed_mean, trimmed_mean_se,
                                  versus_random)
 from ..methods.config import RESUMABLE_CHANGES, DiscoverConfig
 from ..methods.hessian import Discovery, DiscoveryDiverged, DiscoveryInterrupted, _progress

@@ -27,7 +27,7 @@ from ..foundation.errors import UserError, WriteError, first_line, os_reason
 from ..foundation.fileio import (atomic_path, check_writable_dir, chmod_as_new, json_text,
                                  write_json, write_text)
 from ..foundation.lock import FolderLock
-from ..method.directions import save_directions, stored_meta
+from ..core.directions import save_directions, stored_meta
 from . import layout
 from .layout import Run
 from .curves import CURVE_FILE

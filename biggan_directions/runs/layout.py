@@ -18,7 +18,7 @@ import torch
 from ..foundation.errors import SettingError, UserError
 from ..foundation.fileio import read_json
 from ..foundation.settings import positive
-from ..method.directions import load_directions
+from ..core.directions import load_directions
 from ..methods.config import DiscoverConfig
 from ..models.classes import resolve_class, slug
 from ..models.generator import check_truncation

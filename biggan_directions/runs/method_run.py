@@ -17,7 +17,7 @@ import torch
 
 from ..foundation.errors import WriteError
 from ..foundation.fileio import write_json
-from ..method.evaluation import versus_random
+from ..core.evaluation import versus_random
 from ..methods.interface import check_method, find_directions, method_settings
 from ..methods.config import DiscoverConfig
 from ..methods.fixed_eval import FixedEvaluation

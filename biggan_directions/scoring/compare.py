@@ -35,7 +35,7 @@ from ..foundation.errors import UserError, os_reason
 from ..foundation.fileio import (atomic_path, atomic_paths, check_writable_dir, json_text,
                                  output_folder)
 from ..media.frames import strip_image
-from ..method.evaluation import (EVAL_MAX_PER_DIRECTION, eval_draws, evaluate, reference_values,
+from ..core.evaluation import (EVAL_MAX_PER_DIRECTION, eval_draws, evaluate, reference_values,
                                  versus_random)
 from ..methods.config import DiscoverConfig
 from ..models.classes import slug

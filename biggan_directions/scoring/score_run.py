@@ -11,7 +11,7 @@ from torch import nn
 
 from ..foundation.errors import UserError
 from ..runtime.precision import resolve, resolve_compile
-from ..method.directions import baseline_directions
+from ..core.directions import baseline_directions
 from ..methods.ganspace import ganspace_directions
 from ..methods.sefa import sefa_directions
 from ..models.generator import BigGANGenerator
