@@ -115,3 +115,14 @@ def test_a_failure_inside_the_lock_removes_the_folders_it_made_while_empty(tmp_p
             raise UserError("failed after writing")
     assert (tmp_path / "out" / "run" / "kept.txt").is_file()       # work is never removed
     assert not (tmp_path / "out" / "run" / LOCK_FILE).exists()
+
+
+def test_a_lock_without_its_start_time_says_the_time_is_unknown(tmp_path, live_pid):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": live_pid, "host": socket.gethostname()}))
+    with pytest.raises(UserError) as caught:
+        run_discover(HiddenBasis(), CFG, folder, progress=False)
+    message = str(caught.value)
+    assert f"in use by process {live_pid} on {socket.gethostname()} (start time unknown)" in message
+    assert "None" not in message

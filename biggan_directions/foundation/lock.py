@@ -112,8 +112,10 @@ def check_unlocked(folder: str | os.PathLike, what: str = "folder") -> None:
 
 def in_use(folder: Path, what: str, holder: dict) -> UserError:
     """The one line for a folder another process holds."""
+    started = holder.get("started")
+    since = f"since {started}" if isinstance(started, str) and started else "start time unknown"
     return UserError(f"{folder}: this {what} is in use by process {holder.get('pid')} on "
-                     f"{holder.get('host')} (since {holder.get('started')}); wait for it to end "
+                     f"{holder.get('host')} ({since}); wait for it to end "
                      f"or stop it. If it is gone, delete {folder / LOCK_FILE}.")
 
 
