@@ -72,7 +72,9 @@ def test_readme_says_which_mistakes_exit_1_and_which_exit_2():
     assert value.exit_code == 1
     assert [line[:7] for line in value.output.strip().splitlines()] == ["Error: "]
     for args in (["render", "--frames", "x"], ["render", "--dirs", "7-3"],
-                 ["render", "--seeds", "0-99999999999"], ["score", "RUN", "--stpes", "3"]):
+                 ["render", "--seeds", "0-99999999999"], ["score", "RUN", "--stpes", "3"],
+                 ["discover", "--method", "pca", "-c", "207"],
+                 ["batch", "--classes", "207", "--method", "pca"]):
         usage = CliRunner().invoke(cli, args)
         lines = usage.output.strip().splitlines()
         assert usage.exit_code == 2, (args, usage.output)

@@ -110,7 +110,7 @@ class DiscoverConfig:
                    "that first reads z (orthonormal); ganspace: PCA of an early layer's activations "
                    "regressed back to z (unit rows, not orthogonal). sefa and ganspace train "
                    "nothing: they write the same run folder, with its fixed evaluation.",
-        metavar="hessian|sefa|ganspace")
+        choices=METHODS)
     sefa_layers: str = setting(
         "gen_z", "The weights SeFa factorises: the z columns of gen_z only, or also of every "
                  "conditional batch norm (all). Read by --method sefa, by hessian's SeFa start "
