@@ -482,3 +482,25 @@ def subprocess_output(cmd: list[str]) -> str:
     import subprocess
 
     return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_a_render_removes_the_temporary_file_a_killed_render_left(run_dir):
+    """SIGKILL during `render --format gif` leaves its temporary GIF; the next render into the
+    folder removes it (its writer is gone) and writes its own file."""
+    import subprocess
+
+    from biggan_directions.foundation import fileio
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    videos = run_dir / "videos"
+    videos.mkdir(exist_ok=True)
+    probe = fileio.temp_beside(videos / "x.gif")                 # this host's naming
+    host = probe.name.split(".")[2].split("-")[0]
+    probe.unlink()
+    stale = videos / f".grid_dirs0_seeds0_p3.0_loop.{host}-{gone.pid}-163573d0.tmp.gif"
+    stale.write_bytes(b"GIF89a" + bytes(1000))
+    paths = assert_ok(invoke(run_dir, "--dirs", 0, "--seeds", 0, "--frames", 2, "--format", "gif",
+                             "-q", "--device", "cpu"))
+    assert not stale.exists()
+    assert paths[0].exists() and not [p for p in videos.iterdir() if ".tmp" in p.name]

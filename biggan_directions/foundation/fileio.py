@@ -1,10 +1,13 @@
 """Atomic file writes: a temporary file beside the target, renamed into place when complete."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import secrets
+import socket
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -14,18 +17,61 @@ from typing import Any, Iterator, Sequence
 from .errors import UserError, WriteError, first_line, os_reason
 
 
+# Temporary files are named .<stem>.<host>-<pid>-<random>.tmp<suffix>: the writer's host (a
+# short hash of its name) and process id let a later writer on the same host tell a temporary
+# file whose writer was killed (SIGKILL leaves it) from one still being written.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_TEMP_NAME = re.compile(r"^\..*\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp(\.[^.]*)?$")
+
+
 def temp_beside(path: str | os.PathLike) -> Path:
     """A new, empty, hidden file in `path`'s folder with the same suffix (encoders pick the
     format by it), created with the umask's permissions (mkstemp's 0600 would survive the
-    rename and hide the user's own outputs from their group)."""
+    rename and hide the user's own outputs from their group). Stale temporary files of this
+    naming in the folder, left by a writer that is gone, are removed first."""
     path = Path(path)
+    remove_stale_temps(path.parent)
     while True:
-        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        tmp = path.with_name(f".{path.stem}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+                             f".tmp{path.suffix}")
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return tmp
         except FileExistsError:
             continue
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of temp_beside's naming in `folder` whose writer, a process
+    on this host, is no longer running (killed mid-write); returns them. Files of other hosts
+    and of live processes are left alone; a folder that cannot be read is left as it is."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP_NAME.match(name)
+        if m is None or m["host"] != _HOST or _alive(int(m["pid"])):
+            continue
+        try:
+            os.unlink(Path(folder) / name)
+            removed.append(Path(folder) / name)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 @contextmanager
