@@ -89,6 +89,15 @@ def forbid(monkeypatch, target: Any, name: str, message: str) -> None:
     monkeypatch.setattr(target, name, not_now)
 
 
+def default_hangup() -> None:
+    """A Popen preexec_fn: the child takes SIGHUP's default action even when the test runs under
+    nohup (which makes SIGHUP ignored, and a child inherits that): a test that sends SIGHUP
+    tests the terminal closing, not nohup."""
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def signal_when_logged(proc: subprocess.Popen, out: Path, sig: int, rows: int = 4,
                        timeout: float = 120.0) -> list[Path]:
     """Wait until the discover run `proc` writes under `out` has `rows` lines in its log.csv

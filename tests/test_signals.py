@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
-from tests.support import signal_when_logged
+from tests.support import default_hangup, signal_when_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,8 @@ def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir
             "--out", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_hangup)
     logs = signal_when_logged(proc, tmp_path, getattr(signal, sig))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -314,6 +314,37 @@ def test_cli_serves_on_a_free_port_and_refuses_foreign_host_names(run_dir):
             proc.wait()
 
 
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
+def test_a_hangup_or_sigterm_stops_view_as_ctrl_c_does(run_dir, sig):
+    """The terminal closed (SIGHUP) or `timeout` (SIGTERM): "Interrupted.", exit 130, no
+    traceback (uvicorn handles SIGTERM itself; SIGHUP used to interrupt its event loop)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support import default_hangup
+
+    code = ("from biggan_directions.cli import cli; from biggan_directions.cli.view import view; "
+            "cli.add_command(view); cli.main()")
+    proc = subprocess.Popen([sys.executable, "-c", code, "view", str(run_dir), "--port", "0",
+                             "--device", "cpu", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "BIGGAN_DIRECTIONS_THREADS": "1"},
+                            preexec_fn=default_hangup)
+    try:
+        assert "Serving" in proc.stdout.readline()
+        proc.send_signal(getattr(signal, sig))
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "Interrupted." in output and "Traceback" not in output
+    assert "CancelledError" not in output
+
+
 # ---------------------------------------------------------------- the page in Chromium
 def _free_port() -> int:
     with socket.socket() as s:

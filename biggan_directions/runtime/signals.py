@@ -69,3 +69,27 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def _restore(previous: dict) -> None:
     for s, h in previous.items():
         signal.signal(s, h)
+
+
+@contextmanager
+def hangup_calls(callback) -> Iterator[list]:
+    """For servers that handle SIGINT and SIGTERM themselves but not SIGHUP (uvicorn): while
+    the block runs, SIGHUP (unless ignored: nohup) calls `callback()` instead of interrupting
+    whatever the event loop is doing; the yielded list records each SIGHUP received, so the
+    caller can end as Ctrl-C would once the server has shut down."""
+    received: list = []
+    if SIGHUP is None or threading.current_thread() is not threading.main_thread() \
+            or not _handled((SIGHUP,)):
+        yield received
+        return
+    previous = {SIGHUP: signal.getsignal(SIGHUP)}
+
+    def handler(signum, frame):
+        received.append(signum)
+        callback()
+
+    signal.signal(SIGHUP, handler)
+    try:
+        yield received
+    finally:
+        _restore(previous)

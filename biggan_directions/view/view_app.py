@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Callable
 
 from ..foundation.errors import UserError, first_line
+from ..runtime.signals import hangup_calls
 from .view import SEED_MAX, Viewer
 
 PAGE = "view.html"
@@ -167,4 +168,12 @@ def serve(viewer: Viewer, host: str = "127.0.0.1", port: int = 7860, *, query: s
     echo(f"Serving {viewer.target} at {url_of(sock, host, query)}  (Ctrl-C stops)")
     config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
                             date_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+
+    def shut_down() -> None:             # as uvicorn does for SIGTERM: finish, then stop
+        server.should_exit = True
+
+    with hangup_calls(shut_down) as hung_up:
+        server.run(sockets=[sock])
+    if hung_up:                          # the terminal closed: end as Ctrl-C does
+        raise KeyboardInterrupt
