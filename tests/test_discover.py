@@ -454,3 +454,40 @@ def test_run_records_the_start_it_took(tmp_path, small_biggan):
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["init"] == "sefa" and record["config"]["init"] == "auto"
     assert load_directions(tmp_path / "run" / "directions.safetensors")[1]["init"] == "sefa"
+
+
+# ---------------------------------------------------------------------- the API keeps the best
+def _exact_basis() -> HiddenBasis:
+    """A hidden-basis generator whose basis is the coordinate axes: the 'coords' start is
+    already optimal (penalty 0), so any training step can only make it worse."""
+    G = HiddenBasis()
+    G.R = torch.eye(G.z_dim)
+    return G
+
+
+def test_the_api_hands_back_the_start_when_training_makes_it_worse():
+    G = _exact_basis()
+    settings = dict(steps=12, batch_size=4, lr=0.5, init="coords", parametrization="qr",
+                    schedule="constant", eval_every=4, eval_per_direction=4, seed=2)
+    start = Discovery(G, DiscoverConfig(**settings)).directions()
+    q, record = discover_directions(G, progress=False, return_record=True, **settings)
+    assert torch.equal(q, start)                                  # keep="best" is the default
+    assert record["best_step"] == 0 and record["step"] == 12 and record["stop_reason"] == "steps"
+    assert record["eval_penalty"] == record["best_eval_penalty"] < record["last_eval_penalty"]
+    assert record["test_eval"]["step"] == 0 and record["test_eval"]["matrix"] == "best"
+    assert record["test_eval"]["value"] == pytest.approx(
+        Discovery(G, DiscoverConfig(**settings)).evaluate(start, Discovery(
+            G, DiscoverConfig(**settings)).test_draws), rel=1e-9)
+    last = discover_directions(G, progress=False, keep="last", **settings)
+    assert not torch.allclose(last, start, atol=1e-3)             # today's behaviour, on request
+    trained = Discovery(G, DiscoverConfig(**settings))
+    assert trained.evaluate(last) > trained.evaluate(start)       # ... and it is worse
+
+
+def test_the_api_with_patience_stops_and_says_why():
+    G = _exact_basis()
+    q, record = discover_directions(G, steps=40, batch_size=4, lr=0.5, init="coords",
+                                    parametrization="qr", schedule="constant", eval_every=2,
+                                    eval_per_direction=4, patience=2, progress=False,
+                                    return_record=True)
+    assert record["stop_reason"] == "patience" and record["step"] == 4 and record["best_step"] == 0

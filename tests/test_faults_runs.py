@@ -17,6 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
+from biggan_directions.foundation.errors import UserError
 from biggan_directions.foundation.lock import LOCK_FILE
 from biggan_directions.models.weights import BASE_URL_ENV, HUB_REPO_ENV, save_biggan
 from biggan_directions.runs import files as run_files, method_run
@@ -210,10 +211,10 @@ def test_resume_repairs_a_log_cut_mid_line_with_a_note(tmp_path, small_biggan_di
     log.write_bytes(data[:data.rindex(b"\n", 0, len(data) - 1) + 1] + b"3,0.0")     # row 3 cut
     resumed = invoke(*args, "--steps", "5", "--resume")
     assert resumed.exit_code == 0 and "finished at step 5" in resumed.output, resumed.output
-    assert f"{log}: dropped the last row, cut mid-line ('3,0.0'); its last row is now step 2" \
-        in resumed.output
-    steps = logged_steps(folder)                         # whole rows only, in order
-    assert steps == sorted(set(steps)) and steps[-3:] == [2, 4, 5]
+    assert (f"{log}: dropped the last row, cut mid-line ('3,0.0'); its last row is now step 3 "
+            f"(the checkpoint's row of that step is written back)") in resumed.output
+    steps = logged_steps(folder)                         # whole rows only, in order, none lost
+    assert steps == list(range(6))
 
 
 # ---------------------------------------------------------------------- batch
@@ -269,3 +270,133 @@ def test_one_class_is_counted_as_one_class(tmp_path):
         "2 classes: 2 failed"
     page = write_gallery(tmp_path, [entry]).read_text()
     assert "1 class: 1 failed" in page and "1 classes" not in page
+
+
+# ---------------------------------------------------------------------- resume equals a whole run
+def _rows(folder: Path) -> list[list[str]]:
+    """log.csv's rows without the seconds column (timings differ between runs)."""
+    with open(folder / "log.csv", newline="") as f:
+        return [r[:3] for r in csv.reader(f)]
+
+
+RESUME_CFG = dict(steps=30, batch_size=2, eval_every=10, checkpoint_every=25, eval_per_direction=2,
+                  eval_k=2, eval_references=2, init="random", lr=0.05, seed=5)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing of the run's own handling runs (no checkpoint is written)."""
+
+
+def _whole_run(tmp_path: Path, name: str = "whole") -> tuple[list[list[str]], dict]:
+    from biggan_directions.methods.config import DiscoverConfig
+    from biggan_directions.runs.discover import run_discover
+    from tests.support import HiddenBasis
+
+    run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), tmp_path / name, progress=False)
+    return _rows(tmp_path / name), json.loads((tmp_path / name / "run.json").read_text())
+
+
+def test_killed_before_the_first_checkpoint_resumes_into_the_whole_runs_log(tmp_path, monkeypatch):
+    """SIGKILL at step 17 (checkpoints every 25: only step 0's exists): the resumed log keeps
+    the start's row (step 0) and equals an uninterrupted run's, row for row."""
+    from biggan_directions.methods import hessian
+    from biggan_directions.methods.config import DiscoverConfig
+    from biggan_directions.runs.discover import run_discover
+    from tests.support import HiddenBasis
+
+    whole, whole_record = _whole_run(tmp_path)
+    real_step = hessian.Discovery.train_step
+
+    def killed_at_17(self):
+        if self.step == 17:
+            raise _Killed
+        return real_step(self)
+
+    monkeypatch.setattr(hessian.Discovery, "train_step", killed_at_17)
+    folder = tmp_path / "killed"
+    with pytest.raises(_Killed):
+        run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), folder, progress=False)
+    assert [r[0] for r in _rows(folder)[1:]] == [str(s) for s in range(18)]   # rows 0..17 logged
+    monkeypatch.setattr(hessian.Discovery, "train_step", real_step)
+    run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), folder, resume=True, progress=False)
+    assert _rows(folder) == whole
+    record = json.loads((folder / "run.json").read_text())
+    for key in ("final_penalty", "eval_penalty", "best_step", "last_eval_penalty", "test_eval"):
+        assert record[key] == whole_record[key], key
+
+
+def test_sigterm_with_the_log_row_cut_resumes_into_the_whole_runs_log_and_record(tmp_path,
+                                                                                monkeypatch):
+    """SIGTERM at step 15 and log.csv's row 15 cut mid-line: the checkpoint keeps that row and
+    the recent penalties, so the resumed log and run.json equal an uninterrupted run's."""
+    import threading
+    from contextlib import contextmanager
+
+    from biggan_directions.methods import hessian
+    from biggan_directions.methods.config import DiscoverConfig
+    from biggan_directions.runs import discover as discover_module
+    from biggan_directions.runs.discover import run_discover
+    from tests.support import HiddenBasis
+
+    whole, whole_record = _whole_run(tmp_path)
+    event = threading.Event()
+
+    @contextmanager
+    def flag():
+        yield event
+
+    real_step = hessian.Discovery.train_step
+
+    def term_after_15(self):
+        value = real_step(self)
+        if self.step == 15:
+            event.set()                                # SIGTERM arrives during step 15
+        return value
+
+    monkeypatch.setattr(discover_module, "stop_flag", flag)
+    monkeypatch.setattr(hessian.Discovery, "train_step", term_after_15)
+    folder = tmp_path / "term"
+    with pytest.raises(hessian.DiscoveryInterrupted):
+        run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), folder, progress=False)
+    log = folder / "log.csv"
+    data = log.read_bytes()
+    log.write_bytes(data[:-6])                          # row 15 cut mid-line
+    monkeypatch.setattr(hessian.Discovery, "train_step", real_step)
+    event.clear()
+    run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), folder, resume=True, progress=False)
+    assert _rows(folder) == whole
+    record = json.loads((folder / "run.json").read_text())
+    assert record["final_penalty"] == whole_record["final_penalty"]
+    assert record["test_eval"] == whole_record["test_eval"]
+
+
+def test_resume_writes_only_the_tools_own_keys_into_run_json(tmp_path, monkeypatch):
+    """run.json edited by hand (junk keys added) before --resume: the resumed record holds the
+    tool's keys only, the same keys an uninterrupted run writes (resumed_at_steps aside)."""
+    from biggan_directions.methods import hessian
+    from biggan_directions.methods.config import DiscoverConfig
+    from biggan_directions.runs.discover import run_discover
+    from tests.support import HiddenBasis
+
+    _, whole_record = _whole_run(tmp_path)
+    cfg = DiscoverConfig(**{**RESUME_CFG, "steps": 26})
+    folder = tmp_path / "edited"
+    run_discover(HiddenBasis(), cfg, folder, progress=False)          # checkpoint at 25 and 26
+    record = json.loads((folder / "run.json").read_text())
+    record.update(junk=1, **{"my note": "keep me?"})
+    (folder / "run.json").write_text(json.dumps(record))
+    run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), folder, resume=True, progress=False)
+    resumed = json.loads((folder / "run.json").read_text())
+    assert "junk" not in resumed and "my note" not in resumed
+    assert set(resumed) == set(whole_record)
+    assert resumed["resumed_at_steps"] == [26] and resumed["started"] == record["started"]
+
+
+def test_a_log_that_cannot_be_written_leaves_no_empty_file(small_disk):
+    """The disk full before the first row (a batch's next class): no 0-byte log.csv is left."""
+    fill(small_disk)
+    log = run_files.StepLog(small_disk / "log.csv")
+    with pytest.raises(UserError, match="No space left on device"):
+        log.append(0, None, 1.0, 0.0)
+    log.close()
+    assert not (small_disk / "log.csv").exists()

@@ -103,7 +103,7 @@ def test_log_rows_truncate_to_the_checkpoint_and_write_errors_are_one_line(tmp_p
     assert run_files.recent_penalties(tmp_path / "log.csv") == [0.5, 1.0]
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(UserError, match="could not write .*dir.csv"):
-        run_files.StepLog(tmp_path / "dir.csv")
+        run_files.StepLog(tmp_path / "dir.csv").append(1, 0.5, None, 0.1)
 
 
 def test_a_log_cut_mid_line_loses_the_cut_row_with_a_note(tmp_path):

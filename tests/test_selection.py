@@ -12,11 +12,12 @@ import signal
 import pytest
 import torch
 
-from biggan_directions.core.directions import DirectionMatrix, load_directions, orthonormalize
+from biggan_directions.core.directions import (DirectionMatrix, load_directions, orthonormalize,
+                                               random_orthonormal)
 from biggan_directions.core.evaluation import (EVAL_FLOOR_SAMPLES, planned_eval_size, trim_mean,
-                                                 trimmed_mean_se)
+                                                 trimmed_mean, trimmed_mean_se)
 from biggan_directions.methods.config import DiscoverConfig
-from biggan_directions.methods.hessian import Discovery, DiscoveryInterrupted
+from biggan_directions.methods.hessian import Discovery, DiscoveryInterrupted, patience_spread
 from biggan_directions.runs.discover import run_discover
 from tests.support import HiddenBasis
 
@@ -117,6 +118,42 @@ def test_patience_stops_a_run_that_cannot_improve_and_says_why(tmp_path):
                         tmp_path / "all", progress=False)
     assert full.step == 50
     assert json.loads((tmp_path / "all" / "run.json").read_text())["stop_reason"] == "steps"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_patience_stops_at_the_same_step_for_every_seed(tmp_path, seed):
+    """Every evaluation of the isotropic generator is rounding noise: whatever the seed and the
+    CPU's kernels (ATEN_CPU_CAPABILITY), no noise counts as an improvement."""
+    cfg = DiscoverConfig(steps=50, batch_size=2, eval_every=2, patience=3, eval_per_direction=2,
+                         eval_k=2, eval_references=2, init="random", seed=seed)
+    assert run_discover(Isotropic(), cfg, tmp_path / "run", progress=False).step == 6
+
+
+def test_rounding_noise_never_counts_as_an_improvement():
+    """20 random matrices on the isotropic generator (each exactly 0 in exact arithmetic): no
+    two evaluations are farther apart than the patience spread. The measured standard error
+    alone is smaller than that noise (so without the rounding floor noise would count)."""
+    run = Discovery(Isotropic(), DiscoverConfig(steps=50, batch_size=2, eval_per_direction=2,
+                                                eval_k=2, init="random"))
+    values = run.evaluate(per_sample=True)
+    start, se = trimmed_mean(values), trimmed_mean_se(values)
+    floor = run.evaluation.rounding_floor(start)
+    g = torch.Generator().manual_seed(0)
+    noise = [run.evaluate(random_orthonormal(6, 6, g)) for _ in range(20)]
+    assert max(noise) - min(noise) > se                         # the standard error alone: fooled
+    assert max(noise) - min(noise) < patience_spread(se, floor)  # with the floor: never
+
+
+def test_the_rounding_floor_is_far_below_a_real_evaluations_spread():
+    """On a generator with real curvature the floor is a tiny share of the value and of the
+    standard error, so it never hides learning."""
+    run = Discovery(HiddenBasis(), DiscoverConfig(steps=10, eval_per_direction=8, init="random"))
+    values = run.evaluate(per_sample=True)
+    value, se = trimmed_mean(values), trimmed_mean_se(values)
+    floor = run.evaluation.rounding_floor(value)
+    assert 0 < floor < 1e-2 * value and floor < 0.05 * se          # here 0.2% and 1.3%
+    assert patience_spread(se, floor) == se
+    assert patience_spread(float("nan"), floor) == floor
 
 
 def test_patience_counts_only_improvements_larger_than_the_spread():

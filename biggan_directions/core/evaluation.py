@@ -159,6 +159,35 @@ def trimmed_mean_se(values: torch.Tensor, trim: float = TRIM) -> float:
     return float(winsorised.std() / ((1 - 2 * trim) * math.sqrt(n)))
 
 
+# The rounding floor (patience): how far apart two evaluations can be from float32 rounding
+# alone. A second difference (G(z+ev) - 2G(z) + G(z-ev)) / e^2 of outputs of size S carries an
+# error of about ROUNDING_UNITS * u * S / e^2 (u = float32's unit roundoff): each of the three
+# outputs comes out of a deep network whose own rounding, and the order of its sums, varies with
+# the CPU's kernels (ATEN_CPU_CAPABILITY). Measured on a generator whose every matrix has
+# penalty exactly 0 (|z|^2), the kernels moved evaluations by 1e-8 where this floor is ~1e-5;
+# on the small BigGAN (values ~1) it is ~0.1% of the value, far below any evaluation's
+# standard error, so it never hides learning.
+ROUNDING_UNITS = 32
+FLOAT32_UNIT = 2.0 ** -24
+
+
+def rounding_floor(G: Callable, draws: EvalDraws, value: float, *, epsilon: float,
+                   device: torch.device | str = "cpu") -> float:
+    """The smallest change of a fixed-evaluation `value` that is not float32 rounding: with
+    d = ROUNDING_UNITS * u * S / epsilon^2 the error of one second difference (S the mean over
+    the draws of max |G(z)|, summed over G's outputs), the error of a variance of such
+    differences is about 4 d sqrt(value) + 4 d^2. One forward pass of the draws' latents."""
+    scale = 0.0
+    with torch.no_grad():
+        for start in range(0, draws.samples, EVAL_CHUNK):
+            out = G(draws.z[start:start + EVAL_CHUNK].to(device))
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            scale += sum(float(o.detach().flatten(1).abs().amax(1).double().sum()) for o in outs)
+    scale /= max(1, draws.samples)
+    d = ROUNDING_UNITS * FLOAT32_UNIT * scale / epsilon ** 2
+    return 4.0 * d * math.sqrt(max(0.0, value)) + 4.0 * d * d
+
+
 def evaluate(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon: float, reduction: str,
              device: torch.device | str = "cpu", chunk_size: int | None = None,
              on_chunk: Callable[[int], None] | None = None) -> float:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from ..core.evaluation import (EvalDraws, derived_seed, eval_draws, evaluate, planned_eval_size,
-                                 reference_values, sample_penalties, trimmed_mean)
+                                 reference_values, rounding_floor, sample_penalties, trimmed_mean)
 from ..core.published import PUBLISHED_K
 from ..runtime.precision import tf32_state
 from .config import DiscoverConfig
@@ -85,6 +85,13 @@ class FixedEvaluation:
                                       reduction=cfg.reduction, device=self.device,
                                       chunk_size=cfg.chunk_size, on_chunk=on_chunk)
         return values if per_sample else trimmed_mean(values)
+
+    def rounding_floor(self, value: float) -> float:
+        """The smallest change of `value` on the validation draws that is not float32 rounding
+        (evaluation.rounding_floor): improvements below it never count as learning."""
+        with tf32_state(self.device, False):
+            return rounding_floor(self.G, self.draws, value, epsilon=self.config.epsilon,
+                                  device=self.device)
 
     def evaluate_with(self, G: Callable, q: torch.Tensor) -> float:
         """Penalty of q on the validation draws through another call of the generator (e.g. G

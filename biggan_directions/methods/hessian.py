@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..foundation.errors import SettingError, UserError
 from ..core.directions import DirectionMatrix
-from ..core.evaluation import EvalDraws, direction_penalty, trim_mean
+from ..core.evaluation import EvalDraws, direction_penalty, trim_mean, trimmed_mean_se
 from ..models.generator import truncated_normal
 from ..runtime import precision
 from ..runtime.compiling import compiled
@@ -313,15 +313,24 @@ def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int]
 def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
                         device: torch.device | str | None = None, progress: bool = True,
                         callback: Callable[[int, float], None] | None = None,
-                        **settings: Any) -> torch.Tensor:
+                        return_record: bool = False,
+                        **settings: Any) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
     """Learn directions for any generator and return Q, (ndirs, z_dim), orthonormal rows.
 
     G:        an object with `z_dim` and a call G(z): (B, z_dim) -> tensor (or list of tensors),
               deterministic (eval mode), already on `device`.
     config:   a DiscoverConfig; keyword `settings` override its fields (steps=200, lr=0.05, ...).
+              keep="best" (the default) measures the start and every eval_every steps on the
+              run's fixed evaluation (sized as `discover` sizes it) and hands back the best of
+              them, the start included: never worse than the start on those draws.
+              keep="last" hands back the last step's matrix without evaluating (unless
+              patience is set).
     device:   where the direction matrix lives (default: the device of G's first parameter, or
               the CPU).
     callback: called as callback(step, penalty) after every step.
+    return_record: also return the run's record (Q, record): best_step, eval_penalty (the
+              kept matrix's), last_eval_penalty, eval_standard_error, eval_rounding_floor,
+              stop_reason and test_eval (the kept matrix on the independent test draws).
 
     No files are written; `run_discover` adds run folders, checkpoints and resume.
     """
@@ -330,16 +339,39 @@ def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
         params = getattr(G, "parameters", None)
         first = next(iter(params()), None) if callable(params) else None
         device = first.device if first is not None else "cpu"
-    return train_directions(G, config, device, progress, callback)[0]
+    q, record = train_directions(G, config, device, progress, callback)
+    return (q, record) if return_record else q
+
+
+def patience_spread(standard_error: float | None, rounding: float) -> float:
+    """The smallest improvement that counts as learning (patience): larger than both the
+    evaluation's measured standard error and its rounding floor (evaluation.rounding_floor),
+    so rounding noise never counts, whatever the CPU's kernels."""
+    se = standard_error if standard_error is not None and math.isfinite(standard_error) else 0.0
+    return max(se, rounding)
 
 
 def train_directions(G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu",
                      progress: bool = False,
                      callback: Callable[[int, float], None] | None = None,
                      ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The Hessian Penalty method behind interface.find_directions: all config.steps steps, no
-    files; (Q (ndirs, z_dim), its record: the start the run took)."""
+    """The Hessian Penalty method with no files (the Python API): config.steps steps (fewer
+    when patience stops it), keeping the best matrix on the fixed evaluation when config.keep
+    is 'best'; (Q (ndirs, z_dim), its record: the start the run took and, when it evaluated,
+    best_step, the evaluations and the test-set value)."""
     run = Discovery(G, config, device)
+    record: dict[str, Any] = {"init": run.init}
+    evaluating = config.keep == "best" or config.patience is not None
+    spread, last_eval = 0.0, None
+    if evaluating:
+        values = run.evaluate(per_sample=True)
+        start = trim_mean(values).item()
+        record.update(eval_standard_error=trimmed_mean_se(values),
+                      eval_rounding_floor=run.evaluation.rounding_floor(start),
+                      eval_samples=run.draws.samples)
+        spread = patience_spread(record["eval_standard_error"], record["eval_rounding_floor"])
+        run.observe(start, 0.0)
+        last_eval = start
     with _progress(config.steps, 0, progress, "discover") as bar:
         while run.step < config.steps:
             value = run.train_step()
@@ -347,7 +379,24 @@ def train_directions(G: Callable, config: DiscoverConfig, device: torch.device |
             bar.set_postfix(penalty=f"{value:.4g}", refresh=False)
             if callback is not None:
                 callback(run.step, value)
-    return run.directions(), {"init": run.init}
+            if evaluating and (run.step % config.eval_every == 0 or run.step == config.steps):
+                last_eval = run.evaluate()
+                run.observe(last_eval, spread)
+                if config.patience is not None and run.stale >= config.patience:
+                    record["stop_reason"] = "patience"
+                    break
+    record.setdefault("stop_reason", "steps")
+    record["step"] = run.step
+    if not evaluating:
+        return run.directions(), record
+    best = config.keep == "best"
+    q = run.best["q"] if best else run.directions()
+    record.update(best_step=run.best["step"], best_eval_penalty=run.best["value"],
+                  last_eval_penalty=last_eval,
+                  eval_penalty=run.best["value"] if best else last_eval,
+                  test_eval={"matrix": config.keep, "step": run.best["step"] if best else run.step,
+                             "value": run.evaluate(q, run.test_draws)})
+    return q, record
 
 
 @contextmanager

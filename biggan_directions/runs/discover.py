@@ -17,7 +17,8 @@ from ..foundation.lock import check_unlocked
 from ..core.evaluation import (STATISTIC as EVAL_STATISTIC, trimmed_mean, trimmed_mean_se,
                                  versus_random)
 from ..methods.config import RESUMABLE_CHANGES, DiscoverConfig
-from ..methods.hessian import Discovery, DiscoveryDiverged, DiscoveryInterrupted, _progress
+from ..methods.hessian import (Discovery, DiscoveryDiverged, DiscoveryInterrupted, _progress,
+                               patience_spread)
 from ..models.classes import class_meta, resolve_class
 from ..models.generator import BigGANGenerator
 from ..models.weights import load_biggan
@@ -30,6 +31,12 @@ from .method_run import run_method
 from .record import directions_meta, run_record
 from .curves import CURVE_FILE, write_curve
 
+# What a resumed run reads back from its run.json rather than recomputing: its start, the
+# references and costs measured once, the start's evaluation and its spread, the evaluation
+# seconds so far, the size the evaluation began with. The rest of run.json is written anew.
+CARRIED = ("started", "resumed_at_steps", "init", "reference_eval", "reference_test",
+           "flops_per_step", "eval_standard_error", "eval_rounding_floor", "eval_seconds",
+           "eval_penalty", "last_eval_penalty", "eval_per_direction")
 REFERENCES_DIR = ".references"     # beside the run folders: references shared by runs
 # The settings that decide a draw set's references (with the model, class, size and statistic).
 REFERENCE_FIELDS = ("truncation", "path_size", "epsilon", "reduction", "subspace", "layers",
@@ -73,16 +80,22 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     evaluation, the steps (evaluating, keeping the best, checkpointing), the test-set report."""
     ckpt_path, record_path, log_path = (folder / layout.CHECKPOINT, folder / layout.RUN_RECORD,
                                         folder / layout.STEP_LOG)
-    record = files.read_record(record_path) if resume else {}
+    old = files.read_record(record_path) if resume else {}
+    state = None
     if resume and ckpt_path.exists():
         state = files.load_checkpoint(ckpt_path)
         _check_resumable(ckpt_path, state, config)
         run.load_state_dict(state)
-        stopped = record.get("stop_reason") == "patience" and config.patience is not None
-        if record.get("status") == "finished" and (run.step >= config.steps or stopped):
-            return RunResult(folder, "already finished", run.step, record.get("final_penalty"),
-                             record.get("eval_penalty"), record.get("versus_random"))
-    files.truncate_log(log_path, run.step)
+        stopped = old.get("stop_reason") == "patience" and config.patience is not None
+        if old.get("status") == "finished" and (run.step >= config.steps or stopped):
+            return RunResult(folder, "already finished", run.step, old.get("final_penalty"),
+                             old.get("eval_penalty"), old.get("versus_random"))
+    # A resumed run starts its record from what it reads back (never a key someone else put in
+    # run.json); everything else it writes anew. Without a checkpoint, nothing is carried.
+    record = {k: old[k] for k in CARRIED if k in old} if state is not None else {}
+    log_state = json.loads(state["log"]) if state is not None and "log" in state else None
+    files.truncate_log(log_path, run.step if state is not None else None,
+                       last_row=log_state["row"] if log_state else None)
     if resume and record.get("eval_per_direction") not in (None, run.eval_per_direction):
         run.eval_per_direction = int(record["eval_per_direction"])  # the size the run began with
 
@@ -93,14 +106,16 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
     })
     if run.step > 0:
         record["resumed_at_steps"].append(run.step)
-    recent = files.recent_penalties(log_path)
+    recent = log_state["recent"] if log_state else files.recent_penalties(log_path)
     log = files.StepLog(log_path)
     start = run.directions()                               # the start, or the resumed matrix
 
     def checkpoint(status: str) -> tuple[torch.Tensor, dict[str, Any]]:
         """Write the checkpoint, directions and run.json; returns the kept matrix and the
         metadata written with it."""
-        files.save_checkpoint(ckpt_path, run.state_dict())
+        state = run.state_dict()        # with what the log's last row and run.json need
+        state["log"] = json.dumps({"row": log.last_row, "recent": recent})
+        files.save_checkpoint(ckpt_path, state)
         kept, other, other_name = _kept(run, config)
         settings = directions_meta(config, meta, step=run.step, steps=config.steps, init=run.init)
         files.save_run_directions(folder / layout.DIRECTIONS_FILE, kept, settings)
@@ -167,9 +182,13 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                                                                      per_sample=True), samples)
                 eval_value = trimmed_mean(values)
                 record["eval_standard_error"] = trimmed_mean_se(values)
+                record["eval_rounding_floor"] = run.evaluation.rounding_floor(eval_value)
                 run.observe(eval_value, 0.0)
                 log.append(0, None, eval_value, 0.0)
-            spread = record.get("eval_standard_error") or 0.0
+            if "eval_rounding_floor" not in record:     # a run recorded before the floor
+                record["eval_rounding_floor"] = run.evaluation.rounding_floor(run.best["value"])
+            spread = patience_spread(record.get("eval_standard_error"),
+                                     record["eval_rounding_floor"])
             checkpoint("running")
             _draw_curve(folder, record)
             bar.set_postfix_str("", refresh=False)

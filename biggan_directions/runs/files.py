@@ -81,11 +81,15 @@ def save_run_directions(path: Path, directions: torch.Tensor, meta: dict[str, An
 
 
 # ---------------------------------------------------------------------- log.csv
-def truncate_log(path: Path, step: int, notify: Callable[[str], None] | None = None) -> None:
-    """Keep log rows up to `step` (rows written after the checkpoint are redone on resume);
-    step 0 empties the log. A last row cut mid-line (the process killed or the disk full while
-    it was written) and any row that is not a whole row are dropped, and `notify` (default: a
-    line on stderr) is told: kept, a cut "61" of step 612 would read as step 61."""
+def truncate_log(path: Path, step: int | None, notify: Callable[[str], None] | None = None, *,
+                 last_row: list[str] | None = None) -> None:
+    """Fit log.csv to the checkpoint at `step` (None: no checkpoint, so the log is emptied and
+    every row is redone): keep the rows before `step`, then the row of `step` itself as the
+    checkpoint kept it (`last_row`; a checkpoint written before checkpoints kept it: the log's
+    own row), so a row cut or lost with the process is written again. Rows after `step` are
+    redone on resume. A last row cut mid-line (the process killed or the disk full while it
+    was written) and any row that is not a whole row are dropped, and `notify` (default: a line
+    on stderr) is told: kept, a cut "61" of step 612 would read as step 61."""
     if not path.exists():
         return
     with open(path, newline="") as f:
@@ -95,14 +99,20 @@ def truncate_log(path: Path, step: int, notify: Callable[[str], None] | None = N
     rows = list(csv.reader(lines))
     whole = [r for r in rows[1:] if _whole_row(r)]
     broken = len(rows[1:]) - len(whole) + (cut is not None)
-    kept = [] if step == 0 else [LOG_HEADER] + [r for r in whole if int(r[0]) <= step]
-    if broken and step > 0:
+    if step is None:
+        kept: list[list[str]] = []
+    elif last_row is not None:
+        kept = [LOG_HEADER] + [r for r in whole if int(r[0]) < step] + [list(last_row)]
+    else:
+        kept = [LOG_HEADER] + [r for r in whole if int(r[0]) <= step]
+    if broken and step is not None:
         what = f"the last row, cut mid-line ({cut!r})" if cut is not None else None
         others = broken - (cut is not None)
         parts = [p for p in (what, f"{others} malformed row{'s' if others != 1 else ''}"
                              if others else None) if p]
+        restored = " (the checkpoint's row of that step is written back)" if last_row else ""
         (notify or to_stderr)(f"{path}: dropped {' and '.join(parts)}; its last row is now "
-                              f"step {int(kept[-1][0]) if len(kept) > 1 else 0}.")
+                              f"step {int(kept[-1][0]) if len(kept) > 1 else 0}{restored}.")
     buf = io.StringIO()
     csv.writer(buf).writerows(kept)
     write_text(path, buf.getvalue())
@@ -135,28 +145,53 @@ class StepLog:
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            self._file = open(path, "a", newline="")
-            self._writer = csv.writer(self._file)
-            if self._file.tell() == 0:
-                self._writer.writerow(LOG_HEADER)
-        except OSError as e:
-            raise self._error(e) from None
+        self.last_row: list[str] | None = None     # the last row written (kept by checkpoints)
+        self._file = None
+        self._writer = None
+
+    def _open(self) -> None:
+        """Opened on the first row, so a run that writes none (the disk full before it) leaves
+        no empty log.csv behind; a header is written into a new or empty file."""
+        self._file = open(self.path, "a", newline="")
+        self._writer = csv.writer(self._file)
+        if self._file.tell() == 0:
+            self._writer.writerow(LOG_HEADER)
 
     def append(self, step: int, penalty: float | None, eval_penalty: float | None,
                seconds: float) -> None:
         """One row; penalty None for the start's evaluation (step 0, no training step)."""
         row_eval = "" if eval_penalty is None else f"{eval_penalty:.6g}"
         row_penalty = "" if penalty is None else f"{penalty:.6g}"
+        row = [str(step), row_penalty, row_eval, f"{seconds:.3f}"]
         try:
-            self._writer.writerow([step, row_penalty, row_eval, f"{seconds:.3f}"])
+            if self._file is None:
+                self._open()
+            self._writer.writerow(row)
             self._file.flush()
         except OSError as e:
+            self._drop_if_empty()
             raise self._error(e) from None
+        self.last_row = row
 
     def close(self) -> None:
         try:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
+        except OSError:
+            pass
+
+    def _drop_if_empty(self) -> None:
+        """A write that failed into a new file (the disk full): remove the file if it holds no
+        row, header included, rather than leave a 0-byte log.csv."""
+        try:
+            if self._file is not None:
+                self._file.close()
+        except OSError:
+            pass
+        self._file = None
+        try:
+            if self.path.exists() and self.path.stat().st_size == 0:
+                self.path.unlink()
         except OSError:
             pass
 
