@@ -9,7 +9,7 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 CLASS  ?= golden retriever
 ARGS   ?=
 
-.PHONY: venv test discover bench screenshots clean
+.PHONY: venv test test-kernels discover bench screenshots clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,20 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The float-sensitive tests (selection and patience, the penalty, the fixed evaluation, resume,
+# scoring) again under every CPU kernel set this CPU supports (tests/capabilities.py): float sums
+# round differently under each, as on users' CPUs. Each gets its own inductor cache: kernels
+# compiled under one capability crash under another.
+KERNEL_TESTS := tests/test_selection.py tests/test_penalty.py tests/test_evaluation.py \
+                tests/test_discover.py tests/test_faults_runs.py tests/test_score.py
+test-kernels: $(STAMP)
+	@set -e; for cap in $$($(PY) -m tests.capabilities); do \
+	  cache=$$(mktemp -d); \
+	  echo "== ATEN_CPU_CAPABILITY=$$cap"; \
+	  ATEN_CPU_CAPABILITY=$$cap TORCHINDUCTOR_CACHE_DIR=$$cache $(PY) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS) || { rm -rf $$cache; exit 1; }; \
+	  rm -rf $$cache; \
+	done
 
 discover: $(STAMP)
 	$(VENV)/bin/biggan-directions discover --class "$(CLASS)" $(ARGS)

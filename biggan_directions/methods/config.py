@@ -161,8 +161,9 @@ class DiscoverConfig:
                 "last.safetensors or best.safetensors.", choices=KEEPS,
         methods=HESSIAN)
     patience: int | None = setting(
-        None, "Stop after this many fixed evaluations without an improvement larger than the "
-              "evaluation's measured spread; run.json's stop_reason says why a run ended.",
+        None, "Stop after this many fixed evaluations without an improvement larger than both "
+              "the evaluation's measured standard error and its float32 rounding floor (README); "
+              "run.json's stop_reason says why a run ended.",
         shown="off: run all --steps", methods=HESSIAN)
     k: int | None = setting(
         None, f"Rademacher draws per sample per step (published: {PUBLISHED_K}); a step costs "
