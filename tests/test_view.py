@@ -323,6 +323,8 @@ def test_a_hangup_or_sigterm_stops_view_as_ctrl_c_does(run_dir, sig):
     import subprocess
     import sys
 
+    import httpx
+
     from tests.support import default_hangup
 
     code = ("from biggan_directions.cli import cli; from biggan_directions.cli.view import view; "
@@ -333,7 +335,10 @@ def test_a_hangup_or_sigterm_stops_view_as_ctrl_c_does(run_dir, sig):
                             env={**os.environ, "BIGGAN_DIRECTIONS_THREADS": "1"},
                             preexec_fn=default_hangup)
     try:
-        assert "Serving" in proc.stdout.readline()
+        line = proc.stdout.readline()
+        assert "Serving" in line
+        base = line.split(" at ")[1].split()[0].split("?")[0]
+        assert httpx.get(base + "api/info", timeout=30).status_code == 200   # the loop runs
         proc.send_signal(getattr(signal, sig))
         output, _ = proc.communicate(timeout=30)
     finally:
