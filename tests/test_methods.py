@@ -83,7 +83,6 @@ def test_hessian_run_records_method_and_draws_its_curve(method_runs):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--method", "pca"], "--method 'pca'"),
     (["--method", "ganspace", "--layer", "block99"], "--layer 'block99'"),
     (["--method", "ganspace", "--samples", "0"], "--samples 0: must be at least 1"),
     (["--method", "ganspace", "--samples", "3"], "--samples 3: must be at least ndirs + 1"),
@@ -95,6 +94,15 @@ def test_method_bad_input_is_one_line_and_leaves_no_folder(tmp_path, small_bigga
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_method_is_refused_by_the_parser(tmp_path, small_biggan_dir):
+    """Like every value the parser refuses: usage line, one Error line, exit 2, no folder."""
+    result = discover(small_biggan_dir, tmp_path / "out", "--method", "pca")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for '--method': 'pca' is not one of 'hessian', 'sefa', 'ganspace'.")
     assert not (tmp_path / "out").exists()
 
 
@@ -211,7 +219,11 @@ def test_methods_are_peers_behind_one_interface_and_one_fixed_evaluation(small_b
         check_method(G, config)
         q, records[method] = find_directions(G, config, "cpu")
         assert q.shape == (4, G.z_dim) and torch.isfinite(q).all()
-    assert set(records["hessian"]) == {"init"} and set(records["sefa"]) == {"singular_values"}
+    assert set(records["hessian"]) == {     # the start, and what keeping the best measured
+        "init", "step", "stop_reason", "best_step", "eval_penalty", "best_eval_penalty",
+        "last_eval_penalty", "eval_standard_error", "eval_rounding_floor", "eval_samples",
+        "test_eval"}
+    assert set(records["sefa"]) == {"singular_values"}
     assert set(records["ganspace"]) == {"layer", "explained_variance"}
 
     hessian = DiscoverConfig(**base)
