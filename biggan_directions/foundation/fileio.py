@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .errors import UserError, WriteError, first_line, os_reason
+from .lock import pid_alive
 
 
 # Temporary files are named .<stem>.<host>-<pid>-<random>.tmp<suffix>: the writer's host (a
@@ -52,7 +53,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
         return removed
     for name in names:
         m = _TEMP_NAME.match(name)
-        if m is None or m["host"] != _HOST or _alive(int(m["pid"])):
+        if m is None or m["host"] != _HOST or pid_alive(int(m["pid"])):
             continue
         try:
             os.unlink(Path(folder) / name)
@@ -60,18 +61,6 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
         except OSError:
             pass
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
 
 
 @contextmanager
