@@ -221,10 +221,53 @@ def reference_values(G: Callable, draws: EvalDraws, ndirs: int, z_dim: int, *, e
             "random": mean, "random_std": std, "random_values": values, "statistic": STATISTIC}
 
 
-def versus_random(value: float, reference: dict[str, Any], spread: float = 2.0) -> str:
+# The verdict against random matrices needs an evaluation finer than the band it tests: its own
+# standard error (the noise of one evaluation of one matrix, trimmed_mean_se) must be at most
+# NOISE_LIMIT random-spreads (standard deviations of the random matrices on the same draws), else
+# a 2-spread verdict is mostly the draws' noise and the verdict says it cannot tell.
+NOISE_LIMIT = 1.0
+COARSE = "too coarse to tell"     # how such a verdict starts
+
+
+def random_spreads(value: float | None, reference: dict[str, Any] | None) -> float | None:
+    """How many random-spreads `value` lies from the random matrices' mean on ITS OWN draws
+    ((value - mean) / std; negative: below random), None when it cannot be said (no value,
+    no reference, or a zero spread). Values on different draw sets compare only this way."""
+    if value is None or not reference or reference.get("random") is None:
+        return None
+    std = reference.get("random_std") or 0.0
+    if not (std > 0 and math.isfinite(value)):
+        return None
+    return (float(value) - reference["random"]) / std
+
+
+def noise_spreads(noise: float | None, reference: dict[str, Any] | None) -> float | None:
+    """An evaluation's standard error `noise` in random-spreads of `reference` (None: unknown)."""
+    std = (reference or {}).get("random_std") or 0.0
+    if noise is None or not (std > 0) or not math.isfinite(noise):
+        return None
+    return float(noise) / std
+
+
+def per_direction_to_tell(per_direction: int, noise_ratio: float) -> int:
+    """Latents per direction at which an evaluation whose noise is `noise_ratio` random-spreads
+    at `per_direction` gets to NOISE_LIMIT (the standard error falls as 1/sqrt(samples))."""
+    return max(per_direction + 1, math.ceil(per_direction * (noise_ratio / NOISE_LIMIT) ** 2))
+
+
+def versus_random(value: float, reference: dict[str, Any], spread: float = 2.0, *,
+                  noise: float | None = None, per_direction: int | None = None) -> str:
     """'below random' / 'above random' when `value` lies more than `spread` standard deviations
-    of the random matrices from their mean, else 'within the random spread'."""
+    of the random matrices from their mean, else 'within the random spread'. With the
+    evaluation's standard error `noise` (trimmed_mean_se) above NOISE_LIMIT random-spreads:
+    'too coarse to tell (noise N random-spreads)', naming the --eval-per-direction that would
+    tell when `per_direction` (the evaluation's latents per direction) is given."""
     mean, std = reference["random"], reference.get("random_std") or 0.0
+    ratio = noise_spreads(noise, reference)
+    if ratio is not None and ratio > NOISE_LIMIT:
+        finer = (f": --eval-per-direction {per_direction_to_tell(per_direction, ratio)} would tell"
+                 if per_direction else "")
+        return f"{COARSE} (noise {ratio:.1f} random-spreads){finer}"
     if value < mean - spread * std:
         return "below random"
     if value > mean + spread * std:

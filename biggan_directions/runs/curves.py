@@ -9,12 +9,14 @@ atomically.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..foundation.fileio import atomic_path
 
 CURVE_FILE = "curve.png"
+CURVE_KEY = "biggan-directions"   # PNG text chunk of curve.png: the best step and value it marks
 SMOOTH = 50            # steps in the running mean of the training penalty
 BAND = 2.0             # the random reference's band: mean +- BAND standard deviations
 
@@ -73,7 +75,9 @@ def write_curve(path: str | Path, log_path: str | Path, reference: dict[str, Any
     if reference and reference.get("sefa") is not None:
         ax.axhline(reference["sefa"], color="tab:green", ls="-.", lw=1.2, label="SeFa basis")
     _references(ax, reference)
-    return _save(fig, ax, path, title or Path(path).parent.name)
+    marked = {"best_step": best[0], "best_eval_penalty": best[1]}   # what the star shows
+    return _save(fig, ax, path, title or Path(path).parent.name,
+                 {CURVE_KEY: json.dumps(marked if None not in marked.values() else {})})
 
 
 def write_compare_curves(path: str | Path, curves: Sequence[dict[str, Any]],
@@ -118,7 +122,8 @@ def _references(ax, reference: dict[str, Any] | None) -> None:
             ax.axhspan(mean - BAND * std, mean + BAND * std, color="black", alpha=0.12, lw=0)
 
 
-def _save(fig, ax, path: str | Path, title: str) -> Path:
+def _save(fig, ax, path: str | Path, title: str, text: dict[str, str] | None = None) -> Path:
+    """Save the figure as a PNG atomically, with `text` as PNG text chunks."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg   # deferred: matplotlib is slow
 
     ax.set_xlabel("step")
@@ -132,5 +137,5 @@ def _save(fig, ax, path: str | Path, title: str) -> Path:
     FigureCanvasAgg(fig)
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata=text)
     return path

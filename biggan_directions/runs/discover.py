@@ -133,7 +133,9 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         record.update(eval_seconds=round(spent, 3),
                       eval_share=round(spent / (spent + run.elapsed), 4) if spent else None)
         if record.get("eval_penalty") is not None:
-            record["versus_random"] = versus_random(record["eval_penalty"], record["reference_eval"])
+            record["versus_random"] = versus_random(
+                record["eval_penalty"], record["reference_eval"],
+                noise=record.get("eval_standard_error"), per_direction=run.eval_per_direction)
         write_json(record_path, record)
         return kept, settings
 
@@ -190,7 +192,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
             spread = patience_spread(record.get("eval_standard_error"),
                                      record["eval_rounding_floor"])
             checkpoint("running")
-            _draw_curve(folder, record)
+            _draw_curve(folder, record, run.best)
             bar.set_postfix_str("", refresh=False)
             while run.step < config.steps:
                 t0 = time.perf_counter()
@@ -213,7 +215,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                     run.observe(eval_value, spread)
                 log.append(run.step, value, row_eval, run.elapsed)
                 if row_eval is not None:                    # at each evaluation and the end
-                    _draw_curve(folder, record)
+                    _draw_curve(folder, record, run.best)      # the best as of this evaluation
                 bar.update(1)
                 bar.set_postfix(penalty=f"{_mean(recent):.4g}", refresh=False)
                 if config.patience is not None and run.stale >= config.patience:
@@ -226,10 +228,15 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                     raise DiscoveryInterrupted(run.step)
             record.setdefault("stop_reason", "steps")
             kept, _, _ = _kept(run, config)
-            test = timed_eval("test", lambda cb: run.evaluate(kept, run.test_draws, cb), samples)
+            values = timed_eval("test", lambda cb: run.evaluate(kept, run.test_draws, cb,
+                                                                per_sample=True), samples)
+            test, test_se = trimmed_mean(values), trimmed_mean_se(values)
             record["test_eval"] = {"matrix": config.keep, "step": run.best["step"]
                                    if config.keep == "best" else run.step, "value": test,
-                                   "versus_random": versus_random(test, record["reference_test"]),
+                                   "standard_error": test_se,
+                                   "versus_random": versus_random(
+                                       test, record["reference_test"], noise=test_se,
+                                       per_direction=run.eval_per_direction),
                                    "sefa": record["reference_test"].get("sefa")}
             record["finished"] = files.now()
             kept, settings = checkpoint("finished")
@@ -290,12 +297,13 @@ def cached_references(folder: Path, meta: dict[str, Any], config: DiscoverConfig
     return ref
 
 
-def _draw_curve(folder: Path, record: dict[str, Any]) -> None:
-    """Refresh curve.png from log.csv; a picture that cannot be written costs a warning on
-    stderr, never the run."""
+def _draw_curve(folder: Path, record: dict[str, Any], best: dict[str, Any]) -> None:
+    """Refresh curve.png from log.csv, marking `best` (the run's best so far, Discovery.best:
+    not run.json's, which the next checkpoint updates); a picture that cannot be written costs
+    a warning on stderr, never the run."""
     try:
         write_curve(folder / CURVE_FILE, folder / layout.STEP_LOG, record.get("reference_eval"),
-                    best=(record.get("best_step"), record.get("best_eval_penalty")))
+                    best=(best["step"], _finite(best["value"])))
     except (OSError, ValueError, RuntimeError) as e:
         files.to_stderr(f"{folder / CURVE_FILE}: not refreshed ({e}).")
 

@@ -17,7 +17,10 @@ import torch
 
 from ..foundation.errors import WriteError
 from ..foundation.fileio import write_json
-from ..core.evaluation import versus_random
+from ..core.evaluation import trimmed_mean, trimmed_mean_se, versus_random
+from ..methods.config import AUTO
+from ..methods.hessian import _progress
+from ..methods.sefa import sefa_available
 from ..methods.interface import check_method, find_directions, method_settings
 from ..methods.config import DiscoverConfig
 from ..methods.fixed_eval import FixedEvaluation
@@ -45,17 +48,35 @@ def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
             old = files.read_record(record_path)
             if old.get("status") == "finished" and config.same_as_recorded(old.get("config")):
                 return RunResult(folder, "already finished", 0, None, old.get("eval_penalty"))
-        return _write_run(G, config, folder, dict(meta or {}), device, progress)
+        return _write_run(G, config, folder, dict(meta or {}), device, progress, notify)
 
 
 def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
-               device: torch.device, progress: bool) -> RunResult:
+               device: torch.device, progress: bool,
+               notify: Callable[[str], None] | None = None) -> RunResult:
     started, t0 = files.now(), time.perf_counter()
-    q, report = find_directions(G, config, device, progress)
-    seconds = time.perf_counter() - t0
-    evaluator = FixedEvaluation(G, config, config.ndirs or int(G.z_dim), device)   # as hessian's
-    eval_value = evaluator.evaluate(q.to(device))
-    reference = evaluator.reference_values()
+    ndirs = config.ndirs or int(G.z_dim)
+    evaluator = FixedEvaluation(G, config, ndirs, device)            # as hessian's
+    samples = ndirs * evaluator.per_direction
+    matrices = 1 + config.eval_references + 1 + int(                  # result, random, identity,
+        config.subspace is None and ndirs == int(G.z_dim)             # SeFa's line
+        and sefa_available(G, ndirs, config.sefa_layers))
+    (notify or files.to_stderr)(
+        f"{config.method}: "
+        f"{'closed form' if config.method == 'sefa' else f'PCA of {config.samples:,} latents'}"
+        f", then the fixed "
+        f"evaluation: {matrices} matrices x {samples:,} samples ({evaluator.per_direction} per "
+        f"direction{', auto' if config.eval_per_direction == AUTO else ''}) = "
+        f"{matrices * samples * (1 + 2 * config.eval_k):,} generator images")
+    with _progress(matrices * samples, 0, progress, f"{config.method}: finding", unit="sample",
+                   leave=False) as bar:                                  # shown from the start
+        bar.refresh()
+        q, report = find_directions(G, config, device, progress)
+        seconds = time.perf_counter() - t0
+        bar.set_description_str(f"{config.method}: fixed evaluation", refresh=True)
+        values = evaluator.evaluate(q.to(device), on_chunk=bar.update, per_sample=True)
+        eval_value, eval_se = trimmed_mean(values), trimmed_mean_se(values)
+        reference = evaluator.reference_values(on_chunk=bar.update)
     settings = method_settings(config)
     if "layer" in report:
         settings["layer"] = report.pop("layer")          # the layer used (default resolved)
@@ -66,7 +87,11 @@ def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str
               "finished": files.now(), "updated": files.now(),
               "step": 0, "seconds": round(seconds, 3), "final_penalty": None,
               "eval_penalty": eval_value, "reference_eval": reference,
-              "versus_random": versus_random(eval_value, reference)}
+              "eval_per_direction": evaluator.per_direction, "eval_samples": samples,
+              "eval_standard_error": eval_se,
+              "eval_seconds": round(time.perf_counter() - t0 - seconds, 3),
+              "versus_random": versus_random(eval_value, reference, noise=eval_se,
+                                             per_direction=evaluator.per_direction)}
     try:
         files.save_run_directions(folder / layout.DIRECTIONS_FILE, q, file_meta)
         write_json(folder / layout.RUN_RECORD, record)

@@ -1,0 +1,129 @@
+"""Every number a user reads is the one it claims to be (issue 28): the curve's best step, values
+side by side from one evaluation (or in random-spreads), the LPIPS net named, what resume and a
+CPU run will do, and verdicts only where the evaluation can tell."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from biggan_directions.cli import cli
+from biggan_directions.core.evaluation import (NOISE_LIMIT, per_direction_to_tell, random_spreads,
+                                               versus_random)
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.hessian import Discovery
+from biggan_directions.models.generator import BigGANGenerator
+from biggan_directions.runs import discover as discover_mod
+from biggan_directions.runs.curves import CURVE_KEY
+from biggan_directions.runs.discover import run_discover
+from biggan_directions.runs.layout import model_label, run_dir_for
+
+TINY = ["--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q",
+        "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def small_config(**kw) -> DiscoverConfig:
+    base = dict(steps=6, batch_size=2, checkpoint_every=2, eval_every=3, eval_per_direction=1,
+                eval_k=2, ndirs=8, eval_references=2)
+    return DiscoverConfig(**{**base, **kw})
+
+
+# ---------------------------------------------------------------------- curve.png's best step
+def test_the_final_curve_marks_the_best_step_run_json_records(tmp_path, small_biggan, monkeypatch):
+    """Each evaluation is better than the last, so the best is the last step: the final
+    curve.png is drawn with that step (its arguments and its PNG text chunk), as run.json says,
+    not with the best of the checkpoint before it."""
+    def improving(self, q=None, draws=None, on_chunk=None, *, per_sample=False):
+        n = (draws or self.draws).samples
+        if on_chunk is not None:
+            on_chunk(n)
+        value = 1.0 / (1 + self.step)                      # lower at every later step
+        return torch.full((n,), value, dtype=torch.float64) if per_sample else value
+
+    monkeypatch.setattr(Discovery, "evaluate", improving)
+    drawn = []
+    original = discover_mod.write_curve
+    monkeypatch.setattr(discover_mod, "write_curve",
+                        lambda *a, best, **kw: (drawn.append(best), original(*a, best=best, **kw))[1])
+    folder = tmp_path / "run"
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    run_discover(G, small_config(), folder, meta={"model": "m"}, progress=False)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["best_step"] == 6
+    assert drawn[-1] == (6, pytest.approx(1 / 7))                 # the last drawing's star
+    assert [step for step, _ in drawn] == [0, 3, 6]              # each drawn as its best
+    marked = json.loads(Image.open(folder / "curve.png").text[CURVE_KEY])
+    assert marked["best_step"] == record["best_step"]
+    assert marked["best_eval_penalty"] == pytest.approx(record["best_eval_penalty"])
+
+
+# ---------------------------------------------------------------------- verdicts that can tell
+def test_a_verdict_too_coarse_to_tell_says_so_and_names_the_size_that_would():
+    ref = {"random": 10.0, "random_std": 0.09}
+    # the issue's case: a standard error 0.33 against a spread of 0.09 (3.7 random-spreads)
+    verdict = versus_random(10.15, ref, noise=0.33, per_direction=2)
+    ratio = 0.33 / 0.09
+    need = per_direction_to_tell(2, ratio)
+    assert verdict == (f"too coarse to tell (noise {ratio:.1f} random-spreads): "
+                       f"--eval-per-direction {need} would tell")
+    assert need == math.ceil(2 * (ratio / NOISE_LIMIT) ** 2)     # the error falls as 1/sqrt(n)
+    # ... at that size the noise is within the limit
+    assert 0.33 * math.sqrt(2 / need) / 0.09 <= NOISE_LIMIT + 1e-9
+    # a fine evaluation gives the verdict
+    assert versus_random(9.7, ref, noise=0.02) == "below random"
+    assert versus_random(10.1, ref, noise=0.02) == "within the random spread"
+    assert versus_random(10.3, ref, noise=0.02) == "above random"
+    assert versus_random(9.7, ref) == "below random"             # noise unknown: as before
+    assert random_spreads(9.82, ref) == pytest.approx(-2.0)
+
+
+def _coarse_consistent(verdict: str, value: float, reference: dict, noise: float) -> None:
+    """The verdict is the one versus_random gives for this value, band and noise."""
+    ratio = noise / reference["random_std"]
+    assert verdict.startswith("too coarse to tell") == (ratio > NOISE_LIMIT), (verdict, ratio)
+    if ratio > NOISE_LIMIT:
+        assert f"(noise {ratio:.1f} random-spreads)" in verdict and "--eval-per-direction" in verdict
+
+
+def test_run_and_test_set_verdicts_weigh_their_own_noise(tmp_path, small_biggan):
+    folder = tmp_path / "run"
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    run_discover(G, small_config(), folder, meta={"model": "m"}, progress=False)
+    record = json.loads((folder / "run.json").read_text())
+    _coarse_consistent(record["versus_random"], record["eval_penalty"], record["reference_eval"],
+                       record["eval_standard_error"])
+    test = record["test_eval"]
+    assert test["standard_error"] > 0
+    _coarse_consistent(test["versus_random"], test["value"], record["reference_test"],
+                       test["standard_error"])
+    # a 1-latent-per-direction evaluation of 8 directions is too coarse on this model
+    assert record["versus_random"].startswith("too coarse to tell")
+
+
+@pytest.mark.parametrize("method", ["sefa", "ganspace"])
+def test_closed_form_runs_record_their_noise_and_verdict(tmp_path, small_biggan, method):
+    folder = tmp_path / method
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    cfg = small_config(method=method, samples=200).for_method(method)
+    run_discover(G, cfg, folder, meta={"model": "m"}, progress=False, notify=lambda line: None)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["eval_per_direction"] == 1 and record["eval_samples"] == 8
+    _coarse_consistent(record["versus_random"], record["eval_penalty"], record["reference_eval"],
+                       record["eval_standard_error"])
