@@ -171,7 +171,7 @@ def test_failed_card_shows_no_leftover_media(tmp_path):
 
 
 def test_methods_side_by_side_with_the_hessian_curve(tmp_path):
-    """A class run with several methods: one table row per method (penalty, verdict, its own
+    """A class run with several methods: one table row per method (random-spreads, verdict, its own
     strip), the hessian run's curve.png; a one-method line keeps the old card."""
     root = tmp_path / "out" / "m"
     folder = root / "batch"
@@ -183,10 +183,10 @@ def test_methods_side_by_side_with_the_hessian_curve(tmp_path):
         (root / rel / "curve.png").write_bytes(b"\x89PNG")
     part = {"status": "finished", "top_directions": None, "error": None}
     methods = {"hessian": {**part, "run_folder": "../1-goldfish", "eval_penalty": 1.25,
-                           "versus_random": "below random (2.1 sd)",
+                           "random_spreads": -2.4, "versus_random": "below random (2.1 sd)",
                            "media": ["../1-goldfish/videos/strip.png"]},
                "sefa": {**part, "run_folder": "../sefa/1-goldfish", "eval_penalty": 3.5,
-                        "versus_random": "within random spread",
+                        "random_spreads": 1.0, "versus_random": "within random spread",
                         "media": ["../sefa/1-goldfish/videos/strip.png"]}}
     entries = [{"class_index": 1, "class_name": "goldfish", "status": "finished",
                 "run_folder": "../1-goldfish", "media": ["../1-goldfish/videos/strip.png"],
@@ -198,8 +198,10 @@ def test_methods_side_by_side_with_the_hessian_curve(tmp_path):
     table = card.split('<table class="methods">')[1].split("</table>")[0]
     rows = table.split("<tr>")[2:]
     assert [r.split("</a>")[0].rsplit(">", 1)[1] for r in rows] == ["hessian", "sefa"]
-    assert "1.25" in rows[0] and "below random (2.1 sd)" in rows[0]
-    assert "3.5" in rows[1] and "within random spread" in rows[1]
+    # each run against its own random band, never raw penalties of different draws (issue 28)
+    assert "-2.4" in rows[0] and "below random (2.1 sd)" in rows[0]
+    assert "+1.0" in rows[1] and "within random spread" in rows[1]
+    assert "1.25" not in table and "3.5" not in table and "random-spreads" in table
     assert '<img src="../sefa/1-goldfish/videos/strip.png"' in rows[1]
     assert card.count("videos/strip.png\"") == 2               # each strip once, in its row
     assert '<img src="../1-goldfish/curve.png"' in card

@@ -177,6 +177,15 @@ def test_compare_hessian_and_sefa_on_identical_draws(method_runs, small_biggan_d
         assert row["eval_penalty"] == pytest.approx(recorded, rel=1e-6)
     ref = json.loads((runs[0] / "run.json").read_text())["reference_eval"]
     assert rec["reference"]["random"] == pytest.approx(ref["random"], rel=1e-6)
+    # each verdict weighs its own noise on these draws (issue 28): 'too coarse to tell' when
+    # the standard error passes one random-spread
+    from biggan_directions.core.evaluation import versus_random
+    for row in rec["runs"]:
+        assert row["standard_error"] > 0
+        assert row["versus_random"] == versus_random(
+            row["eval_penalty"], rec["reference"], noise=row["standard_error"],
+            per_direction=rec["settings"]["eval_per_direction"])
+        assert row["versus_random"] in res.output
     for name in ("compare.png", "compare_curves.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert "identity" in res.output and "random" in res.output and "sefa" in res.output

@@ -127,3 +127,32 @@ def test_closed_form_runs_record_their_noise_and_verdict(tmp_path, small_biggan,
     assert record["eval_per_direction"] == 1 and record["eval_samples"] == 8
     _coarse_consistent(record["versus_random"], record["eval_penalty"], record["reference_eval"],
                        record["eval_standard_error"])
+
+
+# ---------------------------------------------------------------------- batch --methods
+def test_batch_methods_are_shown_against_their_own_random_band_never_raw(tmp_path,
+                                                                         small_biggan_dir):
+    """hessian and sefa runs are evaluated on different draws: the batch line and the gallery
+    show each run's distance to the random matrices on its own draws (random-spreads, labelled),
+    computed from that run's run.json, and never the two raw penalties side by side."""
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    r = invoke("batch", "--classes", "1", "--model", model, "--out", str(out),
+               "--methods", "hessian,sefa", "--steps", "2", *TINY)
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("[1/1]"))
+    page = (out / model_label(model) / "batch" / "index.html").read_text()
+    table = page.split('<table class="methods">')[1].split("</table>")[0]
+    assert "random-spreads" in line and "own draws" in line and "random-spreads" in table
+    manifest = json.loads((out / model_label(model) / "batch" / "manifest.jsonl").read_text())
+    hessian = run_dir_for(out, model, 1, "goldfish")
+    for method, folder in (("hessian", hessian),
+                           ("sefa", out / model_label(model) / "sefa" / hessian.name)):
+        record = json.loads((folder / "run.json").read_text())
+        ref = record["reference_eval"]
+        expected = (record["eval_penalty"] - ref["random"]) / ref["random_std"]
+        part = manifest["methods"][method]
+        assert part["random_spreads"] == pytest.approx(expected, rel=1e-9)
+        assert f"{method} {expected:+.1f}" in line
+        assert f"{expected:+.1f}" in table
+        raw = f"{record['eval_penalty']:.4g}"
+        assert raw not in line and raw not in table            # no raw value of its own draws

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..core.evaluation import random_spreads
 from ..foundation.errors import UserError, first_line
 from ..foundation.fileio import write_text
 from ..media.render import RenderConfig, render_directions, render_paths
@@ -134,6 +135,8 @@ def _fill_from_run(part: dict[str, Any], plan: JobPlan, run: layout.Run | None,
     record = run.record if run is not None else {}
     part.update(step=record.get("step"), final_penalty=record.get("final_penalty"),
                 eval_penalty=record.get("eval_penalty"), versus_random=record.get("versus_random"),
+                random_spreads=random_spreads(record.get("eval_penalty"),
+                                              record.get("reference_eval")),
                 top_directions=None)
     if run is not None and run.scored:
         try:

@@ -7,8 +7,10 @@ class without any shows the newest few media files in its run's videos/ folder, 
 never shows files left there by an earlier run), the score table of its best directions (the
 scores its job carried, else read with scores_file.read_scores), the hessian run's curve.png (written by discover) and links to
 the run folder and its files. A class run with several methods (manifest field `methods`)
-shows them side by side instead of one run's media: a table of method, status, fixed-evaluation
-penalty, the verdict against random matrices and that method's strip/video.
+shows them side by side instead of one run's media: a table of method, status, the
+fixed-evaluation penalty in random-spreads from the random matrices on that run's own draws
+(raw penalties of runs on different draws are never put side by side), the verdict against
+random matrices and that method's strip/video.
 """
 from __future__ import annotations
 
@@ -184,12 +186,16 @@ def _methods(batch_folder: Path, methods: dict[str, Any]) -> str:
                  if folder is not None and folder.is_dir() else _esc(name))
         status = str(part.get("status") or "?")
         error = f"<p class=\"error\">{_esc(part['error'])}</p>" if part.get("error") else ""
+        spreads = part.get("random_spreads")
         body.append(f"<tr><td>{label}</td><td><span class=\"badge {_esc(status)}\">{_esc(status)}"
-                    f"</span></td><td>{_num(part.get('eval_penalty'))}</td>"
+                    f"</span></td><td>{'-' if spreads is None else f'{spreads:+.1f}'}</td>"
                     f"<td>{_esc(part.get('versus_random') or '-')}</td>"
                     f"<td class=\"media\">{error}{_media(batch_folder, part, folder)}</td></tr>")
-    return ("<table class=\"methods\"><caption>methods side by side (fixed-evaluation penalty: "
-            "lower is better)</caption>\n<tr><th>method</th><th>status</th><th>eval penalty</th>"
+    return ("<table class=\"methods\"><caption>methods side by side: each run's fixed-evaluation "
+            "penalty in random-spreads from the random matrices on its own draws (each method's "
+            "run has its own draws, so raw penalties do not compare; below 0 is better than "
+            "random; `compare` puts them on one set of draws)</caption>\n<tr><th>method</th>"
+            "<th>status</th><th>vs random (random-spreads)</th>"
             "<th>versus random</th><th>strip / video</th></tr>\n" + "\n".join(body) + "\n</table>")
 
 

@@ -34,7 +34,8 @@ MANIFEST_FIELDS = {
     "step": "discovery steps done (run.json)",
     "steps": "discovery steps asked for",
     "final_penalty": "mean training penalty over the last (up to) 100 steps (run.json)",
-    "eval_penalty": "penalty on the fixed held-out evaluation at the last step (run.json)",
+    "eval_penalty": "the kept matrix's penalty on the run's own fixed evaluation (run.json; "
+                    "the best evaluation's with --keep best)",
     "top_directions": "the K best direction indices from scores.json's ranking, best first "
                       "(null when the run is not scored)",
     "media": "rendered files (grid video, PNG strip), relative to the batch folder",
@@ -43,7 +44,7 @@ MANIFEST_FIELDS = {
     "error": "one line saying what went wrong (failed, interrupted), else null; with several "
              "methods, prefixed by the method ('sefa: ...')",
     "methods": "every method's run, by method name: {method: {status, run_folder, eval_penalty, "
-               "versus_random, top_directions, media, error}} (METHOD_FIELDS)",
+               "random_spreads, versus_random, top_directions, media, error}} (METHOD_FIELDS)",
     "updated": "local time of this line's last change, ISO 8601",
 }
 
@@ -52,7 +53,12 @@ METHOD_FIELDS = {
     "status": "pending | running | finished | failed | interrupted",
     "run_folder": "the run folder, relative to the batch folder (hessian: '../<index>-<class>', "
                   "other methods: '../<method>/<index>-<class>')",
-    "eval_penalty": "penalty on the fixed held-out evaluation (run.json)",
+    "eval_penalty": "the kept matrix's penalty on this run's own fixed evaluation draws "
+                    "(run.json); methods' runs are evaluated on different draws, so compare "
+                    "them by random_spreads (or with `compare`), not by this value",
+    "random_spreads": "(eval_penalty - the random matrices' mean) / their standard deviation, "
+                      "both on this run's own draws: below 0 is better than random; the one "
+                      "figure of a run that compares across methods",
     "versus_random": "the fixed evaluation against the random matrices' spread (run.json)",
     "top_directions": "the K best direction indices by scores.json's ranking (null: not scored)",
     "media": "rendered files (grid video, PNG strip), relative to the batch folder",
@@ -64,8 +70,8 @@ def new_method_entry(run_folder: str | os.PathLike, batch_folder: str | os.PathL
                      status: str = "pending") -> dict[str, Any]:
     """One method's part of a line (METHOD_FIELDS), nothing known yet."""
     return {"status": status, "run_folder": relative(run_folder, batch_folder),
-            "eval_penalty": None, "versus_random": None, "top_directions": None, "media": [],
-            "error": None}
+            "eval_penalty": None, "random_spreads": None, "versus_random": None,
+            "top_directions": None, "media": [], "error": None}
 
 
 def new_entry(cls: ImageNetClass, run_folder: str | os.PathLike, batch_folder: str | os.PathLike,

@@ -98,8 +98,8 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
     manifest.jsonl (one JSON object per class: class_index, class_name, wnid, status,
     run_folder, step, steps, final_penalty, eval_penalty, top_directions, media, seconds,
     skipped, error, updated, describing the hessian run (else the first method's), and
-    methods: {method: {status, run_folder, eval_penalty, versus_random, top_directions,
-    media, error}}; rewritten atomically as each class ends), batch.json (the settings) and
+    methods: {method: {status, run_folder, eval_penalty, random_spreads, versus_random,
+    top_directions, media, error}}; rewritten atomically as each class ends), batch.json (the settings) and
     index.html (a gallery that opens from disk). Running the same command again skips
     finished classes (also those with more steps than --steps) and resumes unfinished ones
     from their checkpoints. A failing class does not stop the others; the exit status is 1
@@ -163,10 +163,10 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
         status = "already complete" if entry.get("skipped") else entry["status"]
         error = f": {entry['error']}" if entry.get("error") else ""
         parts = entry.get("methods") or {}
-        if len(parts) > 1:
-            penalty += ", eval " + ", ".join(
-                f"{m} {'-' if p.get('eval_penalty') is None else format(p['eval_penalty'], '.4g')}"
-                for m, p in parts.items())
+        if len(parts) > 1:       # each run's own draws: only its distance to its own random band
+            penalty += (", vs random in random-spreads (each on its own draws; below 0 is "
+                        "better): " + ", ".join(f"{m} {_spreads(p.get('random_spreads'))}"
+                                                 for m, p in parts.items()))
         click.echo(f"[{done}/{total}] {entry['class_index']} {entry['class_name']}: "
                    f"{status}{penalty}{seconds}{error}")
 
@@ -190,6 +190,10 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
                         f"(see {result.manifest}); fix the cause and run the same command again "
                         f"(finished classes are skipped). To start one class anew, delete its "
                         f"run folder; --overwrite restarts every class.")
+
+
+def _spreads(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
 
 
 def parse_methods(text: str) -> tuple[str, ...]:

@@ -35,8 +35,8 @@ from ..foundation.errors import UserError, os_reason
 from ..foundation.fileio import (atomic_path, atomic_paths, check_writable_dir, json_text,
                                  output_folder)
 from ..media.frames import strip_image
-from ..core.evaluation import (EVAL_MAX_PER_DIRECTION, eval_draws, evaluate, reference_values,
-                                 versus_random)
+from ..core.evaluation import (EVAL_MAX_PER_DIRECTION, eval_draws, reference_values,
+                               sample_penalties, trimmed_mean, trimmed_mean_se, versus_random)
 from ..methods.config import DiscoverConfig
 from ..models.classes import slug
 from ..models.generator import BigGANGenerator, latents_for_seeds
@@ -113,7 +113,8 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
         net = load_biggan(first.model, device, weights_dir, progress)
     G = BigGANGenerator(net, first.class_index, cfg.truncation, cfg.layers).to(device)
     values, reference, settings = evaluate_runs(G, runs, cfg, device)
-    rows = [_row(run, value, reference) for run, value in zip(runs, values)]
+    rows = [_row(run, value, reference, se, cfg.eval_per_direction)
+            for run, (value, se) in zip(runs, zip(values, settings["standard_errors"]))]
     report = CompareReport(rows, reference, {**settings, "model": first.model,
                                              "class_index": first.class_index,
                                              "class_name": first.class_name}, folder)
@@ -137,7 +138,8 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
 
 def evaluate_runs(G, runs: Sequence[Run], cfg, device: torch.device) -> tuple[list[float], dict[str, Any], dict[str, Any]]:
     """Every run's first K rows, the identity and cfg.eval_references random matrices, on one
-    set of draws (K = the smallest ndirs). Returns (values, reference, settings)."""
+    set of draws (K = the smallest ndirs). Returns (values, reference, settings); settings'
+    `standard_errors` hold each run's standard error on these draws (its verdict's noise)."""
     k = min(int(r.directions.shape[0]) for r in runs)
     z_dim = int(runs[0].directions.shape[1])
     subspaces = {r.subspace for r in runs}
@@ -149,7 +151,8 @@ def evaluate_runs(G, runs: Sequence[Run], cfg, device: torch.device) -> tuple[li
     common = dict(epsilon=cfg.epsilon, reduction=cfg.reduction, device=device,
                   chunk_size=cfg.chunk_size)
     with tf32_state(device, False):
-        values = [evaluate(G, r.directions[:k], draws, **common) for r in runs]
+        samples = [sample_penalties(G, r.directions[:k], draws, **common) for r in runs]
+        values = [trimmed_mean(v) for v in samples]
         reference = reference_values(G, draws, k, z_dim, subspace=subspace,
                                      matrices=cfg.eval_references, seed=cfg.seed, **common)
     settings = {"directions_evaluated": k, "z_dim": z_dim, "samples": draws.samples, "eval_k": cfg.eval_k,
@@ -157,11 +160,13 @@ def evaluate_runs(G, runs: Sequence[Run], cfg, device: torch.device) -> tuple[li
                 "path_size": cfg.path_size, "epsilon": cfg.epsilon, "reduction": cfg.reduction,
                 "seed": cfg.seed, "layers": list(cfg.layers), "reference_matrices": cfg.eval_references,
                 "reference_subspace": list(subspace) if subspace else None,
-                "draws_from": runs[0].name}
+                "draws_from": runs[0].name,
+                "standard_errors": [trimmed_mean_se(v) for v in samples]}
     return values, reference, settings
 
 
-def _row(run: Run, value: float, reference: dict[str, Any]) -> dict[str, Any]:
+def _row(run: Run, value: float, reference: dict[str, Any], noise: float | None = None,
+         per_direction: int | None = None) -> dict[str, Any]:
     scores = None
     if run.scored:
         rec = run_scores(run)
@@ -171,7 +176,9 @@ def _row(run: Run, value: float, reference: dict[str, Any]) -> dict[str, Any]:
     return {"run": run.name, "method": run_method(run), "ndirs": int(run.directions.shape[0]),
             "orthonormal": run.meta.get("orthonormal", True) is not False,
             "eval_penalty": value, "recorded_eval_penalty": run.record.get("eval_penalty"),
-            "versus_random": versus_random(value, reference),
+            "standard_error": noise,
+            "versus_random": versus_random(value, reference, noise=noise,
+                                           per_direction=per_direction),
             "vs_random_mean": value / reference["random"] - 1 if reference["random"] else None,
             "scores": scores}
 
@@ -221,20 +228,27 @@ def format_report(report: CompareReport) -> str:
     lines = [f"fixed-evaluation penalty ({ref.get('statistic', 'mean')} of the per-sample "
              f"penalties) on identical draws: {s['directions_evaluated']} directions x "
              f"{s['eval_per_direction']} latents, path size {s['path_size']:g}, seed {s['seed']}",
-             f"{'method':<9} {'penalty':>10} {'vs random':>9} {'verdict':<25} {'active':>7} "
-             f"{'effect med':>10} {'smooth med':>10} {'consist med':>11}  run"]
+             f"{'method':<9} {'penalty':>10} {'vs random':>9} {'active':>7} "
+             f"{'effect med':>10} {'smooth med':>10} {'consist med':>11} {'LPIPS':<7} "
+             f"{'run':<24} verdict"]
     for row in report.rows:
         sc = (row["scores"] or {}).get("summary") or {}
         active = f"{sc['active']}/{sc['n']}" if sc else "-"
+        lpips = (row["scores"] or {}).get("net") or "-"
         lines.append(f"{row['method']:<9} {row['eval_penalty']:>10.4g} "
-                     f"{_pct(row['vs_random_mean']):>9} {row['versus_random']:<25} {active:>7} "
+                     f"{_pct(row['vs_random_mean']):>9} {active:>7} "
                      f"{_stat(sc, 'effect'):>10} {_stat(sc, 'smoothness'):>10} "
-                     f"{_stat(sc, 'consistency'):>11}  {row['run']}")
+                     f"{_stat(sc, 'consistency'):>11} {lpips:<7} {row['run']:<24} "
+                     f"{row['versus_random']}")
     lines.append(f"{'identity':<9} {ref['identity']:>10.4g}")
     lines.append(f"{'random':<9} {ref['random']:>10.4g} +- {ref['random_std']:.2g} "
                  f"(mean +- std of {len(ref['random_values'])} random orthonormal matrices)")
-    lines.append("LPIPS columns: medians over directions from each run's scores.json "
-                 "(- when the run is not scored).")
+    nets = sorted({(row["scores"] or {}).get("net") or "?" for row in report.rows if row["scores"]})
+    lines.append("LPIPS columns: medians over directions from each run's scores.json, with the "
+                 "LPIPS net it was scored with (- when the run is not scored)"
+                 + (f"; the runs were scored with different nets ({', '.join(nets)}), whose "
+                    f"values do not compare: score them with one --net." if len(nets) > 1
+                    else "."))
     ordered = sorted({row["method"] for row in report.rows} & {"sefa", "ganspace"})
     if ordered and s.get("z_dim") and s["directions_evaluated"] < s["z_dim"]:
         lines.append(f"note: {s['directions_evaluated']} of {s['z_dim']} directions: the first "
