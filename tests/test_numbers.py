@@ -156,3 +156,48 @@ def test_batch_methods_are_shown_against_their_own_random_band_never_raw(tmp_pat
         assert f"{expected:+.1f}" in table
         raw = f"{record['eval_penalty']:.4g}"
         assert raw not in line and raw not in table            # no raw value of its own draws
+
+
+# ---------------------------------------------------------------------- more steps than asked
+def test_batch_skips_a_class_interrupted_past_the_steps_asked(tmp_path, small_biggan_dir,
+                                                              monkeypatch):
+    """A class interrupted at step 4 of 8, then `batch --steps 2`: it has more steps than asked,
+    so it is skipped (kept, not failed), and its card says so in words."""
+    import os
+    import signal
+
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    original = discover_mod.Discovery.train_step
+
+    def train_step_then_sigterm(self):
+        value = original(self)
+        if self.step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return value
+
+    monkeypatch.setattr(discover_mod.Discovery, "train_step", train_step_then_sigterm)
+    args = ["batch", "--classes", "1", "--model", model, "--out", str(out), *TINY]
+    r = invoke(*args, "--steps", "8")
+    assert r.exit_code == 130, r.output
+    monkeypatch.setattr(discover_mod.Discovery, "train_step", original)
+    folder = run_dir_for(out, model, 1, "goldfish")
+    assert json.loads((folder / "run.json").read_text())["step"] == 4
+    r = invoke(*args, "--steps", "2")
+    assert r.exit_code == 0, r.output
+    assert "1 class: 1 finished (1 already complete" in r.output
+    batch_folder = out / model_label(model) / "batch"
+    entry = json.loads((batch_folder / "manifest.jsonl").read_text())
+    assert entry["status"] == "finished" and entry["skipped"] and entry["error"] is None
+    assert entry["step"] == 4 and entry["steps"] == 2
+    card = (batch_folder / "index.html").read_text().split('id="c1"')[1]
+    assert "4 steps (more than the 2 asked: kept)" in card and "4/2" not in card
+
+
+def test_gallery_card_steps_in_words():
+    from biggan_directions.batch.gallery import _steps_fact
+
+    assert _steps_fact({"step": 150, "steps": 30}) == "150 steps (more than the 30 asked: kept)"
+    assert _steps_fact({"step": 30, "steps": 30}) == "30 steps"
+    assert _steps_fact({"step": 10, "steps": 30}) == "step 10/30"
+    # a closed-form main run has no steps: not 'step 0/50000'
+    assert _steps_fact({"step": 0, "steps": 50000, "methods": {"sefa": {}}}) == ""

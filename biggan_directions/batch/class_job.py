@@ -105,13 +105,18 @@ def _existing_run(folder: Path) -> layout.Run | None:
 
 def _discover_complete(run: layout.Run | None, config: DiscoverConfig) -> bool:
     """run.json says finished with the same (non-resumable) settings that config.method reads
-    (a setting it lacks counts as its default), for hessian at config.steps or more (a longer
-    run is kept, not cut)."""
+    (a setting it lacks counts as its default); for hessian, at config.steps or more, finished
+    or stopped there (interrupted, or a process that died after a checkpoint): a run with more
+    steps than asked is kept, not cut, as `batch --help` says."""
     record = run.record if run is not None else {}
-    step = record.get("step")
-    if record.get("status") != "finished":
-        return False
-    if config.method == "hessian" and (not isinstance(step, int) or step < config.steps):
+    step, status = record.get("step"), record.get("status")
+    if config.method == "hessian":
+        if not isinstance(step, int) or step < config.steps:
+            return False
+        if status != "finished" and (status not in ("interrupted", "running")
+                                     or step == config.steps):
+            return False
+    elif status != "finished":
         return False
     return config.same_as_recorded(record.get("config") or {}, ignore=RESUMABLE_CHANGES)
 

@@ -121,9 +121,7 @@ def _card(batch_folder: Path, e: dict[str, Any], rows: int, scores: dict[str, An
     head = (f"<h2><span class=\"idx\">{_esc(e.get('class_index'))}</span> {_esc(e.get('class_name'))} "
             f"<span class=\"wnid\">{_esc(e.get('wnid') or '')}</span> "
             f"<span class=\"badge {_esc(status)}\">{_esc(status)}</span></h2>")
-    facts = []
-    if e.get("step") is not None:
-        facts.append(f"step {e['step']}/{e.get('steps', '?')}")
+    facts = [steps] if (steps := _steps_fact(e)) else []
     if e.get("final_penalty") is not None:
         facts.append(f"penalty {_num(e['final_penalty'])}")
     if e.get("eval_penalty") is not None:
@@ -147,6 +145,22 @@ def _card(batch_folder: Path, e: dict[str, Any], rows: int, scores: dict[str, An
         parts.append(_links(batch_folder, run_rel, run_folder))
     return f"<section class=\"card\" id=\"c{_esc(e.get('class_index'))}\">\n" + "\n".join(
         p for p in parts if p) + "\n</section>"
+
+
+def _steps_fact(e: dict[str, Any]) -> str:
+    """What the card says of the main run's steps: 'step 150/300' while short of the steps
+    asked, '300 steps' at them, '450 steps (more than the 300 asked: kept)' past them (a longer
+    run is kept, not cut); nothing when the main run is a closed-form method (no steps)."""
+    methods = e.get("methods") if isinstance(e.get("methods"), dict) else {}
+    main = "hessian" if "hessian" in methods or not methods else next(iter(methods))
+    step, asked = e.get("step"), e.get("steps")
+    if step is None or main != "hessian":
+        return ""
+    if not isinstance(asked, int):
+        return f"step {step}"
+    if step > asked:
+        return f"{step} steps (more than the {asked} asked: kept)"
+    return f"{step} steps" if step == asked else f"step {step}/{asked}"
 
 
 def _media(batch_folder: Path, e: dict[str, Any], run_folder: Path | None) -> str:
