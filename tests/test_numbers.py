@@ -201,3 +201,84 @@ def test_gallery_card_steps_in_words():
     assert _steps_fact({"step": 10, "steps": 30}) == "step 10/30"
     # a closed-form main run has no steps: not 'step 0/50000'
     assert _steps_fact({"step": 0, "steps": 50000, "methods": {"sefa": {}}}) == ""
+
+
+# ---------------------------------------------------------------------- resume says what it does
+def _no_long_run(monkeypatch, limit: int = 12):
+    """Fail fast instead of running toward the 50,000-step default."""
+    original = Discovery.train_step
+
+    def bounded(self):
+        if self.step >= limit:
+            raise AssertionError(f"the run went past step {limit}")
+        return original(self)
+
+    monkeypatch.setattr(Discovery, "train_step", bounded)
+
+
+def test_resume_of_a_finished_run_without_steps_says_how_to_extend(tmp_path, small_biggan_dir,
+                                                                   monkeypatch):
+    _no_long_run(monkeypatch)
+    args = ["discover", "-c", "1", "--model", str(small_biggan_dir), "--out", str(tmp_path), *TINY]
+    r = invoke(*args, "--steps", "3")
+    assert r.exit_code == 0, r.output
+    folder = run_dir_for(tmp_path, str(small_biggan_dir), 1, "goldfish")
+    before = (folder / "run.json").read_text()
+    r = invoke(*args, "--resume")
+    assert r.exit_code == 0, r.output
+    assert "already finished at step 3" in r.output and "--resume --steps N" in r.output
+    assert (folder / "run.json").read_text() == before          # nothing ran, nothing changed
+    record = json.loads(before)
+    assert record["step"] == 3 and record["config"]["steps"] == 3
+
+
+def test_resume_of_an_interrupted_run_without_steps_keeps_its_plan(tmp_path, small_biggan_dir,
+                                                                   monkeypatch):
+    import os
+    import signal
+
+    original = Discovery.train_step
+
+    def train_step_then_sigterm(self):
+        value = original(self)
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return value
+
+    monkeypatch.setattr(Discovery, "train_step", train_step_then_sigterm)
+    args = ["discover", "-c", "1", "--model", str(small_biggan_dir), "--out", str(tmp_path), *TINY]
+    r = invoke(*args, "--steps", "4")
+    assert r.exit_code == 130, r.output
+    monkeypatch.setattr(Discovery, "train_step", original)
+    _no_long_run(monkeypatch)
+    r = invoke(*args, "--resume")
+    assert r.exit_code == 0, r.output
+    record = json.loads((run_dir_for(tmp_path, str(small_biggan_dir), 1, "goldfish")
+                         / "run.json").read_text())
+    assert record["status"] == "finished" and record["step"] == 4     # its plan, not 50,000
+    assert "plan changes" not in r.output
+
+
+def test_resume_that_changes_the_plan_says_how_the_kept_evaluation_weighs(tmp_path,
+                                                                          small_biggan_dir):
+    args = ["discover", "-c", "1", "--model", str(small_biggan_dir), "--out", str(tmp_path),
+            "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", "--eval-k", "2",
+            "--eval-references", "2", "--eval-every", "2"]
+    r = invoke(*args, "--steps", "2")
+    assert r.exit_code == 0, r.output
+    folder = run_dir_for(tmp_path, str(small_biggan_dir), 1, "goldfish")
+    kept = json.loads((folder / "run.json").read_text())["eval_per_direction"]
+    r = invoke(*args, "--steps", "4", "--resume")
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.output.splitlines() if "plan changes" in x]
+    assert len(lines) == 1, r.output
+    line = lines[0]
+    assert "from 2 to 4 steps" in line and f"({kept} latents per direction" in line
+    # 2 more evaluations (steps 4) + the test set, of 4 x kept samples x (1 + 2 x 2) images,
+    # against 2 steps of 1 x (1 + 2k) images x 3 (k: the run's, from its start)
+    record = json.loads((folder / "run.json").read_text())
+    k = record["k"]
+    evals = 2 * 4 * kept * 5
+    share = evals / (evals + 2 * (1 + 2 * k) * 3.0)
+    assert f"its 2 remaining evaluations will be about {share:.0%} of the remaining work" in line
+    assert record["eval_per_direction"] == kept and record["step"] == 4

@@ -60,7 +60,9 @@ def refuse_options_not_read(ctx: click.Context, methods: Sequence[str]) -> None:
               help="Runs go to OUT/<model>/<index>-<class>/ (hessian) or "
                    "OUT/<model>/<method>/<index>-<class>/ (sefa, ganspace).")
 @click.option("--resume", is_flag=True,
-              help="Continue an existing run from its last checkpoint (refused when there is none).")
+              help="Continue an existing run from its last checkpoint (refused when there is "
+                   "none), to the steps it was planned with unless --steps is given (a finished "
+                   "run is extended only by --steps N).")
 @click.option("--overwrite", is_flag=True, help="Start an existing run again (its files are replaced).")
 @weights_dir_option
 @runtime_options
@@ -99,7 +101,14 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     dev = resolve_device(device)
     set_threads(threads)
 
+    keep_steps = resume and not given(click.get_current_context(), "steps")
+
     def report(result):
+        if result.status == "already finished" and keep_steps and config.method == "hessian":
+            click.echo(f"{result.folder}: already finished at step {result.step}; nothing to "
+                       f"resume. To extend it, resume with more steps: --resume --steps N (N "
+                       f"above {result.step}, e.g. --steps {2 * result.step}).")
+            return
         if result.final_penalty is None and result.eval_penalty is not None:   # sefa, ganspace
             click.echo(f"{result.folder}: {config.method} {result.status}, fixed-evaluation "
                        f"penalty {result.eval_penalty:.4g}")
@@ -117,7 +126,8 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     try:
         discover_classes(model, list(classes), config, out, device=dev, weights_dir=weights_dir,
                          resume=resume, overwrite=overwrite, progress=not quiet, on_result=report,
-                         notify=lambda message: click.echo(message, err=True))
+                         notify=lambda message: click.echo(message, err=True),
+                         keep_steps=keep_steps)
     except DiscoveryInterrupted as e:
         click.echo(f"Interrupted at step {e.step}; checkpoint saved. Continue with the same "
                    f"command plus --resume.", err=True)

@@ -1,6 +1,7 @@
 """Discovery runs on disk: one locked run folder per run, checkpointed and resumable; one run per BigGAN class."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -14,8 +15,9 @@ import torch
 from ..foundation.errors import UserError, WriteError
 from ..foundation.fileio import check_writable_dir, write_json
 from ..foundation.lock import check_unlocked
-from ..core.evaluation import (STATISTIC as EVAL_STATISTIC, trimmed_mean, trimmed_mean_se,
-                                 versus_random)
+from ..core.evaluation import (STATISTIC as EVAL_STATISTIC, TRAIN_IMAGE_COST, trimmed_mean,
+                               trimmed_mean_se, versus_random)
+from ..methods.fixed_eval import eval_size
 from ..methods.config import RESUMABLE_CHANGES, DiscoverConfig
 from ..methods.hessian import (Discovery, DiscoveryDiverged, DiscoveryInterrupted, _progress,
                                patience_spread)
@@ -69,13 +71,15 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
         if resume:
             files.check_same_model(folder, dict(meta or {}), notify)
         try:
-            return _train(run, config, folder, dict(meta or {}), resume, progress, describe)
+            return _train(run, config, folder, dict(meta or {}), resume, progress, describe,
+                          notify or files.to_stderr)
         except WriteError as e:                         # disk full: say what is kept, mark it
             raise files.stopped_by_write_error(folder, e, run.step) from None
 
 
 def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
-           resume: bool, progress: bool, describe: str) -> RunResult:
+           resume: bool, progress: bool, describe: str,
+           notify: Callable[[str], None] = files.to_stderr) -> RunResult:
     """The loop of run_discover, in a locked, checked folder: set-up, references, the start's
     evaluation, the steps (evaluating, keeping the best, checkpointing), the test-set report."""
     ckpt_path, record_path, log_path = (folder / layout.CHECKPOINT, folder / layout.RUN_RECORD,
@@ -98,6 +102,9 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                        last_row=log_state["row"] if log_state else None)
     if resume and record.get("eval_per_direction") not in (None, run.eval_per_direction):
         run.eval_per_direction = int(record["eval_per_direction"])  # the size the run began with
+    planned = (record.get("config") or {}).get("steps")
+    if resume and isinstance(planned, int) and planned != config.steps:
+        notify(f"{folder}: {kept_eval_note(run, config, planned)}")
 
     record.update({
         **run_record(config, meta, run.device, status="running",
@@ -251,6 +258,27 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                      run=files.written_run(folder, kept, settings, record))
 
 
+def kept_eval_note(run: Discovery, config: DiscoverConfig, planned: int) -> str:
+    """One line on a resume that changes the plan (`planned` steps -> config.steps): the fixed
+    evaluation keeps the size the run began with (so its curve stays comparable), and what its
+    remaining evaluations will cost against the remaining training, in generator images (a
+    training image counted as TRAIN_IMAGE_COST forward ones, as the auto size counts them)."""
+    left = max(0, config.steps - run.step)
+    evaluations = 1 + sum(1 for s in range(run.step + 1, config.steps + 1)   # + the test set
+                          if s % config.eval_every == 0 or s == config.steps)
+    samples = run.ndirs * run.eval_per_direction
+    eval_images = evaluations * samples * (1 + 2 * config.eval_k)
+    train_images = left * run.images_per_step * TRAIN_IMAGE_COST
+    share = eval_images / (eval_images + train_images) if eval_images + train_images else 0.0
+    auto = eval_size(config, run.ndirs)
+    sized = ("" if config.eval_per_direction != "auto" or auto == run.eval_per_direction else
+             f"; a new run of {config.steps:,} steps would get {auto} per direction")
+    return (f"the plan changes from {planned:,} to {config.steps:,} steps; the fixed evaluation "
+            f"keeps the size the run began with ({run.eval_per_direction} latents per direction, "
+            f"{samples:,} samples) so its curve stays comparable, and its {evaluations} remaining "
+            f"evaluations will be about {share:.0%} of the remaining work{sized}.")
+
+
 class _Stopped(Exception):
     """Ctrl-C or SIGTERM during an evaluation: stop there, keep what the run has."""
 
@@ -336,12 +364,15 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
                      device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
                      resume: bool = False, overwrite: bool = False, progress: bool = True,
                      on_result: Callable[[RunResult], None] | None = None,
-                     notify: Callable[[str], None] | None = None) -> list[RunResult]:
+                     notify: Callable[[str], None] | None = None,
+                     keep_steps: bool = False) -> list[RunResult]:
     """What `discover` does: load the BigGAN once, then one run per class into
     <out>/<model>/<index>-<class-slug>/. Everything that can be checked without the model
     (classes, duplicates, existing runs, what resume would continue, writability) is checked
     before it is loaded; run_discover checks the settings against its latent before creating
-    a folder. With resume, every class must have a run to continue."""
+    a folder. With resume, every class must have a run to continue; with keep_steps (the user
+    gave no step count) each resumed run keeps the steps it was planned with, so a resume
+    continues a run rather than extending it to config.steps."""
     config.validate()
     resolved = [resolve_class(c) for c in classes]
     seen: dict[int, str] = {}
@@ -351,13 +382,16 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
                             f"and {query!r}); give each class once.")
         seen[cls.index] = str(query)
     folders = [layout.run_dir_for(out, model, c.index, c.name, config.method) for c in resolved]
-    for folder in folders:
+    configs = [config] * len(folders)
+    for i, folder in enumerate(folders):
         check_unlocked(folder, what="run")            # before advice the lock would refuse
         if resume and not has_run(folder):
             raise UserError(f"{folder}: no run to resume here; run the same command without "
                             f"--resume to start it.")
         if resume:
-            files.read_record(folder / layout.RUN_RECORD)
+            planned = (files.read_record(folder / layout.RUN_RECORD).get("config") or {}).get("steps")
+            if keep_steps and config.method == "hessian" and isinstance(planned, int) and planned >= 1:
+                configs[i] = dataclasses.replace(config, steps=planned)
         elif not overwrite:
             prepare_run_folder(folder, resume=False, overwrite=False)
         check_writable_dir(folder)
@@ -368,10 +402,10 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
             files.check_same_model(folder, {"model": model, "model_weights": weights},
                                        notify=lambda line: None)
     results = []
-    for cls, folder in zip(resolved, folders):
+    for cls, folder, cfg in zip(resolved, folders, configs):
         G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
         meta = {**class_meta(model, cls), "model_weights": weights}
-        result = run_discover(G, config, folder, meta=meta, device=device, resume=resume,
+        result = run_discover(G, cfg, folder, meta=meta, device=device, resume=resume,
                               overwrite=overwrite, progress=progress,
                               describe=f"{cls.index} {cls.name}"[:30], notify=notify)
         results.append(result)
