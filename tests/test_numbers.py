@@ -282,3 +282,18 @@ def test_resume_that_changes_the_plan_says_how_the_kept_evaluation_weighs(tmp_pa
     share = evals / (evals + 2 * (1 + 2 * k) * 3.0)
     assert f"its 2 remaining evaluations will be about {share:.0%} of the remaining work" in line
     assert record["eval_per_direction"] == kept and record["step"] == 4
+
+
+# ---------------------------------------------------------------------- the subspace text
+def test_subspace_text_matches_biggan_deep(small_biggan):
+    """In BigGAN-deep every block's conditional batch norm reads the whole [z, embedding]
+    vector, so a subspace of z is no coarse/mid/fine split: README and --help say so."""
+    z_dim = small_biggan.config.z_dim
+    embed = small_biggan.embeddings.weight.shape[0]
+    norms = [m for m in small_biggan.modules() if hasattr(m, "scale") and hasattr(m, "offset")]
+    assert norms and all(m.scale.weight.shape[1] == z_dim + embed for m in norms)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "coarse subspace variant" not in readme
+    assert "in BigGAN-deep a subspace is a set of coordinates" in readme
+    help_text = " ".join(invoke("discover", "--help").output.split())
+    assert "(coarse)" not in help_text and "in BigGAN-deep every block reads all of z" in help_text

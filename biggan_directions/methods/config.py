@@ -187,7 +187,9 @@ class DiscoverConfig:
                                 "matrices, a random start did not learn to; BENCHMARKS.md).",
                         choices=INITS, methods=HESSIAN)
     subspace: tuple[int, int] | None = setting(
-        None, "Learn inside latent coordinates LO..HI only, e.g. 0-39 (coarse).",
+        None, "Learn inside latent coordinates LO..HI only, e.g. 0-39. (The paper's "
+              "coarse/mid/fine split is the original BigGAN's, whose z is cut into per-block "
+              "chunks; in BigGAN-deep every block reads all of z.)",
         metavar="LO-HI", parse=parse_subspace, methods=HESSIAN)
     layers: tuple[str, ...] = setting(
         ("image",), "Comma-separated outputs to penalise: image, blockN (BigGAN block N).",
