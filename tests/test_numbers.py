@@ -297,3 +297,31 @@ def test_subspace_text_matches_biggan_deep(small_biggan):
     assert "in BigGAN-deep a subspace is a set of coordinates" in readme
     help_text = " ".join(invoke("discover", "--help").output.split())
     assert "(coarse)" not in help_text and "in BigGAN-deep every block reads all of z" in help_text
+
+
+# ---------------------------------------------------------------------- one LPIPS net, named
+def test_batch_rescores_a_class_scored_with_another_net_and_names_the_net(tmp_path,
+                                                                          small_biggan_dir,
+                                                                          monkeypatch):
+    from tests.support import write_backbone_checkpoint
+
+    torch_home = tmp_path / "torch"
+    for net in ("alex", "squeeze"):
+        write_backbone_checkpoint(torch_home / "hub" / "checkpoints", net)
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    args = ["batch", "--classes", "1,2", "--model", model, "--out", str(out), "--steps", "2", *TINY]
+    assert invoke(*args).exit_code == 0
+    one = run_dir_for(out, model, 1, "goldfish")
+    r = invoke("score", str(one), "--net", "squeeze", "--num-seeds", "2", "--steps", "3",
+               "--device", "cpu", "-q", "--compare", "random")
+    assert r.exit_code == 0, r.output
+    assert "LPIPS squeeze" in r.output.splitlines()[0]            # the run's table
+    assert r.output.count("LPIPS squeeze") == 2                  # and the baseline table
+    r = invoke(*args, "--score", "--score-seeds", "2")
+    assert r.exit_code == 0, r.output
+    for index, name in ((1, "goldfish"), (2, "great-white-shark")):
+        scores = json.loads((run_dir_for(out, model, index, name) / "scores.json").read_text())
+        assert scores["settings"]["net"] == "alex", index            # one net across the batch
+    page = (out / model_label(model) / "batch" / "index.html").read_text()
+    assert page.count("(LPIPS alex)") == 2 and "squeeze" not in page

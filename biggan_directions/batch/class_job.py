@@ -38,7 +38,7 @@ from ..models.weights.load import weights_identity
 from ..runs import layout
 from ..runs.discover import run_discover
 from ..runs.files import RunResult
-from ..runs.scores_file import read_ranking
+from ..runs.scores_file import read_ranking, scores_net
 from ..scoring.lpips_metric import load_lpips
 from ..scoring.score import ScoreConfig
 from ..scoring.score_run import run_score
@@ -185,8 +185,8 @@ def completed_entry(plan: JobPlan, cls: ImageNetClass,
             run = _existing_run(plan.run_folder(cls, method))
             if not _discover_complete(run, plan.config_for(method)):
                 return None
-            if plan.score is not None and not run.scored:
-                return None
+            if plan.score is not None and scores_net(run) != plan.score.net:
+                return None                 # not scored, or with another LPIPS net: rescore
             media: list[Path] | None = None
             if plan.render is not None:
                 media = [p for _, paths in _render_targets(plan, run)[2] for p in paths]
@@ -314,10 +314,12 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, fo
 
 def _score_step(plan: JobPlan, run: layout.Run, load, metrics: dict, force: bool) -> None:
     """What `score RUN` does (score_run.run_score), with the already loaded model and LPIPS;
-    the run then holds the scores written (run.scores)."""
+    the run then holds the scores written (run.scores). Scores made with another LPIPS net
+    (an earlier `score --net squeeze`) are redone with the batch's, so the gallery's tables
+    compare."""
     config = plan.score
-    if run.scored and not force:
-        return
+    if not force and scores_net(run) == config.net:  # scores of another net are redone: one
+        return                                      # batch never mixes LPIPS nets
     net, device = load()
     key = (config.net, str(device))
     if key not in metrics:

@@ -245,7 +245,8 @@ def _scores(run_folder: Path, rows: int, rec: dict[str, Any] | None) -> str:
                     f"<td>{_num(d.get('consistency'))}</td>"
                     f"<td>{'yes' if d.get('inactive') else ''}</td></tr>")
     n, active = rec.get("n_directions"), rec.get("n_active")
-    caption = f"best {min(rows, len(ranking))} of {n} directions, {active} active (LPIPS)"
+    net = (rec.get("settings") or {}).get("net") or "net not recorded"
+    caption = f"best {min(rows, len(ranking))} of {n} directions, {active} active (LPIPS {net})"
     return (f"<table><caption>{_esc(caption)}</caption>\n<tr><th>rank</th><th>dir</th><th>effect</th>"
             f"<th>smoothness</th><th>consistency</th><th>inactive</th></tr>\n"
             + "\n".join(body) + "\n</table>")

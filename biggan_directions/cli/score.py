@@ -75,5 +75,5 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
             click.echo(f"\nlearned vs {', '.join(report.compare)} directions (random seed "
                        f"{config.seed}):")
         click.echo(format_compare(report.result.summary(), baselines={
-            kind: scores.summary() for kind, scores in report.compare.items()}))
+            kind: scores.summary() for kind, scores in report.compare.items()}, net=config.net))
     click.echo(f"wrote {report.json_path} and {report.csv_path}")

@@ -135,6 +135,16 @@ def run_scores(run: Run) -> dict[str, Any]:
     return run.scores
 
 
+def scores_net(run: Run) -> str | None:
+    """The LPIPS net the run's scores were made with (scores.json settings), None when the run
+    is not scored or its scores do not say (LPIPS values of different nets do not compare)."""
+    try:
+        net = (run_scores(run).get("settings") or {}).get("net")
+    except UserError:
+        return None
+    return net if isinstance(net, str) else None
+
+
 def read_ranking(run: Run, top: int | None = None) -> list[int]:
     """The run's direction indices, best first, from its scores (run_scores: read at most once),
     the first `top` of them. UserError when the run is not scored or its ranking does not fit

@@ -29,12 +29,15 @@ def format_table(result: ScoreResult, *, limit: int | None = 20, net: str = DEFA
 
 
 def format_compare(learned: dict[str, Any], random: dict[str, Any] | None = None, *,
-                   baselines: dict[str, dict[str, Any]] | None = None) -> str:
+                   baselines: dict[str, dict[str, Any]] | None = None,
+                   net: str = DEFAULT_NET) -> str:
     """Side-by-side distributions of ScoreResult.summary() dicts: the learned directions, then
-    each baseline (`baselines`: kind -> summary, in order; `random` alone is the old form)."""
+    each baseline (`baselines`: kind -> summary, in order; `random` alone is the old form), all
+    scored with the LPIPS `net` the first line names."""
     columns = {"learned": learned, **({"random": random} if random is not None else {}),
                **(baselines or {})}
-    lines = [f"{'metric':<12} {'stat':<5} " + " ".join(f"{name:>9}" for name in columns)]
+    lines = [f"LPIPS {net}, every column on the same seeds and settings",
+             f"{'metric':<12} {'stat':<5} " + " ".join(f"{name:>9}" for name in columns)]
     lines.append(f"{'active':<12} {'count':<5} " + " ".join(
         f"{c['active']:>5}/{c['n']:<3}" for c in columns.values()))
     for metric in ("effect", "smoothness", "consistency"):
