@@ -325,3 +325,44 @@ def test_batch_rescores_a_class_scored_with_another_net_and_names_the_net(tmp_pa
         assert scores["settings"]["net"] == "alex", index            # one net across the batch
     page = (out / model_label(model) / "batch" / "index.html").read_text()
     assert page.count("(LPIPS alex)") == 2 and "squeeze" not in page
+
+
+# ---------------------------------------------------------------------- the plan, before set-up
+def test_the_plan_comes_before_set_up_and_a_cpu_default_run_is_advised_steps(
+        tmp_path, small_biggan_dir, monkeypatch):
+    from biggan_directions.foundation.errors import UserError
+
+    seen = []
+
+    def load_stops(*args, **kwargs):
+        seen.append("load")
+        raise UserError("stopped at the model load")
+
+    monkeypatch.setattr(discover_mod, "load_biggan", load_stops)
+    lines = []
+    config = DiscoverConfig(batch_size=32)                  # the 50,000-step default
+    with pytest.raises(UserError, match="stopped at the model load"):
+        discover_mod.discover_classes(str(small_biggan_dir), ["1"], config, tmp_path,
+                                      device="cpu", progress=False,
+                                      notify=lambda line: lines.append((line, list(seen))))
+    plan = [(line, before) for line, before in lines if line.startswith("plan:")]
+    assert len(plan) == 1 and plan[0][1] == []                  # said before the model loads
+    line = plan[0][0]
+    # 50,000 steps x 32 x (1 + 2k), k 2 from a SeFa start or 4 from a random one
+    assert "to 50,000 steps, batch 32: 160-288 generator images a step" in line
+    assert "8-14.4 M images per class" in line
+    assert "--steps 500" in line and "hours" in line
+
+
+def test_the_time_estimate_from_the_first_steps(tmp_path, small_biggan):
+    lines = []
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    run_discover(G, small_config(steps=8, eval_every=4), tmp_path / "run", meta={"model": "m"},
+                 progress=False, notify=lines.append)
+    estimates = [x for x in lines if x.startswith("first ")]
+    assert len(estimates) == 1, lines
+    line = estimates[0]
+    # after 3 steps: 5 left, 2 evaluations (step 4, step 8) + the test set
+    assert line.startswith("first 3 steps: ") and "the 5 steps left take about" in line
+    assert "plus 3 fixed evaluations of" in line
+    assert "--steps" not in line                                  # not the default length

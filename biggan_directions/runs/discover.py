@@ -32,6 +32,7 @@ from .files import RunResult, has_run, prepare_run_folder
 from .method_run import run_method
 from .record import directions_meta, run_record
 from .curves import CURVE_FILE, write_curve
+from .plan import ESTIMATE_AFTER_SECONDS, ESTIMATE_AFTER_STEPS, estimate_line, plan_line
 
 # What a resumed run reads back from its run.json rather than recomputing: its start, the
 # references and costs measured once, the start's evaluation and its spread, the evaluation
@@ -147,6 +148,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         return kept, settings
 
     eval_value = record.get("last_eval_penalty", record.get("eval_penalty"))
+    timing: dict[str, float] = {}                         # seconds of this process's evaluations
+    first = {"step": run.step, "elapsed": run.elapsed, "told": False}   # for the estimate
     try:
         with stop_flag() as stop, _progress(config.steps, run.step, progress, describe) as bar:
             def timed_eval(what: str, compute: Callable[[Callable[[int], None]], Any],
@@ -163,7 +166,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                         if interruptible and stop.is_set():
                             raise _Stopped
                     value = compute(on_chunk)
-                record["eval_seconds"] = (record.get("eval_seconds") or 0.0) + time.perf_counter() - t0
+                timing[what] = time.perf_counter() - t0
+                record["eval_seconds"] = (record.get("eval_seconds") or 0.0) + timing[what]
                 return value
 
             bar.set_postfix_str("set-up", refresh=True)
@@ -225,6 +229,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                     _draw_curve(folder, record, run.best)      # the best as of this evaluation
                 bar.update(1)
                 bar.set_postfix(penalty=f"{_mean(recent):.4g}", refresh=False)
+                if not first["told"]:
+                    first["told"] = _tell_estimate(run, config, first, timing, notify)
                 if config.patience is not None and run.stale >= config.patience:
                     record["stop_reason"] = "patience"
                     break
@@ -256,6 +262,24 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                      record.get("versus_random"),
                      {k: record.get(k) for k in ("steps_per_second", "images_per_second", "tflops")},
                      run=files.written_run(folder, kept, settings, record))
+
+
+def _tell_estimate(run: Discovery, config: DiscoverConfig, first: dict[str, Any],
+                   timing: dict[str, float], notify: Callable[[str], None]) -> bool:
+    """After the first measured steps of this process (plan.ESTIMATE_AFTER_*), one line with
+    the time the rest of the run takes (plan.estimate_line); returns whether it was said (or
+    nothing is left to say it of)."""
+    done, seconds = run.step - first["step"], run.elapsed - first["elapsed"]
+    if run.step >= config.steps:
+        return True
+    if done < ESTIMATE_AFTER_STEPS and seconds < ESTIMATE_AFTER_SECONDS:
+        return False
+    evaluations = 1 + sum(1 for s in range(run.step + 1, config.steps + 1)   # + the test set
+                          if s % config.eval_every == 0 or s == config.steps)
+    measured = timing.get("start", next(iter(timing.values()), None))
+    notify(estimate_line(done, seconds, config.steps - run.step, evaluations, measured,
+                         run.device, config))
+    return True
 
 
 def kept_eval_note(run: Discovery, config: DiscoverConfig, planned: int) -> str:
@@ -395,6 +419,7 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
         elif not overwrite:
             prepare_run_folder(folder, resume=False, overwrite=False)
         check_writable_dir(folder)
+    (notify or files.to_stderr)(plan_line(configs, len(resolved), device, resume))  # before set-up
     net = load_biggan(model, device=device, weights_dir=weights_dir, progress=progress)
     weights = weights_identity(model, weights_dir)     # recorded; checked on resume
     if resume:                                          # every class before the first one runs
