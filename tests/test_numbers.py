@@ -366,3 +366,72 @@ def test_the_time_estimate_from_the_first_steps(tmp_path, small_biggan):
     assert line.startswith("first 3 steps: ") and "the 5 steps left take about" in line
     assert "plus 3 fixed evaluations of" in line
     assert "--steps" not in line                                  # not the default length
+
+
+# ---------------------------------------------------------------------- closed-form progress
+def test_closed_form_run_shows_its_plan_and_bar_before_any_work(tmp_path, small_biggan,
+                                                               monkeypatch):
+    """A sefa run says what it will do and opens its bar (over every evaluated sample) before
+    the method runs, and the bar then counts every sample of the result and the references."""
+    from contextlib import contextmanager
+
+    from biggan_directions.runs import method_run
+
+    events, counted = [], []
+    real_find, real_progress = method_run.find_directions, method_run._progress
+
+    def find(*args, **kwargs):
+        events.append("find")
+        return real_find(*args, **kwargs)
+
+    @contextmanager
+    def progress(total, initial, enabled, desc, **kw):
+        events.append(("bar", total))
+        with real_progress(total, initial, enabled, desc, **kw) as bar:
+            real_update = bar.update
+            bar.update = lambda n=1: (counted.append(n), real_update(n))[1]
+            yield bar
+
+    monkeypatch.setattr(method_run, "find_directions", find)
+    monkeypatch.setattr(method_run, "_progress", progress)
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    cfg = small_config(method="sefa", ndirs=None, eval_per_direction=2).for_method("sefa")
+    run_discover(G, cfg, tmp_path / "sefa", meta={"model": "m"}, progress=False,
+                 notify=lambda line: events.append(line))
+    assert events[0].startswith("sefa: closed form, then the fixed evaluation: ")
+    # the result, 2 random matrices, the identity and the SeFa line, on 128 x 2 samples
+    assert "5 matrices x 256 samples (2 per direction) = 6,400 generator images" in events[0]
+    assert events[1] == ("bar", 5 * 256) and events[2] == "find"
+    assert sum(counted) == 5 * 256
+
+
+# ---------------------------------------------------------------------- view's sliders
+def test_view_sliders_carry_each_directions_rank_and_effect_from_score(tmp_path,
+                                                                       small_biggan_dir):
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from biggan_directions.runs.scores_file import SCORES_FORMAT
+    from biggan_directions.view.view import Viewer
+    from biggan_directions.view.view_app import create_app
+    from tests.support import make_run
+
+    folder = make_run(tmp_path, small_biggan_dir, ndirs=4, seed=0, truncation=0.5,
+                      path_size=2.0).parent
+    effects = {0: 0.05, 1: 0.31, 2: 0.002, 3: 0.12}
+    ranking = [1, 3, 0, 2]
+    (folder / "scores.json").write_text(json.dumps({
+        "format": SCORES_FORMAT, "ranking": ranking, "settings": {"net": "vgg"},
+        "directions": [{"direction": k, "rank": ranking.index(k) + 1, "effect": e,
+                        "inactive": e < 0.01} for k, e in effects.items()]}))
+    for kwargs, shown in (({}, ranking), ({"dirs": [2, 0]}, [2, 0])):
+        client = TestClient(create_app(Viewer(folder, device="cpu", progress=False, **kwargs)))
+        info = client.get("/api/info").json()
+        assert info["lpips_net"] == "vgg"
+        assert [d["index"] for d in info["directions"]] == shown
+        for d in info["directions"]:          # the rank and effect score gave, even with --dirs
+            assert d["rank"] == ranking.index(d["index"]) + 1
+            assert d["effect"] == pytest.approx(effects[d["index"]])
+            assert d["inactive"] == (effects[d["index"]] < 0.01)
+    page = client.get("/").text
+    assert '"  effect " + d.effect.toFixed(3)' in page and "info.lpips_net" in page

@@ -16,7 +16,7 @@ import math
 import shlex
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
@@ -32,7 +32,7 @@ from ..media.render import RenderConfig, render_directions
 from ..models.generator import BigGANGenerator, latents_for_seeds
 from ..models.weights import load_biggan
 from ..runs.layout import DIRECTIONS_FILE, Run, RunSettings, open_run, resolve_run_settings
-from ..runs.scores_file import read_ranking
+from ..runs.scores_file import read_ranking, run_scores
 
 SEED_MAX = 2**31 - 1       # seeds are 0..2**31-1 (what a page's random button draws)
 DEFAULT_TOP = 16           # sliders of a scored run when neither top nor dirs is given
@@ -158,6 +158,8 @@ class ViewClass:
     settings: RunSettings
     shown: tuple[int, ...]        # direction indices with a slider, best first when scored
     ranked: bool                  # shown comes from the run's scores
+    scores: dict[int, dict[str, Any]] = field(default_factory=dict)  # direction -> rank, effect
+    net: str | None = None        # the LPIPS net the scores were made with
 
 
 def select_directions(run: Run, top: int | None = None, dirs: Sequence[int] | None = None
@@ -181,6 +183,18 @@ def select_directions(run: Run, top: int | None = None, dirs: Sequence[int] | No
         if run.scored:
             raise                      # scored, but the file is damaged: say so
         return list(range(n)), False
+
+
+def slider_scores(run: Run) -> tuple[dict[int, dict[str, Any]], str | None]:
+    """({direction: {rank, effect, inactive}} from the run's scores, the LPIPS net they were
+    made with): what each slider's label shows beside it; ({}, None) for an unscored run."""
+    if not run.scored:
+        return {}, None
+    rec = run_scores(run)
+    rows = {d["direction"]: {"rank": d.get("rank"), "effect": d.get("effect"),
+                             "inactive": bool(d.get("inactive"))}
+            for d in rec.get("directions") or [] if isinstance(d, dict) and "direction" in d}
+    return rows, (rec.get("settings") or {}).get("net")
 
 
 def batch_runs(folder: Path) -> list[tuple[int, str, Path]]:
@@ -255,7 +269,7 @@ class Viewer:
                             f"({settings.class_name}).")
         shown, ranked = select_directions(run, self.top, self.dirs)
         vc = ViewClass(settings.class_index, settings.class_name, run, settings, tuple(shown),
-                       ranked)
+                       ranked, *slider_scores(run))
         self._classes[vc.index] = vc
         return vc
 
