@@ -435,3 +435,36 @@ def test_view_sliders_carry_each_directions_rank_and_effect_from_score(tmp_path,
             assert d["inactive"] == (effects[d["index"]] < 0.01)
     page = client.get("/").text
     assert '"  effect " + d.effect.toFixed(3)' in page and "info.lpips_net" in page
+
+
+def test_gallery_card_gives_the_verdict_and_says_when_it_cannot_tell(tmp_path, small_biggan_dir):
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    r = invoke("batch", "--classes", "1", "--model", model, "--out", str(out), "--steps", "2",
+               *TINY)
+    assert r.exit_code == 0, r.output
+    batch_folder = out / model_label(model) / "batch"
+    entry = json.loads((batch_folder / "manifest.jsonl").read_text())
+    verdict = entry["methods"]["hessian"]["versus_random"]
+    record = json.loads((run_dir_for(out, model, 1, "goldfish") / "run.json").read_text())
+    assert verdict == record["versus_random"] and verdict.startswith("too coarse to tell")
+    card = (batch_folder / "index.html").read_text().split('id="c1"')[1]
+    import html
+    assert html.escape(f"({verdict})") in card
+
+
+# ---------------------------------------------------------------------- found in the search
+def test_test_eval_puts_the_kept_matrix_beside_sefa_on_the_test_draws(tmp_path, small_biggan):
+    """README: test_eval gives the kept matrix's value on the test draws 'beside SeFa's value
+    there'; it was always null (the test references skipped SeFa)."""
+    from biggan_directions.methods.fixed_eval import FixedEvaluation
+    from biggan_directions.methods.sefa import sefa_directions
+
+    G = BigGANGenerator(small_biggan, 207, 1.0)
+    cfg = small_config(steps=2, eval_every=2, ndirs=None)           # a full basis: SeFa applies
+    run_discover(G, cfg, tmp_path / "run", meta={"model": "m"}, progress=False,
+                 notify=lambda line: None)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    evaluation = FixedEvaluation(G, cfg, 128, "cpu", per_direction=record["eval_per_direction"])
+    sefa = evaluation.evaluate(sefa_directions(G, 128)[0], evaluation.test_draws)
+    assert record["test_eval"]["sefa"] == pytest.approx(sefa, rel=1e-6)
+    assert record["reference_test"]["sefa"] == pytest.approx(sefa, rel=1e-6)

@@ -124,14 +124,16 @@ def _card(batch_folder: Path, e: dict[str, Any], rows: int, scores: dict[str, An
     facts = [steps] if (steps := _steps_fact(e)) else []
     if e.get("final_penalty") is not None:
         facts.append(f"penalty {_num(e['final_penalty'])}")
+    methods = e.get("methods") if isinstance(e.get("methods"), dict) else {}
     if e.get("eval_penalty") is not None:
-        facts.append(f"eval {_num(e['eval_penalty'])}")
+        only = next(iter(methods.values())) if len(methods) == 1 else {}
+        verdict = only.get("versus_random") if isinstance(only, dict) else None
+        facts.append(f"eval {_num(e['eval_penalty'])}" + (f" ({verdict})" if verdict else ""))
     if e.get("seconds") is not None:
         facts.append(f"{float(e['seconds']):.1f} s")
     parts = [head, f"<p class=\"facts\">{_esc(' · '.join(facts))}</p>" if facts else ""]
     if e.get("error"):
         parts.append(f"<p class=\"error\">{_esc(e['error'])}</p>")
-    methods = e.get("methods") if isinstance(e.get("methods"), dict) else {}
     if len(methods) > 1:
         parts.append(_methods(batch_folder, methods))
     else:

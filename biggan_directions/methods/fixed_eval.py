@@ -104,10 +104,11 @@ class FixedEvaluation:
                          on_chunk: Callable[[int], None] | None = None,
                          full: bool = True) -> dict[str, Any]:
         """Fixed-evaluation penalty of eval_references random orthonormal matrices in the same
-        subspace (mean, spread) and, when `full`, of the identity (coordinate axes) and of the
-        SeFa basis when the generator's first layer can be read and the run learns a full
-        basis: what a learned matrix should beat (evaluation.reference_values), in fp32. The
-        test set needs only the random band (full=False): its verdict is against chance."""
+        subspace (mean, spread), of the SeFa basis when the generator's first layer can be read
+        and the run learns a full basis (the test set's too: test_eval puts the kept matrix
+        beside SeFa's value there), and, when `full`, of the identity (coordinate axes): what a
+        learned matrix should beat (evaluation.reference_values), in fp32. The test set needs
+        no identity (full=False): its verdict is against chance."""
         cfg = self.config
         draws = draws or self.draws
         with tf32_state(self.device, False):
@@ -117,7 +118,7 @@ class FixedEvaluation:
                                    seed=cfg.seed, device=self.device, chunk_size=cfg.chunk_size,
                                    on_chunk=on_chunk, identity=full)
         basis = cfg.subspace is None and self.ndirs == self.z_dim
-        if full and basis and sefa_available(self.G, self.ndirs, cfg.sefa_layers):
+        if basis and sefa_available(self.G, self.ndirs, cfg.sefa_layers):
             q = sefa_directions(self.G, self.ndirs, cfg.sefa_layers)[0]
             ref["sefa"] = self.evaluate(q, draws, on_chunk)
         return ref

@@ -181,7 +181,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
             for key, draws, full in (("reference_eval", run.draws, True),
                                      ("reference_test", run.test_draws, False)):
                 name = "validation" if full else "test"
-                n_refs = (config.eval_references + 2 * full) * samples
+                n_refs = (config.eval_references + 1 + full) * samples   # random, SeFa, identity
                 ref = record.get(key) or {}
                 if ref.get("statistic") != EVAL_STATISTIC or ref.get("samples") != samples:
                     record[key] = cached_references(
