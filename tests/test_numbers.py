@@ -468,3 +468,40 @@ def test_test_eval_puts_the_kept_matrix_beside_sefa_on_the_test_draws(tmp_path, 
     sefa = evaluation.evaluate(sefa_directions(G, 128)[0], evaluation.test_draws)
     assert record["test_eval"]["sefa"] == pytest.approx(sefa, rel=1e-6)
     assert record["reference_test"]["sefa"] == pytest.approx(sefa, rel=1e-6)
+
+
+def test_compare_curves_put_a_hessian_curve_on_the_common_scale_only_when_it_is(
+        tmp_path, small_biggan_dir, monkeypatch):
+    """compare_curves.png draws the references of the common draws; a Hessian run's own curve
+    is drawn there only when its evaluations used those draws, else its value on them."""
+    from biggan_directions.scoring import compare as compare_mod
+
+    model = str(small_biggan_dir)
+    common = ["-c", "207", "--model", model, "--ndirs", "4", "--device", "cpu", "-q",
+              "--eval-k", "2", "--eval-references", "2"]
+    hessian = ["discover", *common, "--batch-size", "2", "--steps", "4", "--eval-every", "2"]
+    assert invoke(*hessian, "--eval-per-direction", "4", "--out", str(tmp_path / "a")).exit_code == 0
+    assert invoke(*hessian, "--eval-per-direction", "2", "--out", str(tmp_path / "b")).exit_code == 0
+    assert invoke("discover", *common, "--method", "sefa", "--eval-per-direction", "2",
+                  "--out", str(tmp_path / "a")).exit_code == 0
+    label = model_label(model)
+    runs = {"h4": tmp_path / "a" / label / "207-golden-retriever",
+            "h2": tmp_path / "b" / label / "207-golden-retriever",
+            "sefa": tmp_path / "a" / label / "sefa" / "207-golden-retriever"}
+    drawn = {}
+    original = compare_mod.write_compare_curves
+    monkeypatch.setattr(compare_mod, "write_compare_curves",
+                        lambda path, curves, *a, **kw: (drawn.update(curves=curves),
+                                                        original(path, curves, *a, **kw))[1])
+    # common draws: the first run's settings, 4 latents per direction: h4's own, not h2's
+    report = compare_mod.compare_runs([runs["h4"], runs["h2"], runs["sefa"]], model=model,
+                                      out=tmp_path / "cmp", progress=False)
+    h4, h2, sefa = drawn["curves"]
+    assert report.settings["eval_per_direction"] == 4
+    assert len(h4["points"]) == 3                                 # steps 0, 2, 4: its own curve
+    # ... on the common scale: the kept (best) matrix's value there is the curve's lowest point
+    assert min(v for _, v in h4["points"]) == pytest.approx(report.rows[0]["eval_penalty"],
+                                                            rel=1e-4)   # log.csv: 5 digits
+    assert h2["points"] == [(0, pytest.approx(report.rows[1]["eval_penalty"]))]
+    assert "(on the common draws)" in h2["label"]
+    assert sefa["points"] == [(0, pytest.approx(report.rows[2]["eval_penalty"]))]

@@ -110,8 +110,9 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
                        f"above {result.step}, e.g. --steps {2 * result.step}).")
             return
         if result.final_penalty is None and result.eval_penalty is not None:   # sefa, ganspace
+            verdict = f" ({result.versus_random})" if result.versus_random else ""
             click.echo(f"{result.folder}: {config.method} {result.status}, fixed-evaluation "
-                       f"penalty {result.eval_penalty:.4g}")
+                       f"penalty {result.eval_penalty:.4g}{verdict}")
             return
         penalty = "n/a" if result.final_penalty is None else f"{result.final_penalty:.4g}"
         evaluation = ("" if result.eval_penalty is None else

@@ -47,7 +47,8 @@ def run_method(G: Callable, config: DiscoverConfig, folder: str | Path, *,
         if resume and record_path.exists():
             old = files.read_record(record_path)
             if old.get("status") == "finished" and config.same_as_recorded(old.get("config")):
-                return RunResult(folder, "already finished", 0, None, old.get("eval_penalty"))
+                return RunResult(folder, "already finished", 0, None, old.get("eval_penalty"),
+                                 old.get("versus_random"))
         return _write_run(G, config, folder, dict(meta or {}), device, progress, notify)
 
 

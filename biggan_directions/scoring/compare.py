@@ -127,7 +127,7 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
     try:       # the three files together or none, and no folder left by a failure (disk full)
         with output_folder(folder), atomic_paths(list(report.files.values())) as temps:
             write_sheet(temps[0], image_G, runs, cfg, top, device)
-            write_curves(temps[1], runs, rows, reference, first.class_name)
+            write_curves(temps[1], runs, rows, reference, first.class_name, report.settings)
             temps[2].write_text(json_text(record), encoding="utf-8")
     except OSError as e:
         raise UserError(f"could not write the comparison into {folder} "
@@ -206,18 +206,36 @@ def write_sheet(path: Path, G, runs: Sequence[Run], cfg, top: int, device: torch
     return path
 
 
+def evaluated_on(run: Run, settings: dict[str, Any]) -> bool:
+    """Were the run's own evaluations (its log.csv curve) made on the comparison's draws and
+    settings (`settings`: evaluate_runs'), so that its curve and the common references share
+    one scale?"""
+    config = run.record.get("config") or {}
+    own = {"directions_evaluated": int(run.directions.shape[0]),
+           "eval_per_direction": run.record.get("eval_per_direction"),
+           **{k: config.get(k) for k in ("eval_k", "truncation", "path_size", "epsilon",
+                                         "reduction", "seed")},
+           "layers": list(config.get("layers") or [])}
+    return all(own[k] == settings.get(k) for k in own)
+
+
 def write_curves(path: Path, runs: Sequence[Run], rows: Sequence[dict[str, Any]],
-                 reference: dict[str, Any], title: str) -> Path:
-    """compare_curves.png: the Hessian Penalty runs' fixed-evaluation curves (from their
-    log.csv, on their own draws) and the other runs' values on the common draws."""
+                 reference: dict[str, Any], title: str,
+                 settings: dict[str, Any] | None = None) -> Path:
+    """compare_curves.png, on the scale of the common draws (whose references it draws): a
+    Hessian Penalty run's fixed-evaluation curve (its log.csv) where its own evaluations were
+    made on those draws (evaluated_on), else, like the other runs, its value on the common
+    draws as a line (its own curve is on other draws, and would not be on this scale)."""
     curves = []
     for run, row in zip(runs, rows):
         label = f"{row['method']}: {Path(row['run']).name}"
         evals = read_log(run.folder / STEP_LOG)[2] if run.folder is not None else []
-        if row["method"] == "hessian" and len(evals) > 1:
+        same = settings is not None and evaluated_on(run, settings)
+        if row["method"] == "hessian" and len(evals) > 1 and same:
             curves.append({"label": label, "points": evals})
         else:
-            curves.append({"label": label, "points": [(0, row["eval_penalty"])]})
+            note = " (on the common draws)" if row["method"] == "hessian" else ""
+            curves.append({"label": label + note, "points": [(0, row["eval_penalty"])]})
     return write_compare_curves(path, curves, reference, title=f"{title}: fixed-evaluation penalty")
 
 
