@@ -421,13 +421,13 @@ def test_view_sliders_carry_each_directions_rank_and_effect_from_score(tmp_path,
     effects = {0: 0.05, 1: 0.31, 2: 0.002, 3: 0.12}
     ranking = [1, 3, 0, 2]
     (folder / "scores.json").write_text(json.dumps({
-        "format": SCORES_FORMAT, "ranking": ranking, "settings": {"net": "vgg"},
+        "format": SCORES_FORMAT, "ranking": ranking, "settings": {"net": "vgg", "path_size": 3.0},
         "directions": [{"direction": k, "rank": ranking.index(k) + 1, "effect": e,
                         "inactive": e < 0.01} for k, e in effects.items()]}))
     for kwargs, shown in (({}, ranking), ({"dirs": [2, 0]}, [2, 0])):
         client = TestClient(create_app(Viewer(folder, device="cpu", progress=False, **kwargs)))
         info = client.get("/api/info").json()
-        assert info["lpips_net"] == "vgg"
+        assert info["lpips_net"] == "vgg" and info["score_path_size"] == 3.0   # not the run's 2
         assert [d["index"] for d in info["directions"]] == shown
         for d in info["directions"]:          # the rank and effect score gave, even with --dirs
             assert d["rank"] == ranking.index(d["index"]) + 1

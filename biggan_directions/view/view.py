@@ -160,6 +160,7 @@ class ViewClass:
     ranked: bool                  # shown comes from the run's scores
     scores: dict[int, dict[str, Any]] = field(default_factory=dict)  # direction -> rank, effect
     net: str | None = None        # the LPIPS net the scores were made with
+    score_path_size: float | None = None   # the walks' path size the effects were measured at
 
 
 def select_directions(run: Run, top: int | None = None, dirs: Sequence[int] | None = None
@@ -185,16 +186,18 @@ def select_directions(run: Run, top: int | None = None, dirs: Sequence[int] | No
         return list(range(n)), False
 
 
-def slider_scores(run: Run) -> tuple[dict[int, dict[str, Any]], str | None]:
+def slider_scores(run: Run) -> tuple[dict[int, dict[str, Any]], str | None, float | None]:
     """({direction: {rank, effect, inactive}} from the run's scores, the LPIPS net they were
-    made with): what each slider's label shows beside it; ({}, None) for an unscored run."""
+    made with, the path size of the walks they measured): what each slider's label shows
+    beside it; ({}, None, None) for an unscored run."""
     if not run.scored:
-        return {}, None
+        return {}, None, None
     rec = run_scores(run)
     rows = {d["direction"]: {"rank": d.get("rank"), "effect": d.get("effect"),
                              "inactive": bool(d.get("inactive"))}
             for d in rec.get("directions") or [] if isinstance(d, dict) and "direction" in d}
-    return rows, (rec.get("settings") or {}).get("net")
+    settings = rec.get("settings") or {}
+    return rows, settings.get("net"), settings.get("path_size")
 
 
 def batch_runs(folder: Path) -> list[tuple[int, str, Path]]:

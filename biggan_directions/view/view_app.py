@@ -91,7 +91,7 @@ def create_app(viewer: Viewer, *, allowed_hosts: list[str] | None = None):
             "directions": [{"index": i, **vc.scores.get(i, {"rank": None, "effect": None,
                                                              "inactive": None})}
                            for i in vc.shown],               # rank and effect from `score`
-            "lpips_net": vc.net,
+            "lpips_net": vc.net, "score_path_size": vc.score_path_size,
             "path_size": vc.settings.path_size, "truncation": vc.settings.truncation,
             "seed_max": SEED_MAX, "device": str(viewer.device)})
 
