@@ -102,7 +102,8 @@ def test_run_writes_every_file(tmp_path, small_biggan):
     assert len(record["reference_eval"]["random_values"]) == 4
     assert record["reference_eval"]["statistic"] == "trimmed mean 20%"
     assert record["eval_seconds"] > 0 and 0 < record["eval_share"] < 1
-    assert record["versus_random"].startswith(("below random", "above random", "within the random spread", "too coarse to tell"))
+    assert record["versus_random"].startswith(("below random", "above random",
+                                               "within the random spread", "too coarse to tell"))
     assert record["precision"] == "fp32" and record["compile"] is False
     for key in ("steps_per_second", "images_per_second", "tflops", "flops_per_step"):
         assert isinstance(record[key], (int, float)) and record[key] > 0, key

@@ -60,7 +60,8 @@ def test_method_run_writes_directions_and_record(method_runs, method):
     assert run.directions.shape == (4, 128)
     assert run.meta["method"] == method and record["method"] == method
     assert record["status"] == "finished" and record["step"] == 0
-    assert record["versus_random"].startswith(("below random", "above random", "within the random spread", "too coarse to tell"))
+    assert record["versus_random"].startswith(("below random", "above random",
+                                               "within the random spread", "too coarse to tell"))
     ref = record["reference_eval"]
     assert {"identity", "random", "random_std", "random_values"} <= set(ref)
     assert record["eval_penalty"] > 0 and not (method_runs[method] / "checkpoint.pt").exists()

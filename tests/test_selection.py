@@ -66,7 +66,8 @@ def test_the_kept_matrix_is_the_best_evaluated_one_and_the_last_is_kept_too(tmp_
     assert test["step"] == best_step and test["matrix"] == "best"
     assert test["value"] == pytest.approx(judge.evaluate(kept, judge.test_draws), rel=1e-6)
     assert test["value"] != pytest.approx(best_value, rel=1e-6)
-    assert test["versus_random"].startswith(("below random", "above random", "within the random spread", "too coarse to tell"))
+    assert test["versus_random"].startswith(("below random", "above random",
+                                               "within the random spread", "too coarse to tell"))
     assert {"identity", "random", "random_std"} <= set(record["reference_test"])
     assert record["reference_test"]["random"] != record["reference_eval"]["random"]
     assert record["stop_reason"] == "steps"
