@@ -343,14 +343,14 @@ def test_the_plan_comes_before_set_up_and_a_cpu_default_run_is_advised_steps(
     config = DiscoverConfig(batch_size=32)                  # the 50,000-step default
     with pytest.raises(UserError, match="stopped at the model load"):
         discover_mod.discover_classes(str(small_biggan_dir), ["1"], config, tmp_path,
-                                      device="cpu", progress=False,
+                                      device="cpu", progress=True,
                                       notify=lambda line: lines.append((line, list(seen))))
     plan = [(line, before) for line, before in lines if line.startswith("plan:")]
     assert len(plan) == 1 and plan[0][1] == []                  # said before the model loads
     line = plan[0][0]
     # 50,000 steps x 32 x (1 + 2k), k 2 from a SeFa start or 4 from a random one
     assert "to 50,000 steps, batch 32: 160-288 generator images a step" in line
-    assert "8-14.4 M images per class" in line
+    assert "8 M-14.4 M images per class" in line
     assert "--steps 500" in line and "hours" in line
 
 
@@ -358,7 +358,7 @@ def test_the_time_estimate_from_the_first_steps(tmp_path, small_biggan):
     lines = []
     G = BigGANGenerator(small_biggan, 207, 1.0)
     run_discover(G, small_config(steps=8, eval_every=4), tmp_path / "run", meta={"model": "m"},
-                 progress=False, notify=lines.append)
+                 progress=True, notify=lines.append)                   # -q: no estimate
     estimates = [x for x in lines if x.startswith("first ")]
     assert len(estimates) == 1, lines
     line = estimates[0]
@@ -396,7 +396,7 @@ def test_closed_form_run_shows_its_plan_and_bar_before_any_work(tmp_path, small_
     monkeypatch.setattr(method_run, "_progress", progress)
     G = BigGANGenerator(small_biggan, 207, 1.0)
     cfg = small_config(method="sefa", ndirs=None, eval_per_direction=2).for_method("sefa")
-    run_discover(G, cfg, tmp_path / "sefa", meta={"model": "m"}, progress=False,
+    run_discover(G, cfg, tmp_path / "sefa", meta={"model": "m"}, progress=True,
                  notify=lambda line: events.append(line))
     assert events[0].startswith("sefa: closed form, then the fixed evaluation: ")
     # the result, 2 random matrices, the identity and the SeFa line, on 128 x 2 samples

@@ -229,7 +229,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                     _draw_curve(folder, record, run.best)      # the best as of this evaluation
                 bar.update(1)
                 bar.set_postfix(penalty=f"{_mean(recent):.4g}", refresh=False)
-                if not first["told"]:
+                if not first["told"] and progress:         # not with -q
                     first["told"] = _tell_estimate(run, config, first, timing, notify)
                 if config.patience is not None and run.stale >= config.patience:
                     record["stop_reason"] = "patience"
@@ -419,7 +419,8 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
         elif not overwrite:
             prepare_run_folder(folder, resume=False, overwrite=False)
         check_writable_dir(folder)
-    (notify or files.to_stderr)(plan_line(configs, len(resolved), device, resume))  # before set-up
+    if progress:                                       # the plan, before set-up (not with -q)
+        (notify or files.to_stderr)(plan_line(configs, len(resolved), device, resume))
     net = load_biggan(model, device=device, weights_dir=weights_dir, progress=progress)
     weights = weights_identity(model, weights_dir)     # recorded; checked on resume
     if resume:                                          # every class before the first one runs

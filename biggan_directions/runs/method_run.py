@@ -62,8 +62,8 @@ def _write_run(G: Callable, config: DiscoverConfig, folder: Path, meta: dict[str
     matrices = 1 + config.eval_references + 1 + int(                  # result, random, identity,
         config.subspace is None and ndirs == int(G.z_dim)             # SeFa's line
         and sefa_available(G, ndirs, config.sefa_layers))
-    (notify or files.to_stderr)(
-        f"{config.method}: "
+    say = (notify or files.to_stderr) if progress else (lambda line: None)   # not with -q
+    say(f"{config.method}: "
         f"{'closed form' if config.method == 'sefa' else f'PCA of {config.samples:,} latents'}"
         f", then the fixed "
         f"evaluation: {matrices} matrices x {samples:,} samples ({evaluator.per_direction} per "

@@ -34,12 +34,12 @@ def plan_line(configs: Sequence[DiscoverConfig], classes: int, device: torch.dev
             else "steps " + ", ".join(f"{s:,}" for s in steps) + " (each run's plan)")
     if config.k is not None:
         per_step = f"{_images(config, config.k):,} generator images a step"
-        total = f"{steps[-1] * _images(config, config.k) / 1e6:.3g} M images"
+        total = f"{_count(steps[-1] * _images(config, config.k))} images"
     else:
         lo, hi = _images(config, PUBLISHED_K), _images(config, K_FROM_RANDOM)
         per_step = (f"{lo:,}-{hi:,} generator images a step (k {PUBLISHED_K} from a SeFa start, "
                     f"{K_FROM_RANDOM} from a random one)")
-        total = f"{steps[-1] * lo / 1e6:.3g}-{steps[-1] * hi / 1e6:.3g} M images"
+        total = f"{_count(steps[-1] * lo)}-{_count(steps[-1] * hi)} images"
     line = (f"plan: {'resume ' if resume else ''}{what} to {told}, batch {config.batch_size}"
             f"{f' x {config.accumulate}' if config.accumulate > 1 else ''}: {per_step}, "
             f"{total} per class, plus the fixed evaluations (about 10% with "
@@ -67,6 +67,11 @@ def estimate_line(steps_done: int, seconds: float, left: int, evaluations: int,
     if torch.device(device).type == "cpu" and config.steps >= default_of(DiscoverConfig, "steps"):
         line += f" To try the pipeline first, stop (Ctrl-C) and pass --steps {CPU_TRY_STEPS}."
     return line
+
+
+def _count(n: int) -> str:
+    """'8 M', '14.4 M', '2,500'."""
+    return f"{n / 1e6:.3g} M" if n >= 1_000_000 else f"{n:,}"
 
 
 def format_duration(seconds: float) -> str:
