@@ -27,7 +27,8 @@ test: $(STAMP)
 # round differently under each, as on users' CPUs. Each gets its own inductor cache: kernels
 # compiled under one capability crash under another.
 KERNEL_TESTS := tests/test_selection.py tests/test_penalty.py tests/test_evaluation.py \
-                tests/test_discover.py tests/test_faults_runs.py tests/test_score.py
+                tests/test_discover.py tests/test_faults_runs.py tests/test_score.py \
+                tests/test_numbers.py
 test-kernels: $(STAMP)
 	@set -e; for cap in $$($(PY) -m tests.capabilities); do \
 	  cache=$$(mktemp -d); \

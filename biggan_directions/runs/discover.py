@@ -103,7 +103,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                        last_row=log_state["row"] if log_state else None)
     if resume and record.get("eval_per_direction") not in (None, run.eval_per_direction):
         run.eval_per_direction = int(record["eval_per_direction"])  # the size the run began with
-    planned = (record.get("config") or {}).get("steps")
+    planned = (old.get("config") or {}).get("steps")          # the plan the run had
     if resume and isinstance(planned, int) and planned != config.steps:
         notify(f"{folder}: {kept_eval_note(run, config, planned)}")
 
