@@ -26,6 +26,7 @@ import torch
 from PIL import Image, PngImagePlugin
 from torch import nn
 
+from ..describe.files import run_descriptions
 from ..foundation.errors import UserError, first_line
 from ..foundation.fileio import atomic_path
 from ..media.render import RenderConfig, render_directions
@@ -158,6 +159,7 @@ class ViewClass:
     settings: RunSettings
     shown: tuple[int, ...]        # direction indices with a slider, best first when scored
     ranked: bool                  # shown comes from the run's scores
+    labels: tuple[tuple[int, str, float], ...] = ()   # (direction, label, confidence), if known
 
 
 def select_directions(run: Run, top: int | None = None, dirs: Sequence[int] | None = None
@@ -254,8 +256,13 @@ class Viewer:
             raise ViewError(f"class {index}: this run is for class {settings.class_index} "
                             f"({settings.class_name}).")
         shown, ranked = select_directions(run, self.top, self.dirs)
+        try:                                  # the slider labels, when score or describe ran
+            labels = tuple((d["direction"], d["label"], float(d.get("label_confidence") or 0))
+                           for d in run_descriptions(run))
+        except UserError:
+            labels = ()
         vc = ViewClass(settings.class_index, settings.class_name, run, settings, tuple(shown),
-                       ranked)
+                       ranked, labels)
         self._classes[vc.index] = vc
         return vc
 

@@ -83,13 +83,15 @@ def create_app(viewer: Viewer, *, allowed_hosts: list[str] | None = None):
         vc = viewer.open_class(viewer.parse_state(
             {"cls": request.query_params.get("cls", "")}).class_index)
         rank = {i: r + 1 for r, i in enumerate(vc.shown)} if vc.ranked else {}
+        labels = {i: (label, conf) for i, label, conf in vc.labels}
         return JSONResponse({
             "run": str(vc.run.folder or vc.run.directions_path), "batch": viewer.batch,
             "classes": [{"index": i, "name": n} for i, n in viewer.class_list],
             "class_index": vc.index, "class_name": vc.name, "model": viewer.model_name,
             "resolution": int(viewer.model.config.output_dim),
             "ndirs": int(vc.run.directions.shape[0]), "ranked": vc.ranked,
-            "directions": [{"index": i, "rank": rank.get(i)} for i in vc.shown],
+            "directions": [{"index": i, "rank": rank.get(i), "label": labels.get(i, (None,))[0],
+                            "confidence": labels.get(i, (None, None))[1]} for i in vc.shown],
             "path_size": vc.settings.path_size, "truncation": vc.settings.truncation,
             "seed_max": SEED_MAX, "device": str(viewer.device)})
 
