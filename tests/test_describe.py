@@ -82,7 +82,7 @@ def test_a_random_rotation_of_the_planted_axes_gets_mixed_labels_at_lower_confid
     assert mixed_conf < planted_conf - 0.25, (mixed_conf, planted_conf)
     planted_labels = {planted[a]["label"] for a in active}
     assert len({d["label"] for d in mixed} & planted_labels) < len(planted_labels)
-    assert sum(d["second_label"] is not None for d in mixed) >= 2
+    assert any(d["second_label"] is not None for d in mixed)       # nearly as strong a second
 
 
 def test_describing_from_chunks_of_walks_gives_the_same_descriptions():

@@ -224,15 +224,15 @@ def _scores(run_folder: Path, rows: int, rec: dict[str, Any] | None) -> str:
         cls = " class=\"inactive\"" if d.get("inactive") else ""
         label = (f"<td class=\"label\">{_esc(d.get('label') or '')}</td>"
                  f"<td>{_num(d.get('label_confidence'))}</td>" if labelled else "")
-        body.append(f"<tr{cls}><td>{_esc(d.get('rank', ''))}</td><td>{_esc(k)}</td>{label}"
+        body.append(f"<tr{cls}><td>{_esc(d.get('rank', ''))}</td><td>{_esc(k)}</td>"
                     f"<td>{_num(d.get('effect'))}</td><td>{_num(d.get('smoothness'))}</td>"
                     f"<td>{_num(d.get('consistency'))}</td>"
-                    f"<td>{'yes' if d.get('inactive') else ''}</td></tr>")
+                    f"<td>{'yes' if d.get('inactive') else ''}</td>{label}</tr>")
     n, active = rec.get("n_directions"), rec.get("n_active")
     caption = f"best {min(rows, len(ranking))} of {n} directions, {active} active (LPIPS)"
     label_head = "<th>label</th><th>conf</th>" if labelled else ""
-    return (f"<table><caption>{_esc(caption)}</caption>\n<tr><th>rank</th><th>dir</th>{label_head}<th>effect</th>"
-            f"<th>smoothness</th><th>consistency</th><th>inactive</th></tr>\n"
+    return (f"<table><caption>{_esc(caption)}</caption>\n<tr><th>rank</th><th>dir</th><th>effect</th>"
+            f"<th>smoothness</th><th>consistency</th><th>inactive</th>{label_head}</tr>\n"
             + "\n".join(body) + "\n</table>")
 
 

@@ -33,6 +33,10 @@ class DescribeConfig:
     # costs about 1 ms per frame pair here, a 512 px one 16x that
     size: int = setting(128, "Describe frames at most this many pixels a side (larger ones are "
                              "shrunk first).")
+    # the flow and its fits are most of describing's cost (BENCHMARKS.md): 4 seeds measured
+    # every planted factor of tests/test_describe.py within 20%, with all 4 agreeing in sign
+    geometry_seeds: int = setting(4, "Measure geometry (optical flow) and the explained change "
+                                     "on the first N seeds; photometry uses every seed.")
     # REFERENCE §9: a flow fitted where |flow| > 10% of its maximum recovered 0.149 of a 0.16
     # shift, a global fit 0.078 (the static background pulls it to zero)
     moving: float = setting(0.10, "A pixel counts as moving when its flow exceeds this share of "
@@ -57,6 +61,7 @@ class DescribeConfig:
             positive("path_size", self.path_size)
         at_least("batch_size", self.batch_size, 1)
         at_least("size", self.size, 16)
+        at_least("geometry_seeds", self.geometry_seeds, 1)
         need(isinstance(self.moving, (int, float)) and 0 <= self.moving < 1, "moving",
              self.moving, "must be a share in [0, 1).")
         need(isinstance(self.second, (int, float)) and 0 < self.second <= 1, "second",

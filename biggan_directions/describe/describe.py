@@ -8,7 +8,10 @@ generates the walks itself (no LPIPS).
 """
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -24,20 +27,35 @@ from .labels import describe_measured
 from .measures import measure_walks
 
 
+def default_workers() -> int:
+    """Threads that measure while the caller generates: one CPU is left to the caller, at most 4."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
 class Describer:
     """Collects the walk frames of K directions x S seeds (T frames each) and measures each
-    direction as soon as its S walks are in, so at most one direction's frames (plus a chunk)
-    are held. add() takes whole walks in order; finish() returns one description per direction.
-    `seconds` counts the time spent here (converting and measuring), for score's report."""
+    direction as soon as its S walks are in, on `workers` background threads (OpenCV and numpy
+    release the GIL), so that measuring overlaps with the caller's generation and LPIPS. At most
+    2 x workers directions wait to be measured (add() then waits for the oldest), so memory stays
+    bounded. add() takes whole walks in order; finish() waits and returns one description per
+    direction. workers=0 measures in the caller's thread. `seconds` is the caller's time spent in
+    add() and finish() (converting, waiting), what describing adds to score's wall time."""
 
     def __init__(self, n_directions: int, n_seeds: int, steps: int,
-                 config: DescribeConfig | None = None):
+                 config: DescribeConfig | None = None, workers: int | None = None):
         self.K, self.S, self.T = int(n_directions), int(n_seeds), int(steps)
         self.config = config or DescribeConfig()
+        self.workers = default_workers() if workers is None else int(workers)
+        self._pool = ThreadPoolExecutor(self.workers, "describe") if self.workers > 0 else None
         self._pending: list[np.ndarray] = []          # walks of the direction being filled
         self._next = 0                                # index of the next walk expected
-        self._measured: list[Any] = []
+        self._measured: list[Future] = []
+        self._waiting: deque[Future] = deque()
         self.seconds = 0.0
+
+    def _measure(self, frames: np.ndarray):
+        return measure_walks(frames, size=self.config.size, moving=self.config.moving,
+                             geometry_seeds=self.config.geometry_seeds)
 
     def add(self, first_walk: int, images: torch.Tensor) -> None:
         """images: (w*T, 3, H, W) in [-1, 1] (any device), the T frames of walks first_walk ..
@@ -51,20 +69,40 @@ class Describer:
         for walk in frames:
             self._pending.append(walk)
             if len(self._pending) == self.S:
-                self._measured.append(measure_walks(np.stack(self._pending), size=self.config.size,
-                                                    moving=self.config.moving))
-                self._pending = []
+                walks, self._pending = np.stack(self._pending), []
+                if self._pool is None:
+                    done: Future = Future()
+                    done.set_result(self._measure(walks))
+                else:
+                    done = self._pool.submit(self._measure, walks)
+                    self._waiting.append(done)
+                    while len(self._waiting) > 2 * self.workers:
+                        self._waiting.popleft().result()
+                self._measured.append(done)
         self.seconds += time.perf_counter() - start
 
     def finish(self, inactive: Sequence[bool] | torch.Tensor | None = None) -> list[dict[str, Any]]:
         """One description per direction (labels.describe_measured), in direction order, each
         with its `direction` index. inactive: score's flags (K,); None: the Delta E rule."""
         if len(self._measured) != self.K:
+            self.close()
             raise ValueError(f"{len(self._measured)} of {self.K} directions received")
+        start = time.perf_counter()
+        try:
+            measured = [f.result() for f in self._measured]
+        finally:
+            self.close()
+        self.seconds += time.perf_counter() - start
         flags = [None] * self.K if inactive is None else [bool(x) for x in inactive]
         return [{"direction": k, **describe_measured(w, inactive=flags[k], second=self.config.second,
                                                      inactive_delta_e=self.config.inactive_delta_e)}
-                for k, w in enumerate(self._measured)]
+                for k, w in enumerate(measured)]
+
+    def close(self) -> None:
+        """Stop the worker threads (what is queued is dropped); idempotent."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _device_of(G) -> torch.device:

@@ -325,11 +325,16 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
         *scoring_calls(G, metric, p, device), lat[:per_chunk]).mean().item())   # first chunk
     gen, feat = scoring_calls(G, metric, chosen, device, compile)
     bar = tqdm(total=K * S * T, unit="frame", desc=desc, disable=not progress, leave=False)
-    for w0 in range(0, K * S, per_chunk):
-        w1 = min(K * S, w0 + per_chunk)
-        dist[w0:w1] = distances(gen, feat, lat[w0:w1], bar, first=w0)
-        elapsed = time.perf_counter() - start
-        bar.set_postfix_str(f"{w1 * len(pairs) / max(elapsed, 1e-9):.0f} pairs/s")
+    try:
+        for w0 in range(0, K * S, per_chunk):
+            w1 = min(K * S, w0 + per_chunk)
+            dist[w0:w1] = distances(gen, feat, lat[w0:w1], bar, first=w0)
+            elapsed = time.perf_counter() - start
+            bar.set_postfix_str(f"{w1 * len(pairs) / max(elapsed, 1e-9):.0f} pairs/s")
+    except BaseException:
+        if describer is not None:
+            describer.close()                  # its worker threads stop with the job
+        raise
     bar.close()
     inference = record(precision, check, gen, lpips=feat)
 
