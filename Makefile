@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_penalty
 	$(PY) -m benchmarks.bench_render
 	$(PY) -m benchmarks.bench_score
+	$(PY) -m benchmarks.bench_describe
 	$(PY) -m benchmarks.bench_eval
 	$(PY) -m benchmarks.bench_threads
 	$(PY) -m benchmarks.bench_weights

@@ -213,3 +213,35 @@ def test_find_refuses_a_folder_without_scores(tmp_path, small_biggan_dir):
     one_error_line(invoke("find", "zoom", str(folder)), "no class of this batch has labels",
                    "--score")
     one_error_line(invoke("find", "zoom", str(tmp_path)), "not a batch folder")
+
+
+def test_view_serves_the_labels_from_the_command_line(scored_run):
+    """`biggan-directions view RUN` as a user starts it: /api/info carries each slider's label."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+    pytest.importorskip("uvicorn")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, str(root / "cli.py"), "view", str(scored_run),
+                             "--port", "0", "-q", "--threads", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        url = None
+        for _ in range(50):
+            line = proc.stdout.readline()
+            m = re.search(r"(http://[\w.:\[\]]+/)", line or "")
+            if m or not line:
+                url = m.group(1) if m else None
+                break
+        assert url, "no URL printed"
+        with urllib.request.urlopen(url + "api/info", timeout=60) as answer:
+            info = json.loads(answer.read())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    rec = json.loads((scored_run / "scores.json").read_text())
+    assert {d["index"]: d["label"] for d in info["directions"]} == \
+        {d["direction"]: d["label"] for d in rec["directions"]}

@@ -52,10 +52,14 @@ class Describer:
         self._measured: list[Future] = []
         self._waiting: deque[Future] = deque()
         self.seconds = 0.0
+        self.measure_seconds = 0.0                    # summed over the workers: the CPU it cost
 
     def _measure(self, frames: np.ndarray):
-        return measure_walks(frames, size=self.config.size, moving=self.config.moving,
-                             geometry_seeds=self.config.geometry_seeds)
+        start = time.perf_counter()
+        out = measure_walks(frames, size=self.config.size, moving=self.config.moving,
+                            geometry_seeds=self.config.geometry_seeds)
+        self.measure_seconds += time.perf_counter() - start    # one float add: atomic enough
+        return out
 
     def add(self, first_walk: int, images: torch.Tensor) -> None:
         """images: (w*T, 3, H, W) in [-1, 1] (any device), the T frames of walks first_walk ..

@@ -141,11 +141,12 @@ def fit_similarity(u: np.ndarray, moving: float) -> tuple[np.ndarray, float, flo
     map of centred pixel coordinates q -> A q + t from this frame to the next; energies summed
     over the moving pixels."""
     H, W, _ = u.shape
-    mag = np.hypot(u[..., 0], u[..., 1])
-    top = float(np.percentile(mag, 99))
+    mag = np.hypot(u[..., 0], u[..., 1]).ravel()
+    k = int(0.99 * (mag.size - 1))
+    top = float(np.partition(mag, k)[k])                 # the 99th percentile (lower)
     if top < 0.02:                                    # nothing moves (a fiftieth of a pixel)
-        return np.eye(3), 0.0, 0.0, np.zeros(mag.shape, bool)
-    sel = mag > moving * top
+        return np.eye(3), 0.0, 0.0, np.zeros((H, W), bool)
+    sel = (mag > moving * top).reshape(H, W)
     x, y = centred_grid(H, W)
     x, y, ux, uy = x[sel], y[sel], u[..., 0][sel].astype(np.float64), u[..., 1][sel].astype(np.float64)
     n = x.size
@@ -157,7 +158,7 @@ def fit_similarity(u: np.ndarray, moving: float) -> tuple[np.ndarray, float, flo
     try:
         coef = np.linalg.solve(X.T @ X, X.T @ target)
     except np.linalg.LinAlgError:
-        return np.eye(3), 0.0, 0.0, np.zeros(mag.shape, bool)
+        return np.eye(3), 0.0, 0.0, np.zeros((H, W), bool)
     a, b, tx, ty = coef
     residual = float(((X @ coef - target) ** 2).sum())
     M = np.array([[1 + a, -b, tx], [b, 1 + a, ty], [0.0, 0.0, 1.0]])
@@ -165,7 +166,7 @@ def fit_similarity(u: np.ndarray, moving: float) -> tuple[np.ndarray, float, flo
 
 
 def refine(prev: np.ndarray, nxt: np.ndarray, M: np.ndarray, weights: np.ndarray,
-           iters: int = 5) -> np.ndarray:
+           iters: int = 3) -> np.ndarray:
     """The similarity M (centred 3x3, prev -> next) refined by a direct fit to the intensities
     (Lucas-Kanade on the similarity's 4 parameters plus a gain and an offset of the intensity,
     Gauss-Newton from M) over the pixels where `weights` (H, W) is nonzero. The gain and offset
@@ -179,6 +180,7 @@ def refine(prev: np.ndarray, nxt: np.ndarray, M: np.ndarray, weights: np.ndarray
     I1 = cv2.GaussianBlur(nxt.astype(np.float32), (0, 0), 1.0)
     x, y = (v.astype(np.float32).ravel()[sel] for v in centred_grid(H, W))
     A, t, g, h = M[:2, :2].copy(), M[:2, 2].copy(), 1.0, 0.0
+    minus_one = np.full_like(I0, -1.0)
     for _ in range(iters):
         affine = np.hstack([A, (c + t - A @ c)[:, None]])
         I1w = cv2.warpAffine(I1, affine, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -186,8 +188,8 @@ def refine(prev: np.ndarray, nxt: np.ndarray, M: np.ndarray, weights: np.ndarray
         gx = cv2.Sobel(I1w, cv2.CV_32F, 1, 0, ksize=3).ravel()[sel] / 8
         gy = cv2.Sobel(I1w, cv2.CV_32F, 0, 1, ksize=3).ravel()[sel] / 8
         wx, wy = A[0, 0] * x + A[0, 1] * y + t[0], A[1, 0] * x + A[1, 1] * y + t[1]
-        J = np.stack([gx * wx + gy * wy, gy * wx - gx * wy, gx, gy, -I0,
-                      -np.ones_like(I0)], -1).astype(np.float64)          # (n, 6)
+        J = np.stack([gx * wx + gy * wy, gy * wx - gx * wy, gx, gy, -I0, minus_one],
+                     -1).astype(np.float64)                               # (n, 6)
         r = (I1w.ravel()[sel] - g * I0 - h).astype(np.float64)
         try:
             step = np.linalg.solve(J.T @ J + 1e-6 * np.eye(6), -(J.T @ r))

@@ -164,7 +164,8 @@ class ScoreResult:
     seconds: float = 0.0
     inference: dict[str, Any] | None = None   # precision and compile used (scores.json settings)
     descriptions: list[dict[str, Any]] | None = None   # describe's, one per direction (or None)
-    describe_seconds: float = 0.0   # of `seconds`, the time spent describing
+    describe_seconds: float = 0.0   # of `seconds`, the time the caller spent describing
+    describe_work_seconds: float = 0.0   # describing's measuring, summed over its threads
 
     @property
     def n_directions(self) -> int:
@@ -363,7 +364,9 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
                        seeds=seeds, steps=T, path_size=float(path_size), frames=K * S * T,
                        pairs=K * S * len(pairs), seconds=time.perf_counter() - start,
                        inference=inference, descriptions=descriptions,
-                       describe_seconds=describer.seconds if describer is not None else 0.0)
+                       describe_seconds=describer.seconds if describer is not None else 0.0,
+                       describe_work_seconds=describer.measure_seconds
+                       if describer is not None else 0.0)
 
 
 def rank_directions(effect: torch.Tensor, inactive: torch.Tensor) -> list[int]:
