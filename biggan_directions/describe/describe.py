@@ -151,11 +151,16 @@ def describe_directions(G: Callable[[torch.Tensor], torch.Tensor], Q: torch.Tens
     lat = walk_latents(z, Q.detach().float().cpu(), easing("linear", T), path_size)   # (K, T, S, D)
     describer = Describer(K, S, T, config)
     bar = tqdm(total=K, unit="dir", desc="describe", disable=not progress, leave=False)
-    for k in range(K):
-        walks = lat[k].transpose(0, 1).reshape(S * T, D)                   # (S*T, D) walk-major
-        images = torch.cat([G(walks[i:i + batch_size].to(device))
-                            for i in range(0, S * T, batch_size)])         # (S*T, 3, H, W)
-        describer.add(k * S, images)
-        bar.update(1)
-    bar.close()
+    try:
+        for k in range(K):
+            walks = lat[k].transpose(0, 1).reshape(S * T, D)               # (S*T, D) walk-major
+            images = torch.cat([G(walks[i:i + batch_size].to(device))
+                                for i in range(0, S * T, batch_size)])     # (S*T, 3, H, W)
+            describer.add(k * S, images)
+            bar.update(1)
+    except BaseException:
+        describer.close()                      # its worker threads stop with the job
+        raise
+    finally:
+        bar.close()
     return describer.finish(inactive)
