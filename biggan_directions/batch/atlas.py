@@ -50,23 +50,32 @@ class Found:
     effect: float | None
 
 
-def class_rows(entry: dict[str, Any], batch_folder: Path) -> list[dict[str, Any]]:
-    """The atlas rows of one manifest line's run ([] when it has no directions or no labels)."""
+def class_rows(entry: dict[str, Any], batch_folder: Path,
+               scores: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The atlas rows of one manifest line's run ([] when it has no directions or no labels):
+    from `scores` (the scores.json content its job carried) when they hold labels, else from
+    the run's files (a class skipped or resumed, or `find` reading a finished batch)."""
     rel = entry.get("run_folder")
-    if not rel or not (batch_folder / rel / layout.DIRECTIONS_FILE).is_file():
-        return []
-    run = layout.open_run(batch_folder / rel)
-    try:
-        records = run_descriptions(run)
-    except UserError:
-        return []
-    effects: dict[int, dict[str, Any]] = {}
-    if run.scored:
+    carried = scores.get("directions") if isinstance(scores, dict) else None
+    if isinstance(carried, list) and carried and all(
+            isinstance(d, dict) and isinstance(d.get("label"), str) for d in carried):
+        records = sorted(carried, key=lambda d: d["direction"])
+        effects = {d["direction"]: d for d in records}
+    else:
+        if not rel or not (batch_folder / rel / layout.DIRECTIONS_FILE).is_file():
+            return []
+        run = layout.open_run(batch_folder / rel)
         try:
-            effects = {d["direction"]: d for d in read_scores(run.scores_paths[0])["directions"]
-                       if isinstance(d, dict)}
-        except (UserError, KeyError, TypeError):
-            effects = {}
+            records = run_descriptions(run)
+        except UserError:
+            return []
+        effects: dict[int, dict[str, Any]] = {}
+        if run.scored:
+            try:
+                effects = {d["direction"]: d for d in read_scores(run.scores_paths[0])["directions"]
+                           if isinstance(d, dict)}
+            except (UserError, KeyError, TypeError):
+                effects = {}
     rows = []
     for d in records:
         scored = effects.get(d["direction"], {})
@@ -79,16 +88,20 @@ def class_rows(entry: dict[str, Any], batch_folder: Path) -> list[dict[str, Any]
 
 
 def atlas_rows(batch_folder: str | os.PathLike,
-               entries: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Every labelled direction of the batch's classes (manifest order). UserError when the
-    folder is not a batch folder, or when no class has labels yet."""
+               entries: Sequence[dict[str, Any]] | None = None,
+               scores: dict[int, dict[str, Any] | None] | None = None) -> list[dict[str, Any]]:
+    """Every labelled direction of the batch's classes (manifest order); scores: {class index:
+    the scores its job carried} (class_rows). UserError when the folder is not a batch folder,
+    or when no class has labels yet."""
     folder = Path(batch_folder)
     if entries is None:
         if not (folder / MANIFEST).is_file():
             raise UserError(f"{folder}: not a batch folder (no {MANIFEST}); give the folder "
                             f"`biggan-directions batch` wrote, e.g. outputs/biggan-deep-128/batch.")
         entries = read_manifest(folder)
-    rows = [row for e in entries for row in class_rows(e, folder)]
+    scores = scores or {}
+    rows = [row for e in entries
+            for row in class_rows(e, folder, scores.get(e.get("class_index")))]
     if not rows:
         raise UserError(f"{folder}: no class of this batch has labels yet; run the batch with "
                         f"--score (or `biggan-directions describe` on its run folders).")

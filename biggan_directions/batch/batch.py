@@ -172,7 +172,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
         gallery = write_gallery(folder, list(manifest.entries.values()), model=plan.model,
                                 scores={i: r.card_scores for i, r in carried.items()})
         try:                                     # every class's labels (describe's), if any
-            write_atlas(folder, atlas_rows(folder, list(manifest.entries.values())))
+            write_atlas(folder, atlas_rows(folder, list(manifest.entries.values()),
+                                           {i: r.card_scores for i, r in carried.items()}))
         except UserError:
             pass                                 # no class is labelled: no atlas
         result = BatchResult(folder, manifest.path, gallery, manifest.batch_entries())
