@@ -23,12 +23,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # The float-sensitive tests (selection and patience, the penalty, the fixed evaluation, resume,
-# scoring) again under every CPU kernel set this CPU supports (tests/capabilities.py): float sums
+# scoring, describing's measures and labels) again under every CPU kernel set this CPU supports (tests/capabilities.py): float sums
 # round differently under each, as on users' CPUs. Each gets its own inductor cache: kernels
 # compiled under one capability crash under another.
 KERNEL_TESTS := tests/test_selection.py tests/test_penalty.py tests/test_evaluation.py \
                 tests/test_discover.py tests/test_faults_runs.py tests/test_score.py \
-                tests/test_numbers.py
+                tests/test_numbers.py tests/test_describe.py
 test-kernels: $(STAMP)
 	@set -e; for cap in $$($(PY) -m tests.capabilities); do \
 	  cache=$$(mktemp -d); \
@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_penalty
 	$(PY) -m benchmarks.bench_render
 	$(PY) -m benchmarks.bench_score
+	$(PY) -m benchmarks.bench_describe
 	$(PY) -m benchmarks.bench_eval
 	$(PY) -m benchmarks.bench_threads
 	$(PY) -m benchmarks.bench_weights

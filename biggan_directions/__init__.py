@@ -21,6 +21,7 @@ _EXPORTS = {
     "sefa_directions": "methods.sefa", "ganspace_directions": "methods.ganspace",
     "DiscoverConfig": "methods.config", "discover_directions": "methods.hessian",
     "run_discover": "runs.discover",
+    "describe_directions": "describe.describe", "DescribeConfig": "describe.config",
 }
 
 __all__ = sorted(_EXPORTS)

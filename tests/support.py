@@ -8,6 +8,7 @@ exact model the tests use.
 """
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from pathlib import Path
@@ -124,3 +125,76 @@ def make_run(folder: str | Path, model_dir: str | Path, *, ndirs: int, seed: int
     info = {"model": str(model_dir), "class_index": 207, "class_name": "golden retriever",
             "truncation": truncation, "path_size": path_size, **meta}
     return save_directions(Path(folder) / name, q, {k: v for k, v in info.items() if v is not None})
+
+
+# ---------------------------------------------------------------- a scene with planted factors
+# Each planted coordinate's whole walk from -P to +P at PLANTED_PATH does this (0-based latent
+# coordinate, label, measure, amount); coordinates 10 and 11 do nothing. (tests/test_describe.py)
+PLANTED_PATH = 2.0
+PLANTED = [(0, "shift-x", "shift_x_fraction", 0.16), (1, "shift-y", "shift_y_fraction", -0.12),
+           (2, "zoom", "scale_ratio", 1.4), (3, "rotation", "rotation_degrees", 30.0),
+           (4, "brightness", "brightness_delta", 20.0), (5, "contrast", "contrast_ratio", 2.0),
+           (6, "saturation", "saturation_ratio", 1.6), (7, "color:yellow", "color_shift_b", 24.0),
+           (8, "background", "background_share", None), (9, "shape", None, None)]
+PLANTED_EMPTY = (10, 11)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) CIELAB (D65) -> sRGB in [0, 1], clamped (the textbook formulas)."""
+    L, a, b = lab.unbind(1)
+    fy = (L + 16) / 116
+    fx, fz = fy + a / 500, fy - b / 200
+
+    def finv(t):
+        return torch.where(t > 6 / 29, t ** 3, 3 * (6 / 29) ** 2 * (t - 4 / 29))
+
+    xyz = torch.stack([0.95047 * finv(fx), finv(fy), 1.08883 * finv(fz)], 1)
+    m = torch.tensor([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415],
+                      [0.0557, -0.2040, 1.0570]], dtype=lab.dtype)
+    lin = torch.einsum("ij,bjhw->bihw", m, xyz).clamp(0, 1)
+    return torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
+
+
+class PlantedScene(torch.nn.Module):
+    """A generator with known factors: a textured rounded trefoil (the disc) over a plain background, 64 px, z_dim 12.
+
+    Over a walk from -PLANTED_PATH to +PLANTED_PATH along coordinate j, the disc moves as PLANTED
+    says: shifted (0: right, 1: up), zoomed (2), turned counter-clockwise on screen (3), and
+    recoloured in CIELAB (4: L* up, 5: L* contrast, 6: chroma, 7: b* up, i.e. yellower); 8
+    brightens the background only; 9 stretches the disc into an ellipse (no similarity or colour
+    change explains it); 10 and 11 do nothing. forward: (B, 12) -> (B, 3, 64, 64) in [-1, 1]."""
+
+    z_dim, resolution, truncation = 12, 64, 1.0
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        B, R = z.shape[0], self.resolution
+        z = z.float()
+        rate = {k: amount for k, _, _, amount in PLANTED if amount is not None}
+        per = 1 / (2 * PLANTED_PATH)                                       # a unit's share of a walk
+        tx = 2 * rate[0] * per * z[:, 0]                                   # normalised coords: width 2
+        ty = 2 * rate[1] * per * z[:, 1]
+        scale = torch.exp(math.log(rate[2]) * per * z[:, 2])
+        theta = math.radians(rate[3]) * per * z[:, 3]
+        stretch = torch.exp(0.25 * per * z[:, 9])
+        grid = (torch.arange(R, dtype=torch.float32) + 0.5) / R * 2 - 1
+        y, x = torch.meshgrid(grid, grid, indexing="ij")                   # (R, R), y down
+        px, py = x - tx.view(B, 1, 1), y - ty.view(B, 1, 1)
+        c, s = torch.cos(theta).view(B, 1, 1), torch.sin(theta).view(B, 1, 1)
+        # screen = t + scale * Rccw(theta) u, Rccw = [[c, s], [-s, c]] with y down; invert it
+        ux = (c * px - s * py) / scale.view(B, 1, 1)
+        uy = (s * px + c * py) / scale.view(B, 1, 1)
+        ux, uy = ux / stretch.view(B, 1, 1), uy * stretch.view(B, 1, 1)
+        radius = 0.45 * (1 + 0.2 * torch.cos(3 * torch.atan2(uy, ux)))      # a rounded trefoil
+        alpha = torch.sigmoid((radius - torch.sqrt(ux ** 2 + uy ** 2)) / 0.02)
+        pattern = torch.sin(9 * ux) * torch.sin(9 * uy) + 0.5 * torch.sin(13 * (ux + 0.6 * uy))
+        L = (50 + rate[4] * per * z[:, 4]).view(B, 1, 1) \
+            + 20 * torch.exp(math.log(rate[5]) * per * z[:, 5]).view(B, 1, 1) * pattern
+        chroma = torch.exp(math.log(rate[6]) * per * z[:, 6]).view(B, 1, 1)
+        hues = torch.sin(5 * ux - 4 * uy)                                  # a second pattern, in colour
+        a = chroma * (12 + 18 * hues)
+        b = chroma * (8 - 14 * hues) + (rate[7] * per * z[:, 7]).view(B, 1, 1)
+        bgL = (75 + 25 * per * z[:, 8]).view(B, 1, 1) + 4 * x
+        obj = torch.stack([L, a, b], 1)                                    # (B, 3, R, R)
+        bg = torch.stack([bgL, torch.full_like(bgL, -4.0), torch.full_like(bgL, -12.0)], 1)
+        lab = alpha.unsqueeze(1) * obj + (1 - alpha.unsqueeze(1)) * bg
+        return lab_to_rgb(lab) * 2 - 1

@@ -41,6 +41,7 @@ BUDGETS = {
     "batch": DISCOVER_BUDGET,
     "render": ["--frames", "4", "-q"],
     "score": ["--num-seeds", "2", "--steps", "3", "-q"],
+    "describe": ["--num-seeds", "2", "--steps", "3", "-q"],
     "compare": ["-q"],
 }
 ASSIGNMENT = re.compile(r"([A-Z_]+)=(\S+)(\s+#.*)?$")   # RUN=outputs/...  # a comment

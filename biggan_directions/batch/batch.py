@@ -30,6 +30,7 @@ from ..runtime.settings import Runtime
 from ..scoring.lpips_metric import ensure_backbone
 from ..scoring.score import ScoreConfig
 from . import backends
+from .atlas import atlas_rows, write_atlas
 from .class_job import BatchRender, JobPlan, completed_entry, lost_entry, run_class_job
 from .gallery import write_gallery
 from .manifest import BATCH_RECORD, Manifest, now
@@ -170,6 +171,11 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
 
         gallery = write_gallery(folder, list(manifest.entries.values()), model=plan.model,
                                 scores={i: r.card_scores for i, r in carried.items()})
+        try:                                     # every class's labels (describe's), if any
+            write_atlas(folder, atlas_rows(folder, list(manifest.entries.values()),
+                                           {i: r.card_scores for i, r in carried.items()}))
+        except UserError:
+            pass                                 # no class is labelled: no atlas
         result = BatchResult(folder, manifest.path, gallery, manifest.batch_entries())
         _write_record(folder, plan, classes, backend, started, now(), manifest)
     if interrupted:

@@ -27,6 +27,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..core.evaluation import random_spreads
+from ..describe.files import labels_index, try_run_labels
+from ..describe.select import captions_for
 from ..foundation.errors import UserError, first_line
 from ..foundation.fileio import write_text
 from ..media.render import RenderConfig, render_directions, render_paths
@@ -148,11 +150,13 @@ def _fill_from_run(part: dict[str, Any], plan: JobPlan, run: layout.Run | None,
             part["top_directions"] = read_ranking(run)[:plan.top]
         except UserError:
             pass
+        part["labels"] = labels_index(try_run_labels(run)) or None
     if media is not None:
         part["media"] = [relative(p, plan.batch_folder) for p in media if p.is_file()]
 
 
-MAIN_FIELDS = ("run_folder", "step", "final_penalty", "eval_penalty", "top_directions", "media")
+MAIN_FIELDS = ("run_folder", "step", "final_penalty", "eval_penalty", "top_directions", "media",
+               "labels")
 STATUS_ORDER = ("interrupted", "failed", "running", "pending")   # the first a method has wins
 
 
@@ -343,7 +347,7 @@ def _render_step(plan: JobPlan, run: layout.Run, load, force: bool) -> list[Path
             G = BigGANGenerator(net, settings.class_index, settings.truncation)
         render_directions(G, run.directions[indices], plan.render.seeds, run.videos_dir, config,
                           indices=indices, device=device, overwrite=True, progress=plan.progress,
-                          record=record)
+                          record=record, captions=captions_for(run, indices))
     return [p for _, paths in targets for p in paths]
 
 

@@ -60,6 +60,7 @@ figcaption{font-size:11px;color:#777;word-break:break-all}
 table{border-collapse:collapse;font-size:12px;margin:4px 0 8px;width:100%}
 th,td{border-bottom:1px solid #eee;padding:2px 6px;text-align:right}
 th{color:#555;font-weight:600}
+td.label{text-align:left;font-weight:600}
 tr.inactive td{color:#aaa}
 table.methods td{vertical-align:top}
 table.methods td.media{text-align:left;width:60%}
@@ -238,19 +239,23 @@ def _scores(run_folder: Path, rows: int, rec: dict[str, Any] | None) -> str:
     if not isinstance(directions, list):
         return ""
     by_index = {d.get("direction"): d for d in directions if isinstance(d, dict)}
+    labelled = any(isinstance(d.get("label"), str) for d in by_index.values())
     body = []
     for k in ranking[:rows]:
         d = by_index.get(k, {})
         cls = " class=\"inactive\"" if d.get("inactive") else ""
+        label = (f"<td class=\"label\">{_esc(d.get('label') or '')}</td>"
+                 f"<td>{_num(d.get('label_confidence'))}</td>" if labelled else "")
         body.append(f"<tr{cls}><td>{_esc(d.get('rank', ''))}</td><td>{_esc(k)}</td>"
                     f"<td>{_num(d.get('effect'))}</td><td>{_num(d.get('smoothness'))}</td>"
                     f"<td>{_num(d.get('consistency'))}</td>"
-                    f"<td>{'yes' if d.get('inactive') else ''}</td></tr>")
+                    f"<td>{'yes' if d.get('inactive') else ''}</td>{label}</tr>")
     n, active = rec.get("n_directions"), rec.get("n_active")
     net = (rec.get("settings") or {}).get("net") or "net not recorded"
     caption = f"best {min(rows, len(ranking))} of {n} directions, {active} active (LPIPS {net})"
+    label_head = "<th>label</th><th>conf</th>" if labelled else ""
     return (f"<table><caption>{_esc(caption)}</caption>\n<tr><th>rank</th><th>dir</th><th>effect</th>"
-            f"<th>smoothness</th><th>consistency</th><th>inactive</th></tr>\n"
+            f"<th>smoothness</th><th>consistency</th><th>inactive</th>{label_head}</tr>\n"
             + "\n".join(body) + "\n</table>")
 
 

@@ -39,6 +39,8 @@ MANIFEST_FIELDS = {
     "top_directions": "the K best direction indices from scores.json's ranking, best first "
                       "(null when the run is not scored)",
     "media": "rendered files (grid video, PNG strip), relative to the batch folder",
+    "labels": "what the directions do, label -> direction indices (e.g. {\"zoom\": [6]}), from "
+              "the scores (null when the run is not scored or was scored without labels)",
     "seconds": "wall-clock seconds of this class's last job",
     "skipped": "true when the class was already complete and nothing ran",
     "error": "one line saying what went wrong (failed, interrupted), else null; with several "
@@ -62,6 +64,7 @@ METHOD_FIELDS = {
     "versus_random": "the fixed evaluation against the random matrices' spread (run.json)",
     "top_directions": "the K best direction indices by scores.json's ranking (null: not scored)",
     "media": "rendered files (grid video, PNG strip), relative to the batch folder",
+    "labels": "label -> direction indices (null: no labels)",
     "error": "one line saying what went wrong, else null",
 }
 
@@ -71,7 +74,7 @@ def new_method_entry(run_folder: str | os.PathLike, batch_folder: str | os.PathL
     """One method's part of a line (METHOD_FIELDS), nothing known yet."""
     return {"status": status, "run_folder": relative(run_folder, batch_folder),
             "eval_penalty": None, "random_spreads": None, "versus_random": None,
-            "top_directions": None, "media": [], "error": None}
+            "top_directions": None, "media": [], "labels": None, "error": None}
 
 
 def new_entry(cls: ImageNetClass, run_folder: str | os.PathLike, batch_folder: str | os.PathLike,
@@ -84,7 +87,7 @@ def new_entry(cls: ImageNetClass, run_folder: str | os.PathLike, batch_folder: s
     return {"class_index": cls.index, "class_name": cls.name, "wnid": cls.wnid, "status": status,
             "run_folder": relative(run_folder, batch_folder), "step": None, "steps": steps,
             "final_penalty": None, "eval_penalty": None, "top_directions": None, "media": [],
-            "seconds": None, "skipped": False, "error": None, "updated": now(),
+            "labels": None, "seconds": None, "skipped": False, "error": None, "updated": now(),
             "methods": methods}
 
 

@@ -20,7 +20,8 @@ from .options import CONTEXT_SETTINGS, setting_options
 # command name -> module under biggan_directions.cli; a command's module (and torch, which the
 # config dataclasses need) is imported only when that command runs or its help is shown.
 COMMANDS = {"classes": "classes", "discover": "discover", "render": "render", "score": "score",
-            "view": "view", "compare": "compare", "batch": "batch", "weights": "weights"}
+            "view": "view", "compare": "compare", "batch": "batch", "weights": "weights",
+            "describe": "describe", "find": "find"}
 
 
 class Group(click.Group):

@@ -18,15 +18,23 @@ BATCH_SIZE = 16        # images per generator call (RenderConfig.batch_size's de
 from .walks import walk_latents
 
 
-def label_width(resolution: int) -> int:
-    """Width in pixels of the label column for cells of `resolution` pixels (even, >= 32)."""
-    return max(32, resolution // 4 // 2 * 2)
+def label_width(resolution: int, labels: Sequence[str] | None = None) -> int:
+    """Width in pixels of the label column for cells of `resolution` pixels (even, >= 32),
+    widened to fit the longest of `labels` (captions such as '5 zoom') when given."""
+    base = max(32, resolution // 4 // 2 * 2)
+    if not labels or isinstance(labels, bool):
+        return base
+    font, draw = _font(base), ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text = max(draw.textbbox((0, 0), str(t), font=font)[2] for t in labels) + base // 4
+    width = max(base, text)
+    return width + width % 2
 
 
-def frame_size(rows: int, cols: int, resolution: int, labels: bool) -> tuple[int, int]:
+def frame_size(rows: int, cols: int, resolution: int,
+               labels: bool | Sequence[str] | None) -> tuple[int, int]:
     """(height, width) of a frame of rows x cols cells, label column included, padded to even."""
     h = rows * resolution
-    w = cols * resolution + (label_width(resolution) if labels else 0)
+    w = cols * resolution + (label_width(resolution, labels) if labels else 0)
     return h + h % 2, w + w % 2
 
 
@@ -56,8 +64,8 @@ class Canvas:
     """A black frame with the label column drawn once; frame(grid) pastes a tiled grid in."""
 
     def __init__(self, rows: int, cols: int, resolution: int, labels: Sequence[str] | None):
-        self.left = label_width(resolution) if labels else 0
-        self.base = np.zeros((*frame_size(rows, cols, resolution, bool(labels)), 3), np.uint8)
+        self.left = label_width(resolution, labels) if labels else 0
+        self.base = np.zeros((*frame_size(rows, cols, resolution, labels), 3), np.uint8)
         if labels:
             if len(labels) != rows:
                 raise ValueError(f"{len(labels)} labels for {rows} rows")
@@ -70,12 +78,17 @@ class Canvas:
         return out
 
 
+def _font(width: int):
+    """The label font for a column `width` pixels wide (at its narrowest)."""
+    try:
+        return ImageFont.load_default(size=max(10, width * 3 // 8))
+    except TypeError:                                   # Pillow < 10.1 or no FreeType
+        return ImageFont.load_default()
+
+
 def label_column(labels: Sequence[str], resolution: int, width: int) -> np.ndarray:
     """(len(labels)*R, width, 3) uint8: white text centred in each row, on black."""
-    try:
-        font = ImageFont.load_default(size=max(10, width * 3 // 8))
-    except TypeError:                                   # Pillow < 10.1 or no FreeType
-        font = ImageFont.load_default()
+    font = _font(label_width(resolution))
     img = Image.new("RGB", (width, len(labels) * resolution))
     draw = ImageDraw.Draw(img)
     for k, text in enumerate(labels):

@@ -119,6 +119,7 @@ class RenderPlan:
     directions: torch.Tensor | None = None
     baseline: str | None = None          # 'random' | 'coords' | None
     seed: int = 0                        # the random baseline's seed
+    captions: tuple[str, ...] | None = None   # row captions (e.g. '5 zoom'); None: the indices
 
     @property
     def class_index(self) -> int:
@@ -295,7 +296,7 @@ def render_plan(plan: RenderPlan, config: RenderConfig, seeds: Sequence[int], *,
     G, directions = plan.load(device, weights_dir, progress)
     return render_directions(G, directions, seeds, out_dir, config, indices=plan.indices,
                              tag=plan.tag, device=device, overwrite=overwrite, progress=progress,
-                             record=plan.record())
+                             record=plan.record(), captions=plan.captions)
 
 
 def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir: str | os.PathLike,
@@ -303,7 +304,7 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
                       tag: str = "", truncation: float | None = None,
                       device: torch.device | str | None = None, overwrite: bool = False,
                       progress: bool = True, record: dict[str, Any] | None = None,
-                      **settings) -> list[Path]:
+                      captions: Sequence[str] | None = None, **settings) -> list[Path]:
     """Render walks along `directions` as videos (or a PNG strip) into out_dir; return the paths.
 
     G: generator (z_dim D, resolution R, G(z) -> (B, 3, R, R) in [-1, 1]), already on `device`.
@@ -311,7 +312,8 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
     latents drawn by latents_for_seeds at `truncation` (default: G.truncation, else 1).
     config: RenderConfig (its path_size must be set); keyword `settings` override its fields
     (e.g. frames=30, fmt='gif', path_size=5.0). indices: K direction numbers for names and labels
-    (default 0..K-1). tag: file-name prefix.
+    (default 0..K-1). tag: file-name prefix. captions: K row captions of the grid and strip
+    (e.g. '5 zoom'; default: the indices).
     All targets are checked before anything is generated; nothing is overwritten unless overwrite.
     out_dir is created only once the checks pass, and removed again if it stays empty.
     Each file carries a JSON record of what it shows (directions, seeds, truncation, config,
@@ -343,7 +345,10 @@ def render_directions(G, directions: torch.Tensor, seeds: Sequence[int], out_dir
     z = latents_for_seeds(seeds, q.shape[1], check_truncation(truncation)).to(device)  # (S, D)
     G = generator_call(G, config.precision, config.compile, device)   # runtime.precision.resolve
     q = q.to(device)
-    labels = [str(i) for i in indices] if config.labels else None
+    if captions is not None and len(captions) != len(indices):
+        raise ValueError(f"{len(captions)} captions for {len(indices)} directions")
+    labels = (list(captions) if captions is not None else [str(i) for i in indices]) \
+        if config.labels else None
 
     def comment(rows: list[int]) -> str:
         return json.dumps({"tool": "biggan-directions render", **(record or {}),
@@ -369,7 +374,7 @@ def _write_videos(G, jobs, z: torch.Tensor, config: RenderConfig, comment, progr
     with tqdm(total=config.frames * len(jobs), unit="frame", disable=not progress,
               desc="render", dynamic_ncols=True) as bar:
         for path, rows, row_labels, row_indices in jobs:
-            size = frame_size(rows.shape[0], z.shape[0], G.resolution, bool(row_labels))
+            size = frame_size(rows.shape[0], z.shape[0], G.resolution, row_labels)
             sink = None
             try:
                 sink = VideoSink(path, config.fmt, size, config.fps, comment(row_indices))

@@ -18,6 +18,16 @@ from .layout import SCORES_JSON, Run
 
 SCORES_FORMAT = "biggan-directions-scores"
 SCORES_VERSION = 1
+# describe's columns of scores.csv (scores.json holds them per direction, `measures` nested)
+LABEL_COLUMNS = ("label", "label_confidence", "second_label")
+MEASURE_COLUMNS = ("shift_x_fraction", "shift_y_fraction", "scale_ratio", "rotation_degrees",
+                   "motion_explained", "brightness_delta", "contrast_ratio", "saturation_ratio",
+                   "color_shift", "color_shift_a", "color_shift_b", "color_hue",
+                   "background_share", "delta_e")
+LABEL_DEFINITION = ("what the direction does, from the walk frames scored (README, 'What a "
+                    "direction does'): the vocabulary's candidate that explains the largest share "
+                    "of the change; label_confidence = that share / the sum of all shares x the "
+                    "share of seeds agreeing in sign")
 EFFECT_DEFINITION = ("effect = mean over seeds of LPIPS between the walk's ends (t=-1 and t=+1, "
                      "i.e. -P and +P); effect_centre = mean LPIPS between the centre (t=0) and each end")
 
@@ -71,18 +81,27 @@ def _write(json_path: Path, csv_path: Path, result: Any, settings: dict[str, Any
               "ranking": list(result.ranking), "directions": result.rows(),
               "summary": result.summary(), "frames": result.frames, "pairs": result.pairs,
               "seconds": round(result.seconds, 3)}
+    described = getattr(result, "descriptions", None) is not None
+    if described:
+        record["definitions"]["label"] = LABEL_DEFINITION
+        record["describe_seconds"] = round(result.describe_seconds, 3)
     if compare is not None:
         record["compare"] = compare
     text = json.dumps(finite_or_none(record), indent=1, allow_nan=False) + "\n"
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     columns = ["rank", "direction", "effect", "effect_centre", "smoothness", "consistency", "inactive"]
-    writer.writerow(columns)
+    writer.writerow(columns + (list(LABEL_COLUMNS + MEASURE_COLUMNS) if described else []))
     rows = {row["direction"]: row for row in result.rows()}
     for k in result.ranking:
         row = rows[k]
-        writer.writerow(["" if row[c] is None else (int(row[c]) if c == "inactive" else row[c])
-                         for c in columns])
+        cells = ["" if row[c] is None else (int(row[c]) if c == "inactive" else row[c])
+                 for c in columns]
+        if described:
+            measures = row.get("measures") or {}
+            cells += ["" if row.get(c) is None else row[c] for c in LABEL_COLUMNS]
+            cells += ["" if measures.get(c) is None else measures[c] for c in MEASURE_COLUMNS]
+        writer.writerow(cells)
     try:
         with atomic_path(json_path) as json_tmp, atomic_path(csv_path) as csv_tmp:
             for tmp, content in ((json_tmp, text), (csv_tmp, buf.getvalue())):

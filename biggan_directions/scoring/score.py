@@ -50,6 +50,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..describe.config import DescribeConfig
+from ..describe.describe import Describer
 from ..foundation.errors import UserError
 from ..foundation.settings import at_least, default_of, need, one_of, positive, setting
 from ..media.inference import FastCall, record
@@ -100,6 +102,11 @@ class ScoreConfig:
         metavar="KINDS", parse=lambda text: parse_compare(text))
     seed: int = setting(0, "Seed of the random directions of --compare random (and of "
                            "ganspace's latents).")
+    # describing reads the frames scoring makes anyway (no second generation): README, "What a
+    # direction does"; BENCHMARKS.md measures what it adds
+    describe: bool = setting(True, "Also say what each direction does (label, label confidence "
+                                   "and measures: zoom, rotation, shift, colour, ...) from the "
+                                   "same frames.")
 
     def __post_init__(self):
         need(len(self.seeds) <= MAX_SEEDS, "seeds", f"{len(self.seeds)} seeds",
@@ -156,6 +163,9 @@ class ScoreResult:
     pairs: int = 0         # LPIPS distances taken
     seconds: float = 0.0
     inference: dict[str, Any] | None = None   # precision and compile used (scores.json settings)
+    descriptions: list[dict[str, Any]] | None = None   # describe's, one per direction (or None)
+    describe_seconds: float = 0.0   # of `seconds`, the time the caller spent describing
+    describe_work_seconds: float = 0.0   # describing's measuring, summed over its threads
 
     @property
     def n_directions(self) -> int:
@@ -172,11 +182,13 @@ class ScoreResult:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per direction, in direction order (rank is 1-based)."""
         rank = {d: r + 1 for r, d in enumerate(self.ranking)}
+        described = self.descriptions or [{}] * self.n_directions
         return [{"direction": k, "rank": rank[k], "effect": _num(self.effect[k]),
                  "effect_centre": _num(self.effect_centre[k]),
                  "smoothness": _num(self.smoothness[k]), "consistency": _num(self.consistency[k]),
                  "inactive": bool(self.inactive[k]),
-                 "effect_per_seed": [_num(v) for v in self.endpoint[k]]}
+                 "effect_per_seed": [_num(v) for v in self.endpoint[k]],
+                 **{key: value for key, value in described[k].items() if key != "direction"}}
                 for k in range(self.n_directions)]
 
     def summary(self) -> dict[str, Any]:
@@ -245,7 +257,8 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
                      batch_size: int = default_of(ScoreConfig, "batch_size"),
                      device: torch.device | str = "cpu", threshold: float = DEFAULT_THRESHOLD,
                      progress: bool = False, desc: str = "score", precision: str = "fp32",
-                     compile: bool | None = False) -> ScoreResult:
+                     compile: bool | None = False,
+                     describe: DescribeConfig | None = None) -> ScoreResult:
     """Score each row of `directions` by LPIPS along linear walks (see the module docstring).
 
     G:          (B, z_dim) latents on `device` -> (B, 3, H, W) images in [-1, 1] (class and
@@ -257,8 +270,11 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
     metric:     an lpips.LPIPS on `device` (load_lpips).
     precision, compile: of the generator and LPIPS (runtime.precision.resolve: 'auto' checks
                 bf16 on the first chunk's mean LPIPS); what ran is in the result's `inference`.
+    describe:   a DescribeConfig: also describe each direction from the same frames
+                (describe.Describer; the result's `descriptions`, labels inactive by `threshold`).
     Memory: LPIPS features of max(batch_size, steps) frames (whole walks) at a time, plus the
-    (steps + 2) / steps as many pair differences of one layer.
+    (steps + 2) / steps as many pair differences of one layer (and, describing, one direction's
+    frames as uint8).
     """
     device = torch.device(device)
     seeds = [int(s) for s in seeds]
@@ -279,17 +295,26 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
     dist = torch.empty(K * S, len(pairs), dtype=torch.float64)            # (walks, pairs)
     per_chunk = max(1, batch_size // T)                                   # whole walks per chunk
 
-    def distances(gen: FastCall, feat: FastCall, walks: torch.Tensor, bar=None) -> torch.Tensor:
-        """(w, pairs) float64 LPIPS of w whole walks (w, T, D)."""
+    describer = Describer(K, S, T, describe) if describe is not None else None
+
+    def distances(gen: FastCall, feat: FastCall, walks: torch.Tensor, bar=None,
+                  first: int | None = None) -> torch.Tensor:
+        """(w, pairs) float64 LPIPS of w whole walks (w, T, D); walks first.. go to the
+        describer too (None: a check that is not kept)."""
         frames = walks.reshape(-1, D)                                     # (w*T, D)
         feats: list[list[torch.Tensor]] = []
+        kept: list[torch.Tensor] = []
         for f0 in range(0, frames.shape[0], batch_size):
             images = gen(frames[f0:f0 + batch_size].to(device))           # (b, 3, H, W) in [-1, 1]
             if not isinstance(images, torch.Tensor):
                 raise TypeError("score_directions needs a generator that returns one image tensor")
             feats.append(feat(images.float()))
+            if describer is not None and first is not None:
+                kept.append(images.detach().clone())      # CUDA graphs reuse the output memory
             if bar is not None:
                 bar.update(images.shape[0])
+        if kept:
+            describer.add(first, torch.cat(kept))
         layers = [torch.cat(parts).unflatten(0, (walks.shape[0], T)) for parts in zip(*feats)]
         with tf32_state(device, gen.precision != "fp32"):                # layers: (w, T, C, H, W)
             d = lpips_distance(metric, [f[:, a_idx].flatten(0, 1) for f in layers],
@@ -301,13 +326,17 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
         *scoring_calls(G, metric, p, device), lat[:per_chunk]).mean().item())   # first chunk
     gen, feat = scoring_calls(G, metric, chosen, device, compile)
     bar = tqdm(total=K * S * T, unit="frame", desc=desc, disable=not progress, leave=False)
-    for w0 in range(0, K * S, per_chunk):
-        w1 = min(K * S, w0 + per_chunk)
-        dist[w0:w1] = distances(gen, feat, lat[w0:w1], bar)
-        elapsed = time.perf_counter() - start
-        bar.set_postfix_str(f"{w1 * len(pairs) / max(elapsed, 1e-9):.0f} pairs/s")
+    try:
+        for w0 in range(0, K * S, per_chunk):
+            w1 = min(K * S, w0 + per_chunk)
+            dist[w0:w1] = distances(gen, feat, lat[w0:w1], bar, first=w0)
+            elapsed = time.perf_counter() - start
+            bar.set_postfix_str(f"{w1 * len(pairs) / max(elapsed, 1e-9):.0f} pairs/s")
+    except BaseException:
+        if describer is not None:
+            describer.close()                  # its worker threads stop with the job
+        raise
     bar.close()
-    seconds = time.perf_counter() - start
     inference = record(precision, check, gen, lpips=feat)
 
     dist = dist.view(K, S, len(pairs))
@@ -327,12 +356,17 @@ def score_directions(G: Callable[[torch.Tensor], torch.Tensor], directions: torc
         consistency = torch.where(inactive, nan, cv)
     else:
         consistency = nan.clone()
+    descriptions = describer.finish(inactive) if describer is not None else None
     return ScoreResult(endpoint=endpoint, centre=centre, path=path, effect=effect,
                        effect_centre=centre.mean(1), smoothness=smoothness,
                        consistency=consistency, inactive=inactive,
                        ranking=rank_directions(effect, inactive), threshold=float(threshold),
                        seeds=seeds, steps=T, path_size=float(path_size), frames=K * S * T,
-                       pairs=K * S * len(pairs), seconds=seconds, inference=inference)
+                       pairs=K * S * len(pairs), seconds=time.perf_counter() - start,
+                       inference=inference, descriptions=descriptions,
+                       describe_seconds=describer.seconds if describer is not None else 0.0,
+                       describe_work_seconds=describer.measure_seconds
+                       if describer is not None else 0.0)
 
 
 def rank_directions(effect: torch.Tensor, inactive: torch.Tensor) -> list[int]:

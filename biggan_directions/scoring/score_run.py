@@ -18,6 +18,7 @@ from ..models.generator import BigGANGenerator
 from ..models.weights import load_biggan
 from ..runs.layout import Run, RunSettings, open_run, resolve_run_settings
 from ..runs.scores_file import check_scores_writable, write_run_scores
+from ..describe.config import DescribeConfig
 from .lpips_metric import load_lpips
 from .score import ScoreConfig, ScoreResult, score_directions
 
@@ -96,7 +97,9 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
                   steps=config.steps, batch_size=config.batch_size, device=device,
                   threshold=config.threshold, progress=progress, precision=config.precision,
                   compile=config.compile)
-    result = score_directions(G, run.directions, config.seeds, desc="score", **common)
+    result = score_directions(G, run.directions, config.seeds, desc="score",
+                              describe=DescribeConfig(seeds=config.seeds, steps=config.steps)
+                              if config.describe else None, **common)
     common["precision"] = result.inference["precision"]   # a baseline runs as the result did
     baseline = compare_record = None
     if config.compare:

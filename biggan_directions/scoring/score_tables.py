@@ -15,10 +15,15 @@ def format_table(result: ScoreResult, *, limit: int | None = 20, net: str = DEFA
     inactive count. `limit` rows at most (None: all)."""
     lines = [f"LPIPS {net}, {len(result.seeds)} seeds, {result.steps} steps, path size "
              f"{result.path_size:g}, {result.n_directions} directions",
-             f"{'rank':>4} {'dir':>4} {'effect':>8} {'centre':>8} {'smooth':>8} {'consist':>8}"]
+             f"{'rank':>4} {'dir':>4} {'effect':>8} {'centre':>8} {'smooth':>8} {'consist':>8}"
+             + (f"  {'label':<14} {'conf':>5}" if result.descriptions else "")]
     shown = result.ranking if limit is None else result.ranking[:limit]
     for r, k in enumerate(shown, 1):
-        mark = "  inactive" if bool(result.inactive[k]) else ""
+        if result.descriptions:
+            d = result.descriptions[k]
+            mark = f"  {d['label']:<14} {d['label_confidence']:>5.2f}"
+        else:
+            mark = "  inactive" if bool(result.inactive[k]) else ""
         lines.append(f"{r:>4} {k:>4} {_fmt(result.effect[k])} {_fmt(result.effect_centre[k])} "
                      f"{_fmt(result.smoothness[k])} {_fmt(result.consistency[k])}{mark}")
     if len(shown) < result.n_directions:

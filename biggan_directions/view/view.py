@@ -26,6 +26,7 @@ import torch
 from PIL import Image, PngImagePlugin
 from torch import nn
 
+from ..describe.files import run_descriptions
 from ..foundation.errors import UserError, first_line
 from ..foundation.fileio import atomic_path
 from ..media.render import RenderConfig, render_directions
@@ -161,6 +162,7 @@ class ViewClass:
     scores: dict[int, dict[str, Any]] = field(default_factory=dict)  # direction -> rank, effect
     net: str | None = None        # the LPIPS net the scores were made with
     score_path_size: float | None = None   # the walks' path size the effects were measured at
+    labels: tuple[tuple[int, str, float], ...] = ()   # (direction, label, confidence), if known
 
 
 def select_directions(run: Run, top: int | None = None, dirs: Sequence[int] | None = None
@@ -271,8 +273,13 @@ class Viewer:
             raise ViewError(f"class {index}: this run is for class {settings.class_index} "
                             f"({settings.class_name}).")
         shown, ranked = select_directions(run, self.top, self.dirs)
+        try:                                  # the slider labels, when score or describe ran
+            labels = tuple((d["direction"], d["label"], float(d.get("label_confidence") or 0))
+                           for d in run_descriptions(run))
+        except UserError:
+            labels = ()
         vc = ViewClass(settings.class_index, settings.class_name, run, settings, tuple(shown),
-                       ranked, *slider_scores(run))
+                       ranked, *slider_scores(run), labels=labels)
         self._classes[vc.index] = vc
         return vc
 

@@ -82,6 +82,7 @@ def create_app(viewer: Viewer, *, allowed_hosts: list[str] | None = None):
     def info(request):
         vc = viewer.open_class(viewer.parse_state(
             {"cls": request.query_params.get("cls", "")}).class_index)
+        labels = {i: (label, conf) for i, label, conf in vc.labels}
         return JSONResponse({
             "run": str(vc.run.folder or vc.run.directions_path), "batch": viewer.batch,
             "classes": [{"index": i, "name": n} for i, n in viewer.class_list],
@@ -89,7 +90,9 @@ def create_app(viewer: Viewer, *, allowed_hosts: list[str] | None = None):
             "resolution": int(viewer.model.config.output_dim),
             "ndirs": int(vc.run.directions.shape[0]), "ranked": vc.ranked,
             "directions": [{"index": i, **vc.scores.get(i, {"rank": None, "effect": None,
-                                                             "inactive": None})}
+                                                             "inactive": None}),
+                            "label": labels.get(i, (None,))[0],
+                            "confidence": labels.get(i, (None, None))[1]}
                            for i in vc.shown],               # rank and effect from `score`
             "lpips_net": vc.net, "score_path_size": vc.score_path_size,
             "path_size": vc.settings.path_size, "truncation": vc.settings.truncation,

@@ -1,0 +1,1 @@
+"""Naming directions: what each one does (zoom, rotation, shift, brightness, colour, background), measured from its walk frames."""
