@@ -7,8 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "biggan_directions"
 # bottom to top; batch and view are siblings: neither imports the other
-ORDER = ["foundation", "runtime", "models", "core", "methods", "runs", "media", "describe",
-         "scoring", "batch", "view", "cli"]
+ORDER = ["foundation", "runtime", "models", "core", "methods", "runs", "media", "tracking",
+         "describe", "scoring", "batch", "view", "cli"]
 SIBLINGS = {("batch", "view"), ("view", "batch")}
 
 

@@ -29,6 +29,7 @@ from ..runs import layout
 from ..runtime.settings import Runtime
 from ..scoring.lpips_metric import ensure_backbone
 from ..scoring.score import ScoreConfig
+from ..tracking.config import TrackingConfig
 from . import backends
 from .atlas import atlas_rows, write_atlas
 from .class_job import BatchRender, JobPlan, completed_entry, lost_entry, run_class_job
@@ -74,7 +75,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
               gpus_per_job: float = backends.GPUS_PER_JOB, batch_name: str | None = None,
               weights_dir: str | os.PathLike | None = None, overwrite: bool = False,
               progress: bool = True, methods: Sequence[str] | None = None,
-              on_entry: Callable[[dict[str, Any], int, int], None] | None = None) -> BatchResult:
+              on_entry: Callable[[dict[str, Any], int, int], None] | None = None,
+              tracking: TrackingConfig | None = None) -> BatchResult:
     """Discover (and score / render) every class into its run folder; keep the manifest and gallery.
 
     classes:   ImageNetClass objects, or anything resolve_class takes (resolved first).
@@ -87,6 +89,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
                dropped); None or empty: config.method only. Each method's run has its own folder
                (class_job.JobPlan.run_folder) and its part of the manifest line (`methods`).
     on_entry:  called as on_entry(entry, done, total) as each class's job ends.
+    tracking:  what each run logs (TensorBoard events in its folder, W&B); default
+               TrackingConfig() (TensorBoard on).
     Finished classes are skipped, unfinished ones resumed from their checkpoints. Everything is
     checked before the batch folder is created (another batch holding it first; the model's
     weights, fetched now when the store lacks them); the folder is locked while the batch runs.
@@ -132,7 +136,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
                    out=str(Path(out).resolve()), batch_folder=str(folder), discover=config,
                    score=score, render=render, top=top,
                    weights_dir=str(Path(weights_dir).resolve()) if weights_dir is not None else None,
-                   overwrite=overwrite, progress=progress, methods=methods)
+                   overwrite=overwrite, progress=progress, methods=methods,
+                   tracking=tracking if tracking is not None else TrackingConfig())
 
     with FolderLock(folder, what="batch folder"):
         manifest = Manifest(folder, [plan.new_entry(c, "pending") for c in classes])

@@ -44,6 +44,8 @@ from ..runs.scores_file import read_ranking, scores_net
 from ..scoring.lpips_metric import load_lpips
 from ..scoring.score import ScoreConfig
 from ..scoring.score_run import run_score
+from ..tracking.config import TrackingConfig
+from ..tracking.training import TrainingTracker
 from . import backends
 from .manifest import METHOD_FIELDS, Manifest, new_entry, now, relative
 from .result import ClassResult
@@ -75,6 +77,7 @@ class JobPlan:
     overwrite: bool = False         # start every class again
     progress: bool = True           # progress bars (only in-process jobs show them)
     methods: tuple[str, ...] = ()   # the methods run per class, in order; (): discover.method
+    tracking: TrackingConfig = TrackingConfig()   # TensorBoard events (and W&B) of each run
 
     @property
     def method_list(self) -> tuple[str, ...]:
@@ -311,9 +314,10 @@ def _discover_step(plan: JobPlan, cls: ImageNetClass, config: DiscoverConfig, fo
     G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
     meta = {**class_meta(plan.model, cls),
             "model_weights": weights_identity(plan.model_source, plan.weights_dir)}
+    tracker = TrainingTracker(plan.tracking) if plan.tracking.enabled else None
     return run_discover(G, config, folder, meta=meta, device=device, resume=not plan.overwrite,
                         overwrite=plan.overwrite, progress=plan.progress,
-                        describe=describe[:30])
+                        describe=describe[:30], on_event=tracker)
 
 
 def _score_step(plan: JobPlan, run: layout.Run, load, metrics: dict, force: bool) -> None:

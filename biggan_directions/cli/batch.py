@@ -22,7 +22,9 @@ from ..runtime.device import set_threads
 from ..runtime.signals import sigterm_as_interrupt
 from ..scoring.lpips_metric import NETS
 from ..scoring.score import MAX_SEEDS as SCORE_MAX_SEEDS, ScoreConfig
-from .discover import discover_options, refuse_options_not_read
+from ..tracking.config import TrackingConfig
+from ..tracking.sinks import check_wandb
+from .discover import discover_options, refuse_options_not_read, tracking_options
 from .options import (CONTEXT_SETTINGS, IntList, config_from, given, model_option,
                       runtime_options, weights_dir_option)
 
@@ -42,6 +44,7 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
                    "shown side by side in the gallery, e.g. hessian,sefa,ganspace  "
                    "[default: --method]")
 @discover_options
+@tracking_options
 @click.option("--score", "do_score", is_flag=True,
               help="Score each class's directions with LPIPS (scores.json/.csv, as `score RUN`).")
 @click.option("--score-seeds", type=click.IntRange(1, SCORE_MAX_SEEDS), default=SCORE_SEEDS,
@@ -143,6 +146,8 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
     classes = (parse_class_list(class_list) if class_list is not None
                else read_class_file(classes_file))
     config = config_from(DiscoverConfig, options)
+    tracking = config_from(TrackingConfig, options).validate()
+    check_wandb(tracking.wandb)                  # before anything loads
     for method in methods or (config.method,):   # each method's run gets the fields it reads
         config.for_method(method).validate()
     fast = dict(precision=config.precision, compile=config.compile)   # for every step
@@ -177,7 +182,7 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
                                ray_address=ray_address, ray_cpus=ray_cpus,
                                gpus_per_job=gpus_per_job, batch_name=batch_name,
                                weights_dir=weights_dir, overwrite=overwrite, progress=not quiet,
-                               methods=methods, on_entry=report)
+                               methods=methods, on_entry=report, tracking=tracking)
     except BatchInterrupted as e:
         click.echo(format_summary(e.result.entries))
         click.echo(f"Interrupted; checkpoints saved, manifest {e.result.manifest}. Run the same "

@@ -13,11 +13,23 @@ from ..methods.hessian import DiscoveryInterrupted
 from ..runs.discover import discover_classes
 from ..runs.layout import DEFAULT_OUT
 from ..runtime.device import resolve_device, set_threads
+from ..tracking.config import TrackingConfig
 from .options import (CONTEXT_SETTINGS, OptionNotRead, config_from, given, model_option,
                       options_from, runtime_options, weights_dir_option)
 
 discover_options = options_from(DiscoverConfig)
 """The options of one discovery run (one per DiscoverConfig field); shared by `discover` and `batch`."""
+tracking_options = options_from(TrackingConfig)
+"""What a Hessian Penalty run logs (TensorBoard, W&B); shared by `discover` and `batch`."""
+
+
+def tracker_for(options: dict, notify):
+    """The on_event sink of the runs (tracking.TrainingTracker), None when nothing is logged.
+    A W&B project without the wandb package is refused here, before anything loads."""
+    from ..tracking.training import TrainingTracker   # deferred: numpy, PIL, torch
+
+    tracking = config_from(TrackingConfig, options).validate()
+    return TrainingTracker(tracking, notify) if tracking.enabled else None
 
 
 def discover_config(**params) -> DiscoverConfig:
@@ -56,6 +68,7 @@ def refuse_options_not_read(ctx: click.Context, methods: Sequence[str]) -> None:
               help="ImageNet class: index (207), WordNet id (n02099601) or name; repeat for more.")
 @model_option
 @discover_options
+@tracking_options
 @click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT,
               help="Runs go to OUT/<model>/<index>-<class>/ (hessian) or "
                    "OUT/<model>/<method>/<index>-<class>/ (sefa, ganspace).")
@@ -75,7 +88,10 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
     directions.safetensors, run.json, log.csv and checkpoint.pt. Ctrl-C, SIGTERM or SIGHUP
     (the terminal closing; not under nohup) saves a checkpoint (exit 130); --resume continues
     exactly where it stopped, on the weights the run began with. A run folder is used by one
-    process at a time. curve.png shows the penalty against steps.
+    process at a time. curve.png shows the penalty against steps; RUN/tb/ holds TensorBoard
+    events (the same curves, a strip of the directions at each evaluation, hparams at the end;
+    `tensorboard --logdir OUT/<model>` shows every run), and --wandb PROJECT logs them to
+    Weights & Biases too.
 
     --method sefa or ganspace finds directions without training (SeFa: closed form; GANSpace:
     PCA of --layer over --samples latents) and writes the same folder, with the fixed
@@ -92,12 +108,15 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
       biggan-directions discover -c 207 --resume
       biggan-directions discover -c 207 --method sefa
       biggan-directions discover -c 207 --method ganspace --layer block1 --samples 5000
+      biggan-directions discover -c 207 --log-directions 16 --wandb my-project
+      biggan-directions discover -c 207 --no-tensorboard
     """
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other; pass one.")
     refuse_options_not_read(click.get_current_context(),
                             (options.get("method") or DiscoverConfig.method,))
     config = discover_config(**options)
+    tracker = tracker_for(options, notify=lambda message: click.echo(message, err=True))
     dev = resolve_device(device)
     set_threads(threads)
 
@@ -128,7 +147,7 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
         discover_classes(model, list(classes), config, out, device=dev, weights_dir=weights_dir,
                          resume=resume, overwrite=overwrite, progress=not quiet, on_result=report,
                          notify=lambda message: click.echo(message, err=True),
-                         keep_steps=keep_steps)
+                         keep_steps=keep_steps, on_event=tracker)
     except DiscoveryInterrupted as e:
         click.echo(f"Interrupted at step {e.step}; checkpoint saved. Continue with the same "
                    f"command plus --resume.", err=True)

@@ -50,7 +50,8 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
                  meta: dict[str, Any] | None = None, device: torch.device | str = "cpu",
                  resume: bool = False, overwrite: bool = False, progress: bool = True,
                  describe: str = "discover",
-                 notify: Callable[[str], None] | None = None) -> RunResult:
+                 notify: Callable[[str], None] | None = None,
+                 on_event: OnEvent | None = None) -> RunResult:
     """Discovery with files: run.json, log.csv, checkpoints every N steps and on Ctrl-C or
     SIGTERM, the directions file (also refreshed at each checkpoint), resume from the last
     checkpoint (resume=True with no run there starts one).
@@ -61,11 +62,17 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
     a line on stderr). Settings, the folder's writability and its records are checked before
     anything is created. Raises DiscoveryInterrupted after saving on Ctrl-C or SIGTERM, and
     DiscoveryDiverged (a UserError) on a NaN penalty, keeping the last good checkpoint.
+    on_event(kind, **fields): told what the run does (start, each log row, checkpoints, the end,
+    close; a SeFa or GANSpace run: method), e.g. tracking.TrainingTracker, which logs it.
     """
     folder = Path(folder)
     if config.method != "hessian":                         # SeFa, GANSpace: no training
-        return run_method(G, config, folder, meta=meta, device=device, resume=resume,
-                          overwrite=overwrite, progress=progress, notify=notify)
+        result = run_method(G, config, folder, meta=meta, device=device, resume=resume,
+                            overwrite=overwrite, progress=progress, notify=notify)
+        if on_event is not None and result.run is not None:
+            on_event("method", folder=folder, config=config, meta=dict(meta or {}),
+                     record=result.run.record)
+        return result
     run = Discovery(G, config, device)                    # checks config against G.z_dim
     with files.locked_run_folder(folder, notify):
         prepare_run_folder(folder, resume, overwrite)
@@ -73,16 +80,18 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
             files.check_same_model(folder, dict(meta or {}), notify)
         try:
             return _train(run, config, folder, dict(meta or {}), resume, progress, describe,
-                          notify or files.to_stderr)
+                          notify or files.to_stderr, on_event)
         except WriteError as e:                         # disk full: say what is kept, mark it
             raise files.stopped_by_write_error(folder, e, run.step) from None
 
 
 def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str, Any],
            resume: bool, progress: bool, describe: str,
-           notify: Callable[[str], None] = files.to_stderr) -> RunResult:
+           notify: Callable[[str], None] = files.to_stderr,
+           emit: OnEvent | None = None) -> RunResult:
     """The loop of run_discover, in a locked, checked folder: set-up, references, the start's
     evaluation, the steps (evaluating, keeping the best, checkpointing), the test-set report."""
+    emit = emit or _no_events
     ckpt_path, record_path, log_path = (folder / layout.CHECKPOINT, folder / layout.RUN_RECORD,
                                         folder / layout.STEP_LOG)
     old = files.read_record(record_path) if resume else {}
@@ -116,6 +125,8 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         record["resumed_at_steps"].append(run.step)
     recent = log_state["recent"] if log_state else files.recent_penalties(log_path)
     log = files.StepLog(log_path)
+    emit("start", folder=folder, step=run.step, config=config, meta=meta, G=run.G,
+         device=run.device)
     start = run.directions()                               # the start, or the resumed matrix
 
     def checkpoint(status: str) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -124,6 +135,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
         state = run.state_dict()        # with what the log's last row and run.json need
         state["log"] = json.dumps({"row": log.last_row, "recent": recent})
         files.save_checkpoint(ckpt_path, state)
+        emit("checkpoint", step=run.step)
         kept, other, other_name = _kept(run, config)
         settings = directions_meta(config, meta, step=run.step, steps=config.steps, init=run.init)
         files.save_run_directions(folder / layout.DIRECTIONS_FILE, kept, settings)
@@ -198,6 +210,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                 record["eval_rounding_floor"] = run.evaluation.rounding_floor(eval_value)
                 run.observe(eval_value, 0.0)
                 log.append(0, None, eval_value, 0.0)
+                emit("row", **_row(run, record, None, eval_value))
             if "eval_rounding_floor" not in record:     # a run recorded before the floor
                 record["eval_rounding_floor"] = run.evaluation.rounding_floor(run.best["value"])
             spread = patience_spread(record.get("eval_standard_error"),
@@ -225,6 +238,7 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                         interruptible=False)
                     run.observe(eval_value, spread)
                 log.append(run.step, value, row_eval, run.elapsed)
+                emit("row", **_row(run, record, value, row_eval))
                 if row_eval is not None:                    # at each evaluation and the end
                     _draw_curve(folder, record, run.best)      # the best as of this evaluation
                 bar.update(1)
@@ -253,54 +267,22 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                                    "sefa": record["reference_test"].get("sefa")}
             record["finished"] = files.now()
             kept, settings = checkpoint("finished")
+            emit("end", record=record)
     except _Stopped:
         checkpoint("interrupted")
         raise DiscoveryInterrupted(run.step) from None
     finally:
         log.close()
+        emit("close")
     return RunResult(folder, "finished", run.step, _mean(recent), record.get("eval_penalty"),
                      record.get("versus_random"),
                      {k: record.get(k) for k in ("steps_per_second", "images_per_second", "tflops")},
                      run=files.written_run(folder, kept, settings, record))
 
 
-def _tell_estimate(run: Discovery, config: DiscoverConfig, first: dict[str, Any],
-                   timing: dict[str, float], notify: Callable[[str], None]) -> bool:
-    """After the first measured steps of this process (plan.ESTIMATE_AFTER_*), one line with
-    the time the rest of the run takes (plan.estimate_line); returns whether it was said (or
-    nothing is left to say it of)."""
-    done, seconds = run.step - first["step"], run.elapsed - first["elapsed"]
-    if run.step >= config.steps:
-        return True
-    if done < ESTIMATE_AFTER_STEPS and seconds < ESTIMATE_AFTER_SECONDS:
-        return False
-    evaluations = 1 + sum(1 for s in range(run.step + 1, config.steps + 1)   # + the test set
-                          if s % config.eval_every == 0 or s == config.steps)
-    measured = timing.get("start", next(iter(timing.values()), None))
-    notify(estimate_line(done, seconds, config.steps - run.step, evaluations, measured,
-                         run.device, config))
-    return True
-
-
-def kept_eval_note(run: Discovery, config: DiscoverConfig, planned: int) -> str:
-    """One line on a resume that changes the plan (`planned` steps -> config.steps): the fixed
-    evaluation keeps the size the run began with (so its curve stays comparable), and what its
-    remaining evaluations will cost against the remaining training, in generator images (a
-    training image counted as TRAIN_IMAGE_COST forward ones, as the auto size counts them)."""
-    left = max(0, config.steps - run.step)
-    evaluations = 1 + sum(1 for s in range(run.step + 1, config.steps + 1)   # + the test set
-                          if s % config.eval_every == 0 or s == config.steps)
-    samples = run.ndirs * run.eval_per_direction
-    eval_images = evaluations * samples * (1 + 2 * config.eval_k)
-    train_images = left * run.images_per_step * TRAIN_IMAGE_COST
-    share = eval_images / (eval_images + train_images) if eval_images + train_images else 0.0
-    auto = eval_size(config, run.ndirs)
-    sized = ("" if config.eval_per_direction != "auto" or auto == run.eval_per_direction else
-             f"; a new run of {config.steps:,} steps would get {auto} per direction")
-    return (f"the plan changes from {planned:,} to {config.steps:,} steps; the fixed evaluation "
-            f"keeps the size the run began with ({run.eval_per_direction} latents per direction, "
-            f"{samples:,} samples) so its curve stays comparable, and its {evaluations} remaining "
-            f"evaluations will be about {share:.0%} of the remaining work{sized}.")
+           resume: bool, progress: bool, describe: str,
+           notify: Callable[[str], None] = files.to_stderr,
+           emit: OnEvent | None = None) -> RunResult:
 
 
 class _Stopped(Exception):
@@ -389,7 +371,8 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
                      resume: bool = False, overwrite: bool = False, progress: bool = True,
                      on_result: Callable[[RunResult], None] | None = None,
                      notify: Callable[[str], None] | None = None,
-                     keep_steps: bool = False) -> list[RunResult]:
+                     keep_steps: bool = False,
+                     on_event: OnEvent | None = None) -> list[RunResult]:
     """What `discover` does: load the BigGAN once, then one run per class into
     <out>/<model>/<index>-<class-slug>/. Everything that can be checked without the model
     (classes, duplicates, existing runs, what resume would continue, writability) is checked
@@ -433,7 +416,8 @@ def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out
         meta = {**class_meta(model, cls), "model_weights": weights}
         result = run_discover(G, cfg, folder, meta=meta, device=device, resume=resume,
                               overwrite=overwrite, progress=progress,
-                              describe=f"{cls.index} {cls.name}"[:30], notify=notify)
+                              describe=f"{cls.index} {cls.name}"[:30], notify=notify,
+                              on_event=on_event)
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -34,6 +34,7 @@ CHECKPOINT = "checkpoint.pt"
 SCORES_JSON = "scores.json"
 SCORES_CSV = "scores.csv"
 VIDEOS_DIR = "videos"
+TB_DIR = "tb"                      # TensorBoard event files (tracking/ writes them)
 
 
 def model_label(model: str) -> str:

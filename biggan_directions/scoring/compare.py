@@ -45,6 +45,7 @@ from ..runs.curves import read_log, write_compare_curves
 from ..runs.layout import STEP_LOG, Run, open_run, resolve_run_settings
 from ..runs.scores_file import read_ranking, run_scores
 from ..runtime.precision import tf32_state
+from ..tracking.results import add_compare_events
 
 COMPARE_JSON = "compare.json"
 COMPARE_PNG = "compare.png"
@@ -133,6 +134,7 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
         raise UserError(f"could not write the comparison into {folder} "
                         f"({os_reason(e)}); free space or choose another output "
                         f"folder.") from None
+    add_compare_events(runs, rows)                  # into each run's RUN/tb/, when it has one
     return report
 
 

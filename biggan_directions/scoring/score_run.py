@@ -19,6 +19,7 @@ from ..models.weights import load_biggan
 from ..runs.layout import Run, RunSettings, open_run, resolve_run_settings
 from ..runs.scores_file import check_scores_writable, write_run_scores
 from ..describe.config import DescribeConfig
+from ..tracking.results import add_score_events
 from .lpips_metric import load_lpips
 from .score import ScoreConfig, ScoreResult, score_directions
 
@@ -115,4 +116,5 @@ def run_score(run: Run | str | os.PathLike, config: ScoreConfig | None = None, *
     del settings["class_query"]
     settings.update(chosen.record(), seeds=list(config.seeds), easing="linear", **result.inference)
     write_run_scores(run, result, settings, compare=compare_record, overwrite=overwrite)
+    add_score_events(run, result.effect.tolist(), result.n_inactive)    # when RUN/tb/ exists
     return ScoreReport(result, baseline, settings, chosen, json_path, csv_path)
