@@ -21,7 +21,7 @@ from .options import CONTEXT_SETTINGS, setting_options
 # config dataclasses need) is imported only when that command runs or its help is shown.
 COMMANDS = {"classes": "classes", "discover": "discover", "render": "render", "score": "score",
             "view": "view", "compare": "compare", "batch": "batch", "weights": "weights",
-            "describe": "describe", "find": "find"}
+            "describe": "describe", "find": "find", "directions": "directions"}
 
 
 class Group(click.Group):
