@@ -27,7 +27,7 @@ def _reason(e: BaseException) -> str:
 class Sink:
     """One destination; `alive` is False once a write failed (it then ignores every call)."""
 
-    what = "events"
+    what, verb = "events", "stopped"
 
     def __init__(self, where: Path | str, notify: Notify, goes_on: str):
         self.where, self.notify, self.goes_on, self.alive = where, notify, goes_on, True
@@ -39,7 +39,7 @@ class Sink:
             action()
         except Exception as e:  # noqa: BLE001 - any failure of a logger stops the logger, not the run
             self.alive = False
-            self.notify(f"{self.where}: {self.what} stopped ({_reason(e)}); {self.goes_on}")
+            self.notify(f"{self.where}: {self.what} {self.verb} ({_reason(e)}); {self.goes_on}")
             self._abandon()
 
     def _abandon(self) -> None:
@@ -129,7 +129,7 @@ class WandbSink(Sink):
     with no account and no network (`wandb sync` uploads them later). A failed start (no login,
     no network) is one line and the run trains on without W&B."""
 
-    what = "Weights & Biases logging"
+    what = "Weights & Biases"
 
     def __init__(self, folder: Path, project: str, entity: str | None, name: str,
                  config: Mapping[str, Any], notify: Notify, goes_on: str):
@@ -142,9 +142,9 @@ class WandbSink(Sink):
             self.run = wandb.init(project=project, entity=entity, name=name, dir=str(folder),
                                   config=dict(config), reinit="create_new",
                                   settings=wandb.Settings(silent=True, console="off"))
-        self.what = "Weights & Biases could not start"
+        self.verb = "could not start"
         self._guard(start)
-        self.what = "Weights & Biases logging"
+        self.verb = "logging stopped"
 
     def scalars(self, values: Mapping[str, float | None], step: int) -> None:
         numbers = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}

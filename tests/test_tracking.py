@@ -1,0 +1,291 @@
+"""TensorBoard events (and W&B) of discovery runs: read back with TensorBoard's own reader, equal to
+log.csv row for row, each step once across a resume, the strip's size, and logging that fails
+without costing the run."""
+from __future__ import annotations
+
+import csv
+import errno
+import glob
+import io
+import json
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from biggan_directions.cli import cli
+from biggan_directions.media.frames import frame_size
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.models.generator import BigGANGenerator
+from biggan_directions.runs.discover import run_discover
+from biggan_directions.tracking import training
+from biggan_directions.tracking.config import STRIP_STEPS, TrackingConfig
+from biggan_directions.tracking.training import SCALARS, STRIP_TAG, TrainingTracker
+
+FAST = dict(batch_size=2, eval_per_direction=1, eval_k=2, eval_references=2, ndirs=10)
+BUDGET = ["--steps", "6", "--batch-size", "2", "--eval-per-direction", "1", "--eval-k", "2",
+          "--eval-references", "2", "--ndirs", "10", "--eval-every", "3", "-q"]
+
+
+def events(folder: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0,
+                                                       "histograms": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def log_rows(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def scalar_steps(acc: EventAccumulator, tag: str) -> list[tuple[int, float]]:
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def assert_matches_log(acc: EventAccumulator, rows: list[dict[str, str]]) -> None:
+    """penalty/train and penalty/eval hold exactly log.csv's rows (values to float32 and 6 digits)."""
+    for column, tag in (("penalty", SCALARS["penalty"]), ("eval_penalty", SCALARS["eval_penalty"])):
+        expected = [(int(r["step"]), float(r[column])) for r in rows if r[column]]
+        got = scalar_steps(acc, tag)
+        assert [s for s, _ in got] == [s for s, _ in expected], tag
+        for (_, a), (_, b) in zip(got, expected):
+            assert a == pytest.approx(b, rel=1e-5, abs=1e-12), tag
+
+
+@pytest.fixture
+def G(small_biggan):
+    return BigGANGenerator(small_biggan, 207, 1.0)
+
+
+def test_events_equal_log_csv_row_for_row_with_strips_and_hparams(G, tmp_path):
+    cfg = DiscoverConfig(steps=6, eval_every=3, **FAST)
+    run_discover(G, cfg, tmp_path / "run", meta={"model": "small", "class_index": 207},
+                 progress=False, on_event=TrainingTracker(TrackingConfig(log_directions=8)))
+    acc = events(tmp_path / "run" / "tb")
+    rows = log_rows(tmp_path / "run")
+    assert [int(r["step"]) for r in rows] == list(range(7))
+    assert_matches_log(acc, rows)
+    for name in ("best", "lr", "images_per_second", "eval_share"):
+        assert SCALARS[name] in acc.Tags()["scalars"]
+    assert [s for s, _ in scalar_steps(acc, SCALARS["lr"])] == list(range(1, 7))
+    best = scalar_steps(acc, SCALARS["best"])
+    assert [v for _, v in best] == sorted((v for _, v in best), reverse=True)   # never rises
+    # one strip per evaluation (steps 0, 3, 6), 8 rows x STRIP_STEPS columns of 32 px + labels
+    images = acc.Images(STRIP_TAG)
+    assert [e.step for e in images] == [0, 3, 6]
+    height, width = frame_size(8, STRIP_STEPS, 32, True)
+    for e in images:
+        decoded = Image.open(io.BytesIO(e.encoded_image_string))
+        assert (decoded.height, decoded.width) == (e.height, e.width) == (height, width)
+    # the hparams table's row: the run's settings and the final and test-set evaluations
+    assert set(acc.PluginTagToContent("hparams")) >= {"_hparams_/session_start_info"}
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    final = scalar_steps(acc, "hparam/eval_penalty")
+    assert final[0][0] == 6 and final[0][1] == pytest.approx(record["eval_penalty"], rel=1e-6)
+    test = scalar_steps(acc, "hparam/test_penalty")
+    assert test[0][1] == pytest.approx(record["test_eval"]["value"], rel=1e-6)
+
+
+class Crash(Exception):
+    """The process dying after a step was logged, past its last checkpoint."""
+
+
+def test_resumed_run_shows_each_step_exactly_once(G, tmp_path):
+    cfg = DiscoverConfig(steps=8, eval_every=3, checkpoint_every=4, **FAST)
+    folder = tmp_path / "run"
+    tracker = TrainingTracker(TrackingConfig(log_directions=2))
+
+    def dies_after_step_6(kind, **fields):
+        tracker(kind, **fields)
+        if kind == "row" and fields["step"] == 6:
+            raise Crash                                 # steps 5 and 6 logged, checkpoint at 4
+
+    with pytest.raises(Crash):
+        run_discover(G, cfg, folder, progress=False, on_event=dies_after_step_6)
+    before = scalar_steps(events(folder / "tb"), SCALARS["penalty"])
+    assert [s for s, _ in before] == list(range(1, 7))
+    run_discover(G, cfg, folder, resume=True, progress=False,
+                 on_event=TrainingTracker(TrackingConfig(log_directions=2)))
+    acc = events(folder / "tb")
+    rows = log_rows(folder)
+    assert [int(r["step"]) for r in rows] == list(range(9))
+    steps = [s for s, _ in scalar_steps(acc, SCALARS["penalty"])]
+    assert steps == list(range(1, 9))                   # 5 and 6 once, from the resumed run
+    assert_matches_log(acc, rows)
+    assert [e.step for e in acc.Images(STRIP_TAG)] == [0, 3, 6, 8]     # the last step too
+
+
+def test_cli_writes_events_and_no_tensorboard_writes_none(small_biggan_dir, tmp_path):
+    runner = CliRunner()
+    base = ["discover", "-c", "207", "--model", str(small_biggan_dir), *BUDGET]
+    on = runner.invoke(cli, [*base, "--out", str(tmp_path / "on")])
+    assert on.exit_code == 0, on.output
+    off = runner.invoke(cli, [*base, "--out", str(tmp_path / "off"), "--no-tensorboard"])
+    assert off.exit_code == 0, off.output
+    (run_on,) = (tmp_path / "on").glob("*/207-*")
+    (run_off,) = (tmp_path / "off").glob("*/207-*")
+    assert_matches_log(events(run_on / "tb"), log_rows(run_on))
+    assert not (run_off / "tb").exists()
+    assert log_rows(run_off)[-1]["step"] == "6"
+
+
+def test_unwritable_tb_is_one_line_and_training_goes_on(G, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "tb").symlink_to(tmp_path / "nowhere" / "tb")   # a dangling link: mkdir fails
+    lines = []
+    result = run_discover(G, DiscoverConfig(steps=3, **FAST), folder, progress=False,
+                          on_event=TrainingTracker(notify=lines.append))
+    assert result.status == "finished" and result.step == 3
+    assert len(lines) == 1 and "TensorBoard events stopped" in lines[0] and "training goes on" in lines[0]
+    assert [r["step"] for r in log_rows(folder)] == ["0", "1", "2", "3"]
+
+
+def test_full_disk_while_writing_events_stops_the_events_not_the_run(G, tmp_path, monkeypatch):
+    from torch.utils.tensorboard import SummaryWriter
+
+    calls = {"n": 0}
+    real = SummaryWriter.add_scalar
+
+    def fills_the_disk(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 10:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", fills_the_disk)
+    lines = []
+    folder = tmp_path / "run"
+    result = run_discover(G, DiscoverConfig(steps=5, **FAST), folder, progress=False,
+                          on_event=TrainingTracker(notify=lines.append))
+    assert result.status == "finished" and result.step == 5
+    assert lines == [f"{folder / 'tb'}: TensorBoard events stopped (No space left on device); "
+                     f"{training.GOES_ON}"]
+    assert [r["step"] for r in log_rows(folder)] == ["0", "1", "2", "3", "4", "5"]
+    assert (folder / "checkpoint.pt").is_file()
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"
+
+
+def test_training_is_the_same_with_and_without_events(G, tmp_path):
+    cfg = DiscoverConfig(steps=3, eval_every=2, **FAST)
+    a = run_discover(G, cfg, tmp_path / "a", progress=False, on_event=TrainingTracker())
+    b = run_discover(G, cfg, tmp_path / "b", progress=False)
+    assert torch.equal(a.run.directions, b.run.directions)   # the strip draws from no training RNG
+
+
+# ---------------------------------------------------------------------- Weights & Biases
+def wandb_history(folder: Path) -> list[dict]:
+    """The history rows of the offline W&B run in `folder` (its run-*.wandb file: a LevelDB-style
+    log of 32 KiB blocks of protobuf Records after a 7-byte header)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = glob.glob(str(folder / "wandb" / "offline-run-*" / "run-*.wandb"))
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, chunks, pending = 7, 32768, [], b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 1:
+            chunks.append(chunk)
+        elif kind in (2, 3):
+            pending += chunk
+        elif kind == 4:
+            chunks.append(pending + chunk)
+            pending = b""
+    rows = []
+    for chunk in chunks:
+        record = pb.Record()
+        record.ParseFromString(chunk)
+        if record.WhichOneof("record_type") == "history":
+            rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                         for i in record.history.item})
+    return rows
+
+
+def test_offline_wandb_writes_the_same_scalars(G, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="wandb is not installed (pip install "
+                                        "'biggan-directions[wandb]')")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    folder = tmp_path / "run"
+    run_discover(G, DiscoverConfig(steps=4, eval_every=2, **FAST), folder, progress=False,
+                 on_event=TrainingTracker(TrackingConfig(tensorboard=False, wandb="tests",
+                                                         log_directions=3)))
+    assert not (folder / "tb").exists()
+    rows = log_rows(folder)
+    deadline = time.time() + 60
+    while True:             # W&B's service process writes the file on its own, after finish()
+        history = wandb_history(folder)
+        if len(history) >= len(rows) or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    for column in ("penalty", "eval_penalty"):
+        expected = [(int(r["step"]), float(r[column])) for r in rows if r[column]]
+        got = [(h["_step"], h[SCALARS[column]]) for h in history if SCALARS[column] in h]
+        assert [s for s, _ in got] == [s for s, _ in expected]
+        assert [v for _, v in got] == pytest.approx([v for _, v in expected], rel=1e-5)
+    strips = [h for h in history if f"{STRIP_TAG}/width" in h]
+    assert [h["_step"] for h in strips] == [0, 2, 4]
+    assert (strips[0][f"{STRIP_TAG}/height"], strips[0][f"{STRIP_TAG}/width"]) == \
+        frame_size(3, STRIP_STEPS, 32, True)
+
+
+def test_wandb_that_fails_to_start_is_one_line_and_training_goes_on(G, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb", reason="wandb is not installed")
+
+    def no_login(*args, **kwargs):
+        raise wandb.errors.UsageError("api_key not configured (no-tty). call wandb.login(key=...)")
+
+    monkeypatch.setattr(wandb, "init", no_login)
+    lines = []
+    result = run_discover(G, DiscoverConfig(steps=2, **FAST), tmp_path / "run", progress=False,
+                          on_event=TrainingTracker(TrackingConfig(wandb="p"), notify=lines.append))
+    assert result.status == "finished"
+    assert len(lines) == 1 and "Weights & Biases could not start (api_key not configured" in lines[0]
+    assert (tmp_path / "run" / "tb").is_dir()                   # TensorBoard goes on
+
+
+def test_wandb_without_the_package_is_refused_before_anything(small_biggan_dir, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)              # import wandb -> ImportError
+    result = CliRunner().invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
+                                      "--out", str(tmp_path), "--wandb", "proj", *BUDGET])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        "Error: --wandb 'proj': needs the wandb package; install it with "
+        "pip install 'biggan-directions[wandb]', or drop the option."]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wandb_entity_needs_a_project(small_biggan_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
+                                      "--out", str(tmp_path), "--wandb-entity", "me", *BUDGET])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.output.strip().startswith("Error: --wandb-entity 'me'")
+
+
+def test_batch_writes_one_event_folder_per_class_and_method(small_biggan_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["batch", "--classes", "207,1", "--methods", "hessian,sefa",
+                                      "--model", str(small_biggan_dir), "--out", str(tmp_path),
+                                      *BUDGET])
+    assert result.exit_code == 0, result.output
+    folders = sorted(str(p.parent.relative_to(tmp_path)) for p in tmp_path.rglob("tb"))
+    model = folders[0].split("/")[0]
+    assert folders == [f"{model}/1-goldfish", f"{model}/207-golden-retriever",
+                       f"{model}/sefa/1-goldfish", f"{model}/sefa/207-golden-retriever"]
+    sefa = events(tmp_path / model / "sefa" / "207-golden-retriever" / "tb")
+    record = json.loads((tmp_path / model / "sefa" / "207-golden-retriever" / "run.json").read_text())
+    ((step, value),) = scalar_steps(sefa, SCALARS["eval_penalty"])
+    assert step == 0 and value == pytest.approx(record["eval_penalty"], rel=1e-6)
