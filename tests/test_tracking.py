@@ -150,18 +150,19 @@ def test_unwritable_tb_is_one_line_and_training_goes_on(G, tmp_path):
 
 
 def test_full_disk_while_writing_events_stops_the_events_not_the_run(G, tmp_path, monkeypatch):
-    from torch.utils.tensorboard import SummaryWriter
+    """The disk fills while an event record is written to the file."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
 
     calls = {"n": 0}
-    real = SummaryWriter.add_scalar
+    real = RecordWriter.write
 
-    def fills_the_disk(self, *args, **kwargs):
+    def fills_the_disk(self, data):
         calls["n"] += 1
-        if calls["n"] > 10:
+        if calls["n"] > 3:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(self, *args, **kwargs)
+        return real(self, data)
 
-    monkeypatch.setattr(SummaryWriter, "add_scalar", fills_the_disk)
+    monkeypatch.setattr(RecordWriter, "write", fills_the_disk)
     lines = []
     folder = tmp_path / "run"
     result = run_discover(G, DiscoverConfig(steps=5, **FAST), folder, progress=False,

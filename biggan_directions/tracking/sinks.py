@@ -1,14 +1,18 @@
 """Where events go: a TensorBoard event folder or a Weights & Biases run, behind one small interface.
 
-Logging is never worth a run: the first write that fails (a full disk, an unwritable folder, a
+TensorBoard events are written in the training thread (EventFile), so a failed write is seen
+where it happens. Logging is never worth a run: the first write that fails (a full disk, an unwritable folder, a
 W&B service that died) turns that sink off with one line to `notify`, and training goes on.
 Both sinks take the same calls: scalars(values, step), image(tag, (H, W, 3) uint8, step),
 histogram(tag, values, step), hparams(settings, metrics, step), flush(), close().
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import socket
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -46,43 +50,87 @@ class Sink:
         """Release what the sink holds after a failure, quietly."""
 
 
+class EventFile:
+    """One TensorBoard event file written in this thread (SummaryWriter hands events to a
+    thread whose failure, a full disk, would print a traceback and surface late): records
+    appended through a buffered file, flushed when asked and every FLUSH_SECONDS. purge_step:
+    a SessionLog START at that step, from which TensorBoard drops the older files' events."""
+
+    FLUSH_SECONDS = 20.0
+    _count = itertools.count()
+
+    def __init__(self, folder: Path, suffix: str = "", purge_step: int | None = None):
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog   # deferred
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        self._Event = Event
+        name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+                f"{os.getpid()}.{next(self._count)}{suffix}")
+        self.path = folder / name
+        self._records = RecordWriter(open(self.path, "ab"))
+        self._flushed = time.monotonic()
+        self.add(Event(wall_time=time.time(), file_version="brain.Event:2"))
+        if purge_step is not None:
+            self.add(Event(wall_time=time.time(), step=purge_step,
+                           session_log=SessionLog(status=SessionLog.START)))
+        self.flush()
+
+    def add(self, event) -> None:
+        self._records.write(event.SerializeToString())
+
+    def summary(self, summary, step: int) -> None:
+        self.add(self._Event(wall_time=time.time(), step=int(step), summary=summary))
+        if time.monotonic() - self._flushed > self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._records.flush()
+        self._flushed = time.monotonic()
+
+    def close(self) -> None:
+        self._records.close()
+
+
 class TensorBoardSink(Sink):
-    """RUN/tb/ through torch.utils.tensorboard.SummaryWriter. purge_step: on resume, the first
-    step redone (the checkpoint's step + 1): TensorBoard drops the older files' events from that
-    step on, so each step is shown once."""
+    """RUN/tb/, one event file per run (or per resume, or per score or compare). purge_step:
+    on resume, the first step redone (the checkpoint's step + 1): TensorBoard drops the older
+    files' events from that step on, so each step is shown once."""
 
     what = "TensorBoard events"
 
     def __init__(self, folder: Path, notify: Notify, goes_on: str, purge_step: int | None = None,
                  suffix: str = ""):
         super().__init__(folder, notify, goes_on)
-        self.writer = None
+        self.file: EventFile | None = None
 
-        def open_writer():
-            from torch.utils.tensorboard import SummaryWriter   # deferred: loads tensorboard
+        def open_file():
             folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")                  # SummaryWriter would fail later, in a thread
-            probe.unlink()
-            self.writer = SummaryWriter(str(folder), purge_step=purge_step, flush_secs=30,
-                                        filename_suffix=suffix)
-        self._guard(open_writer)
+            self.file = EventFile(folder, suffix, purge_step)
+        self._guard(open_file)
 
     def scalars(self, values: Mapping[str, float | None], step: int) -> None:
-        def write():
-            for tag, value in values.items():
-                if value is not None and math.isfinite(value):
-                    self.writer.add_scalar(tag, float(value), step)
-        self._guard(write)
+        """One event holding every finite value (TensorBoard reads each as its own scalar):
+        a row's six values cost one event's header, not six."""
+        from tensorboard.compat.proto.summary_pb2 import Summary   # deferred: tensorboard
+
+        kept = [Summary.Value(tag=tag, simple_value=float(value)) for tag, value in values.items()
+                if value is not None and math.isfinite(value)]
+        if kept:
+            self._guard(lambda: self.file.summary(Summary(value=kept), step))
 
     def image(self, tag: str, image: np.ndarray, step: int) -> None:
-        self._guard(lambda: self.writer.add_image(tag, image, step, dataformats="HWC"))
+        from torch.utils.tensorboard.summary import image as image_summary   # deferred
+
+        self._guard(lambda: self.file.summary(image_summary(tag, image, dataformats="HWC"), step))
+        self.flush()
 
     def histogram(self, tag: str, values: np.ndarray, step: int) -> None:
+        from torch.utils.tensorboard.summary import histogram   # deferred
+
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
         if values.size:
-            self._guard(lambda: self.writer.add_histogram(tag, values, step))
+            self._guard(lambda: self.file.summary(histogram(tag, values, "tensorflow"), step))
 
     def hparams(self, settings: Mapping[str, Any], metrics: Mapping[str, float | None],
                 step: int) -> None:
@@ -93,22 +141,21 @@ class TensorBoardSink(Sink):
             numbers = {k: float(v) for k, v in metrics.items()
                        if v is not None and math.isfinite(v)}
             for summary in hparams(hparam_values(settings), numbers):
-                self.writer.file_writer.add_summary(summary)
-            for tag, value in numbers.items():
-                self.writer.add_scalar(tag, value, step)
+                self.file.summary(summary, step)
         self._guard(write)
+        self.scalars(metrics, step)
 
     def flush(self) -> None:
-        self._guard(lambda: self.writer.flush())
+        self._guard(lambda: self.file.flush())
 
     def close(self) -> None:
-        self._guard(lambda: self.writer.close())
+        self._guard(lambda: self.file.close())
         self.alive = False
 
     def _abandon(self) -> None:
-        if self.writer is not None:
+        if self.file is not None:
             try:
-                self.writer.close()
+                self.file.close()
             except Exception:  # noqa: BLE001 - the disk that failed the write may fail the close
                 pass
 
