@@ -130,7 +130,7 @@ class TensorBoardSink(Sink):
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
         if values.size:
-            self._guard(lambda: self.file.summary(histogram(tag, values, "tensorflow"), step))
+            self._guard(lambda: self.file.summary(histogram(tag, values, "auto"), step))
 
     def hparams(self, settings: Mapping[str, Any], metrics: Mapping[str, float | None],
                 step: int) -> None:
