@@ -103,7 +103,10 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
     skipped, error, updated, describing the hessian run (else the first method's), and
     methods: {method: {status, run_folder, eval_penalty, random_spreads, versus_random,
     top_directions, media, error}}; rewritten atomically as each class ends), batch.json (the settings) and
-    index.html (a gallery that opens from disk). Running the same command again skips
+    index.html (a gallery that opens from disk). Every run folder keeps TensorBoard events
+    in its tb/ (--no-tensorboard: none), so `tensorboard --logdir OUT/<model>` shows the whole
+    batch, each class and method a run; --wandb PROJECT logs them to W&B too. Running the
+    same command again skips
     finished classes (also those with more steps than --steps) and resumes unfinished ones
     from their checkpoints. A failing class does not stop the others; the exit status is 1
     when any failed. Ctrl-C or SIGTERM checkpoints the running classes (exit 130). With
