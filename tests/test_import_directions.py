@@ -195,6 +195,10 @@ def test_score_and_compare_take_the_imported_run_and_add_events(small_biggan_dir
     scored = runner.invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3", "-q"])
     assert scored.exit_code == 0, scored.output
     scores = json.loads((folder / "scores.json").read_text())
+    rendered = runner.invoke(cli, ["render", str(folder), "--strip", "--strip-steps", "3", "-q"])
+    assert rendered.exit_code == 0, rendered.output
+    (strip,) = (folder / "videos").glob("strip_dirs0-5_seed0_p2.0.png")
+    assert strip.read_bytes()[:4] == b"\x89PNG"
     discovered = runner.invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
                                      "--out", str(out), "--steps", "2", "--batch-size", "2",
                                      "--eval-per-direction", "1", "--eval-k", "2",
