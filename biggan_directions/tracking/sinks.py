@@ -1,8 +1,9 @@
 """Where events go: a TensorBoard event folder or a Weights & Biases run, behind one small interface.
 
 TensorBoard events are written in the training thread (EventFile), so a failed write is seen
-where it happens. Logging is never worth a run: the first write that fails (a full disk, an unwritable folder, a
-W&B service that died) turns that sink off with one line to `notify`, and training goes on.
+where it happens. Logging is never worth a run: the first write that fails (a full disk, an
+unwritable folder, a W&B service that died) turns that sink off with one line to `notify`, and
+training goes on.
 Both sinks take the same calls: scalars(values, step), image(tag, (H, W, 3) uint8, step),
 histogram(tag, values, step), hparams(settings, metrics, step), flush(), close().
 """
