@@ -73,11 +73,18 @@ class EventFile:
         self.path = folder / name
         self._records = RecordWriter(open(self.path, "ab"))
         self._flushed = time.monotonic()
-        self.add(Event(wall_time=time.time(), file_version="brain.Event:2"))
-        if purge_step is not None:
-            self.add(Event(wall_time=time.time(), step=purge_step,
-                           session_log=SessionLog(status=SessionLog.START)))
-        self.flush()
+        try:
+            self.add(Event(wall_time=time.time(), file_version="brain.Event:2"))
+            if purge_step is not None:
+                self.add(Event(wall_time=time.time(), step=purge_step,
+                               session_log=SessionLog(status=SessionLog.START)))
+            self.flush()
+        except BaseException:
+            try:
+                self._records.close()
+            except OSError:                             # the full disk fails the close too
+                pass
+            raise
 
     def add(self, event) -> None:
         self._records.write(event.SerializeToString())
