@@ -280,9 +280,65 @@ def _train(run: Discovery, config: DiscoverConfig, folder: Path, meta: dict[str,
                      run=files.written_run(folder, kept, settings, record))
 
 
-           resume: bool, progress: bool, describe: str,
-           notify: Callable[[str], None] = files.to_stderr,
-           emit: OnEvent | None = None) -> RunResult:
+def _tell_estimate(run: Discovery, config: DiscoverConfig, first: dict[str, Any],
+                   timing: dict[str, float], notify: Callable[[str], None]) -> bool:
+    """After the first measured steps of this process (plan.ESTIMATE_AFTER_*), one line with
+    the time the rest of the run takes (plan.estimate_line); returns whether it was said (or
+    nothing is left to say it of)."""
+    done, seconds = run.step - first["step"], run.elapsed - first["elapsed"]
+    if run.step >= config.steps:
+        return True
+    if done < ESTIMATE_AFTER_STEPS and seconds < ESTIMATE_AFTER_SECONDS:
+        return False
+    evaluations = 1 + sum(1 for s in range(run.step + 1, config.steps + 1)   # + the test set
+                          if s % config.eval_every == 0 or s == config.steps)
+    measured = timing.get("start", next(iter(timing.values()), None))
+    notify(estimate_line(done, seconds, config.steps - run.step, evaluations, measured,
+                         run.device, config))
+    return True
+
+
+def kept_eval_note(run: Discovery, config: DiscoverConfig, planned: int) -> str:
+    """One line on a resume that changes the plan (`planned` steps -> config.steps): the fixed
+    evaluation keeps the size the run began with (so its curve stays comparable), and what its
+    remaining evaluations will cost against the remaining training, in generator images (a
+    training image counted as TRAIN_IMAGE_COST forward ones, as the auto size counts them)."""
+    left = max(0, config.steps - run.step)
+    evaluations = 1 + sum(1 for s in range(run.step + 1, config.steps + 1)   # + the test set
+                          if s % config.eval_every == 0 or s == config.steps)
+    samples = run.ndirs * run.eval_per_direction
+    eval_images = evaluations * samples * (1 + 2 * config.eval_k)
+    train_images = left * run.images_per_step * TRAIN_IMAGE_COST
+    share = eval_images / (eval_images + train_images) if eval_images + train_images else 0.0
+    auto = eval_size(config, run.ndirs)
+    sized = ("" if config.eval_per_direction != "auto" or auto == run.eval_per_direction else
+             f"; a new run of {config.steps:,} steps would get {auto} per direction")
+    return (f"the plan changes from {planned:,} to {config.steps:,} steps; the fixed evaluation "
+            f"keeps the size the run began with ({run.eval_per_direction} latents per direction, "
+            f"{samples:,} samples) so its curve stays comparable, and its {evaluations} remaining "
+            f"evaluations will be about {share:.0%} of the remaining work{sized}.")
+
+
+OnEvent = Callable[..., None]      # on_event(kind, **fields): see run_discover
+
+
+def _no_events(kind: str, **fields: Any) -> None:
+    """The on_event of a run that nobody watches."""
+
+
+def _row(run: Discovery, record: dict[str, Any], penalty: float | None,
+         eval_penalty: float | None) -> dict[str, Any]:
+    """A log.csv row as on_event's `row` fields: the row's numbers, the best evaluation so far,
+    the step's learning rate, images/s of the steps so far, the evaluations' share of the time,
+    and the current matrix (a callable: only an evaluation's picture needs it)."""
+    spent = record.get("eval_seconds") or 0.0
+    return {"step": run.step, "penalty": penalty, "eval_penalty": eval_penalty,
+            "best": _finite(run.best["value"]),
+            "lr": run.learning_rate(run.step - 1) if run.step > 0 else None,
+            "images_per_second": run.images_per_step * run.step / run.elapsed
+            if run.elapsed > 0 else None,
+            "eval_share": spent / (spent + run.elapsed) if spent + run.elapsed > 0 else None,
+            "directions": run.directions}
 
 
 class _Stopped(Exception):
