@@ -195,6 +195,10 @@ def test_score_and_compare_take_the_imported_run_and_add_events(small_biggan_dir
     scored = runner.invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3", "-q"])
     assert scored.exit_code == 0, scored.output
     scores = json.loads((folder / "scores.json").read_text())
+    described = runner.invoke(cli, ["describe", str(folder), "--num-seeds", "2", "--steps", "3",
+                                    "-q"])
+    assert described.exit_code == 0, described.output
+    assert len(json.loads((folder / "descriptions.json").read_text())["directions"]) == 6
     rendered = runner.invoke(cli, ["render", str(folder), "--strip", "--strip-steps", "3", "-q"])
     assert rendered.exit_code == 0, rendered.output
     (strip,) = (folder / "videos").glob("strip_dirs0-5_seed0_p2.0.png")
