@@ -81,6 +81,33 @@ class HiddenBasis:
         return (torch.tanh(u) + 0.1 * u ** 3) @ self.C.T
 
 
+class ClassBases:
+    """A conditional generator with a planted basis per class: G(z, classes) gives, for a
+    sample of class c, C_c f(R_c z) with f(u) = tanh(u) + 0.1 u^3, so its Hessian is diagonal
+    exactly in R_c's rows. shared=True plants one R for every class (the C_c still differ).
+    `num_classes`, `z_dim`: the conditional protocol a pooled run needs; `for_class(c)` is
+    class c alone as a plain generator G(z) (what a per-class run trains on)."""
+
+    def __init__(self, num_classes: int = 3, d: int = 6, outputs: int = 12,
+                 shared: bool = False, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        bases = [torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0].float()
+                 for _ in range(1 if shared else num_classes)]
+        self.R = torch.stack(bases * num_classes if shared else bases)      # (n, d, d)
+        self.C = torch.randn(num_classes, outputs, d, generator=g)          # (n, out, d)
+        self.z_dim, self.num_classes = d, num_classes
+
+    def __call__(self, z: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        u = torch.einsum("bij,bj->bi", self.R[classes], z)
+        return torch.einsum("boi,bi->bo", self.C[classes], torch.tanh(u) + 0.1 * u ** 3)
+
+    def for_class(self, c: int):
+        def G(z: torch.Tensor) -> torch.Tensor:
+            return self(z, torch.full((z.shape[0],), c, dtype=torch.long))
+        G.z_dim = self.z_dim
+        return G
+
+
 def forbid(monkeypatch, target: Any, name: str, message: str) -> None:
     """Replace target.name (a module's function, a class's method) with one that fails the test
     with `message` when called: e.g. "LPIPS loaded before the options were checked". Patch the

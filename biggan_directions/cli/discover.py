@@ -10,7 +10,9 @@ from ..foundation.errors import UserError
 from ..foundation.settings import cli_fields, methods_of, option_name
 from ..methods.config import AUTO, AUTO_EVAL_SIZE, METHODS, DiscoverConfig
 from ..methods.hessian import DiscoveryInterrupted
+from ..models.classlists import expand_ranges, read_class_lines
 from ..runs.discover import discover_classes
+from ..runs.pooled import discover_pooled
 from ..runs.layout import DEFAULT_OUT
 from ..runtime.device import resolve_device, set_threads
 from ..tracking.config import TrackingConfig
@@ -64,8 +66,14 @@ def refuse_options_not_read(ctx: click.Context, methods: Sequence[str]) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--class", "-c", "classes", multiple=True, required=True, metavar="CLASS",
-              help="ImageNet class: index (207), WordNet id (n02099601) or name; repeat for more.")
+@click.option("--class", "-c", "classes", multiple=True, metavar="CLASS",
+              help="ImageNet class: index (207), range of indices (200-209), WordNet id "
+                   "(n02099601) or name; repeat for more.")
+@click.option("--classes-file", type=click.Path(dir_okay=False), default=None,
+              help="More classes, one per line (index, range, WordNet id or name; '#' comments).")
+@click.option("--pooled", is_flag=True,
+              help="Learn ONE matrix over all the classes given (each sample draws its class) "
+                   "into OUT/<model>/pooled-<i>-<j>-.../, instead of one run per class.")
 @model_option
 @discover_options
 @tracking_options
@@ -79,7 +87,8 @@ def refuse_options_not_read(ctx: click.Context, methods: Sequence[str]) -> None:
 @click.option("--overwrite", is_flag=True, help="Start an existing run again (its files are replaced).")
 @weights_dir_option
 @runtime_options
-def discover(classes, model, out, resume, overwrite, weights_dir, device, threads, quiet, **options):
+def discover(classes, classes_file, pooled, model, out, resume, overwrite, weights_dir, device,
+             threads, quiet, **options):
     """Learn directions for one or more classes with the Hessian Penalty (or SeFa, GANSpace).
 
     Each step draws latents z, one direction j and a distance d ~ U[-P, P] per sample, and
@@ -110,9 +119,18 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
       biggan-directions discover -c 207 --method ganspace --layer block1 --samples 5000
       biggan-directions discover -c 207 --log-directions 16 --wandb my-project
       biggan-directions discover -c 207 --no-tensorboard
+      biggan-directions discover -c 207 -c 208 -c 209 --pooled      # one matrix for three classes
+      biggan-directions discover -c 200-299 --pooled --steps 20000
     """
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other; pass one.")
+    if pooled and (options.get("method") or "hessian") != "hessian":
+        raise UserError(f"--pooled learns one matrix with the Hessian Penalty; --method "
+                        f"{options['method']} finds directions per class (drop --pooled).")
+    queries = list(classes) + (read_class_lines(classes_file) if classes_file else [])
+    if not queries:
+        raise UserError("give the classes: --class CLASS (repeat it, or a range 200-209) or "
+                        "--classes-file FILE.")
     refuse_options_not_read(click.get_current_context(),
                             (options.get("method") or DiscoverConfig.method,))
     config = discover_config(**options)
@@ -144,8 +162,16 @@ def discover(classes, model, out, resume, overwrite, weights_dir, device, thread
                    f"{penalty}{evaluation}{rates}")
 
     try:
-        discover_classes(model, list(classes), config, out, device=dev, weights_dir=weights_dir,
-                         resume=resume, overwrite=overwrite, progress=not quiet, on_result=report,
+        if pooled:
+            report(discover_pooled(model, queries, config, out, device=dev,
+                                   weights_dir=weights_dir, resume=resume, overwrite=overwrite,
+                                   progress=not quiet,
+                                   notify=lambda message: click.echo(message, err=True),
+                                   keep_steps=keep_steps, on_event=tracker))
+            return
+        discover_classes(model, expand_ranges(queries), config, out, device=dev,
+                         weights_dir=weights_dir, resume=resume, overwrite=overwrite,
+                         progress=not quiet, on_result=report,
                          notify=lambda message: click.echo(message, err=True),
                          keep_steps=keep_steps, on_event=tracker)
     except DiscoveryInterrupted as e:

@@ -8,6 +8,10 @@ on one fixed set of draws, the same for every matrix of a run and for every meth
   of width 2P/per_direction, jittered inside it);
 - the Rademacher vectors come from a seed of their own, per fixed chunk of EVAL_CHUNK samples,
   so the value does not depend on the device or its memory;
+- a pooled run's draws (several classes) are stratified over its classes: every class is
+  measured on the same latents, walks and Rademacher vectors, with the conditional generator
+  G(z, classes) (models.pooled), so the pooled value is the trimmed mean over classes x draws
+  and each class's block is exactly what a single-class run of that class is measured on;
 - the value is a 20% trimmed mean of the per-sample penalties (the mean of the middle 60%):
   the per-sample penalty is heavy-tailed (a few latents give 10-30x the mean), and on the same
   draws the trimmed mean spreads 2.5x less between seeds than the plain mean
@@ -64,11 +68,16 @@ def derived_seed(seed: int, purpose: str) -> int:
 
 def direction_penalty(G: Callable, q: torch.Tensor, z: torch.Tensor, w: torch.Tensor, *, k: int,
                       epsilon: float, reduction: str, generator: torch.Generator,
-                      chunk_size: int | None = None, mode: str = "batched") -> torch.Tensor:
+                      chunk_size: int | None = None, mode: str = "batched",
+                      classes: torch.Tensor | None = None) -> torch.Tensor:
     """Hessian Penalty of w -> G(z + w Q) at w, for q (ndirs, z_dim), z (B, z_dim), w (B, ndirs):
-    the penalty that makes G's Hessian diagonal in the basis of Q's rows."""
+    the penalty that makes G's Hessian diagonal in the basis of Q's rows. With `classes` (B,),
+    G is conditional and each sample keeps its class in every pass: G(z + w Q, classes)."""
     def G_w(w_rows: torch.Tensor):                       # (m*B, ndirs) -> G((m*B, z_dim))
-        return G(tile_batch(z, w_rows.shape[0]) + w_rows @ q)
+        rows = w_rows.shape[0]
+        if classes is None:
+            return G(tile_batch(z, rows) + w_rows @ q)
+        return G(tile_batch(z, rows) + w_rows @ q, tile_batch(classes, rows))
     return hessian_penalty(G_w, w, k=k, epsilon=epsilon, reduction=reduction, generator=generator,
                            chunk_size=chunk_size, mode=mode)
 
@@ -76,21 +85,29 @@ def direction_penalty(G: Callable, q: torch.Tensor, z: torch.Tensor, w: torch.Te
 @dataclass(frozen=True)
 class EvalDraws:
     """The fixed draws: z (N, z_dim) latents and w (N, ndirs) walks (one direction each, N =
-    ndirs * per_direction), the Rademacher draws per sample `k`, and their seed."""
+    ndirs * per_direction), the Rademacher draws per sample `k`, and their seed. `classes`: a
+    pooled run's class set, each measured on all N draws (None: G is a single-class G(z))."""
 
     z: torch.Tensor
     w: torch.Tensor
     k: int
     seed: int
+    classes: tuple[int, ...] | None = None
 
     @property
     def samples(self) -> int:
-        return int(self.z.shape[0])
+        """Samples evaluated: N, times the number of classes for a pooled set."""
+        return int(self.z.shape[0]) * (len(self.classes) if self.classes else 1)
+
+    def for_class(self, class_index: int) -> "EvalDraws":
+        """The same draws for one class of a conditional generator (a pooled set's block)."""
+        return EvalDraws(self.z, self.w, self.k, self.seed, (int(class_index),))
 
 
 def eval_draws(ndirs: int, z_dim: int, *, per_direction: int, k: int, truncation: float,
-               path_size: float, seed: int) -> EvalDraws:
-    """The stratified fixed draws of a run (see the module docstring), on the CPU."""
+               path_size: float, seed: int, classes=None) -> EvalDraws:
+    """The stratified fixed draws of a run (see the module docstring), on the CPU; `classes`:
+    a pooled run's set (each class gets these same draws)."""
     rng = torch.Generator().manual_seed(derived_seed(seed, "eval"))
     n = ndirs * per_direction
     z = truncated_normal((n, z_dim), truncation, rng)                      # (N, z_dim)
@@ -100,7 +117,8 @@ def eval_draws(ndirs: int, z_dim: int, *, per_direction: int, k: int, truncation
     d = ((slot + u) / per_direction * 2.0 - 1.0) * path_size               # in [-P, P]
     w = torch.zeros(n, ndirs)
     w[torch.arange(n), j] = d.float()
-    return EvalDraws(z, w, k, derived_seed(seed, "eval-draws"))
+    return EvalDraws(z, w, k, derived_seed(seed, "eval-draws"),
+                     tuple(int(c) for c in classes) if classes is not None else None)
 
 
 def sample_penalties(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon: float,
@@ -110,14 +128,21 @@ def sample_penalties(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon:
     """The penalty of direction matrix q (ndirs, z_dim) at each fixed draw, (N,) float64 on the
     CPU, without autograd: each sample's variance reduced over its own elements by `reduction`
     (mean or max) and summed over G's outputs; EVAL_CHUNK samples per generator call, after
-    each of which `on_chunk(samples done in it)` is called (progress)."""
+    each of which `on_chunk(samples done in it)` is called (progress). Pooled draws give the
+    classes' blocks one after the other, in the set's order, (C * N,): each block on the same
+    latents, walks and Rademacher vectors."""
     q = q.detach().to(device)
     values = []
+    n = int(draws.z.shape[0])
+    blocks = draws.classes if draws.classes else (None,)
     with torch.no_grad():
-        for i, start in enumerate(range(0, draws.samples, EVAL_CHUNK)):
+        for c, i, start in [(c, i, s) for c in blocks
+                            for i, s in enumerate(range(0, n, EVAL_CHUNK))]:
             z = draws.z[start:start + EVAL_CHUNK].to(device)
             w = draws.w[start:start + EVAL_CHUNK].to(device)
             rng = torch.Generator().manual_seed(draws.seed + i)
+            labels = None if c is None else torch.full((len(z),), c, dtype=torch.long,
+                                                       device=device)
             outputs: list[torch.Tensor] = []
 
             def per_sample(variance: torch.Tensor) -> torch.Tensor:      # (B, ...) -> scalar
@@ -126,7 +151,7 @@ def sample_penalties(G: Callable, q: torch.Tensor, draws: EvalDraws, *, epsilon:
                 return outputs[-1].sum()
 
             direction_penalty(G, q, z, w, k=draws.k, epsilon=epsilon, reduction=per_sample,
-                              generator=rng, chunk_size=chunk_size)
+                              generator=rng, chunk_size=chunk_size, classes=labels)
             values.append(torch.stack(outputs).sum(0).double().cpu())
             if on_chunk is not None:
                 on_chunk(len(z))

@@ -35,12 +35,13 @@ def planned_evaluations(config: DiscoverConfig) -> int:
     return points + (2 + config.eval_references) + config.eval_references + 1
 
 
-def eval_size(config: DiscoverConfig, ndirs: int) -> int:
+def eval_size(config: DiscoverConfig, ndirs: int, classes: int = 1) -> int:
     """Latents per direction of the fixed evaluation: the config's, or for 'auto' about 10% of
-    the planned training (evaluation.planned_eval_size)."""
+    the planned training (evaluation.planned_eval_size); a pooled run measures each of its
+    `classes` on those latents, so 'auto' sizes them for ndirs x classes samples per latent."""
     if config.eval_per_direction != "auto":
         return int(config.eval_per_direction)
-    return planned_eval_size(ndirs=ndirs, steps=config.steps,
+    return planned_eval_size(ndirs=ndirs * max(1, classes), steps=config.steps,
                              batch_images=images_per_step(config), eval_k=config.eval_k,
                              evaluations=planned_evaluations(config))
 
@@ -48,13 +49,16 @@ def eval_size(config: DiscoverConfig, ndirs: int) -> int:
 class FixedEvaluation:
     """The fixed evaluation of a run of `config` on G: `ndirs` directions in a latent of
     G.z_dim, `per_direction` latents each (settable until the draws are first used: a resumed
-    run keeps the size it began with)."""
+    run keeps the size it began with). `classes`: a pooled run's set, G then conditional
+    (G(z, classes)); every class is measured on the same draws (stratified over classes)."""
 
     def __init__(self, G: Callable, config: DiscoverConfig, ndirs: int, device: torch.device | str,
-                 per_direction: int | None = None):
+                 per_direction: int | None = None, classes: tuple[int, ...] | None = None):
         self.G, self.config, self.ndirs, self.z_dim = G, config, ndirs, int(G.z_dim)
+        self.classes = tuple(classes) if classes else None
         self.device = torch.device(device)
-        self.per_direction = eval_size(config, ndirs) if per_direction is None else per_direction
+        self.per_direction = (eval_size(config, ndirs, len(self.classes or (0,)))
+                              if per_direction is None else per_direction)
         self._draws: EvalDraws | None = None
 
     @property
@@ -72,7 +76,8 @@ class FixedEvaluation:
     def _make_draws(self, seed: int) -> EvalDraws:
         cfg = self.config
         return eval_draws(self.ndirs, self.z_dim, per_direction=self.per_direction, k=cfg.eval_k,
-                          truncation=cfg.truncation, path_size=cfg.path_size, seed=seed)
+                          truncation=cfg.truncation, path_size=cfg.path_size, seed=seed,
+                          classes=self.classes)
 
     def evaluate(self, q: torch.Tensor, draws: EvalDraws | None = None,
                  on_chunk: Callable[[int], None] | None = None, *,

@@ -14,6 +14,7 @@ from ..foundation.errors import SettingError, UserError
 from ..core.directions import DirectionMatrix
 from ..core.evaluation import EvalDraws, direction_penalty, trim_mean, trimmed_mean_se
 from ..models.generator import truncated_normal
+from ..models.pooled import class_pool
 from ..runtime import precision
 from ..runtime.compiling import compiled
 from ..runtime.flops import count_flops
@@ -41,9 +42,17 @@ class Discovery:
 
     Training calls G at the run's precision (and compiled, when asked) through `train_G`; the
     fixed evaluation always calls G itself in fp32, so values compare across precisions.
+
+    Pooled over classes (models.pooled.class_pool: a conditional G(z, classes) with
+    `num_classes`, a BigGANGenerator of several classes, or a list of single-class generators;
+    `classes` picks the set): each sample draws its class uniformly from the set, from the run's
+    RNG, and the fixed evaluation measures every class on the same draws. `classes` is the
+    sorted set, or None for a single-class run.
     """
 
-    def __init__(self, G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu"):
+    def __init__(self, G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu",
+                 classes: Any = None):
+        G, self.classes = class_pool(G, classes)
         self.z_dim = int(G.z_dim)
         self.G, self.config, self.device = G, config.validate(self.z_dim), torch.device(device)
         lo, hi = config.subspace or (0, self.z_dim)
@@ -62,7 +71,8 @@ class Discovery:
         self.lr = config.lr if config.lr is not None else start_default("lr", self.init)
         self.k = config.k if config.k is not None else start_default("k", self.init)
         self.optimizer = torch.optim.Adam(self.matrix.parameters(), lr=self.lr)
-        self.evaluation = FixedEvaluation(G, config, self.ndirs, self.device)
+        self.evaluation = FixedEvaluation(G, config, self.ndirs, self.device,
+                                          classes=self.classes)
         self.step = 0
         # The best matrix on the fixed evaluation so far (the start included), and how many
         # evaluations since one improved on it by more than the evaluation's spread.
@@ -116,11 +126,20 @@ class Discovery:
         w[torch.arange(n), j] = d
         return z.to(self.device), w.to(self.device)
 
+    def _draw_classes(self, rng: torch.Generator, n: int) -> torch.Tensor | None:
+        """A pooled run's classes for n samples, (n,) drawn uniformly from the set (after the
+        latents and walks, so a single-class run's stream is unchanged); None otherwise."""
+        if self.classes is None:
+            return None
+        pick = torch.randint(0, len(self.classes), (n,), generator=rng)
+        return torch.tensor(self.classes, dtype=torch.long)[pick].to(self.device)
+
     def _loss(self) -> torch.Tensor:
         """The loss of one training batch (draws advance the training RNG): the penalty of the
         batch (mean over samples), or the trimmed mean of its per-sample penalties."""
         cfg = self.config
         z, w = self._draw(self.rng, cfg.batch_size)
+        labels = self._draw_classes(self.rng, cfg.batch_size)
         mark_step = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
         if self.compile and self.device.type == "cuda" and mark_step is not None:
             mark_step()                      # CUDA graphs: the previous step's outputs are done
@@ -134,7 +153,8 @@ class Discovery:
         reduction = cfg.reduction if cfg.loss == "mean" else per_sample
         loss = direction_penalty(self._train_G, self.matrix(), z, w, k=self.k,
                                  epsilon=cfg.epsilon, reduction=reduction, generator=self.rng,
-                                 chunk_size=cfg.chunk_size, mode=cfg.penalty_mode)
+                                 chunk_size=cfg.chunk_size, mode=cfg.penalty_mode,
+                                 classes=labels)
         return loss if cfg.loss == "mean" else trim_mean(torch.stack(per_output).sum(0))
 
     def learning_rate(self, step: int | None = None) -> float:
@@ -313,7 +333,7 @@ def initial_rows(method: str, G: Callable, ndirs: int, subspace: tuple[int, int]
 def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
                         device: torch.device | str | None = None, progress: bool = True,
                         callback: Callable[[int, float], None] | None = None,
-                        return_record: bool = False,
+                        return_record: bool = False, classes: Any = None,
                         **settings: Any) -> torch.Tensor | tuple[torch.Tensor, dict[str, Any]]:
     """Learn directions for any generator and return Q, (ndirs, z_dim), orthonormal rows.
 
@@ -331,15 +351,18 @@ def discover_directions(G: Callable, config: DiscoverConfig | None = None, *,
     return_record: also return the run's record (Q, record): best_step, eval_penalty (the
               kept matrix's), last_eval_penalty, eval_standard_error, eval_rounding_floor,
               stop_reason and test_eval (the kept matrix on the independent test draws).
+    classes:  pooled over a set of classes (one matrix for all): G a conditional generator
+              G(z, classes) with `num_classes` (classes a (B,) index tensor; the set: `classes`,
+              else G's own `classes`, else all), or a list of single-class generators.
 
     No files are written; `run_discover` adds run folders, checkpoints and resume.
     """
     config = DiscoverConfig(**{**asdict(config or DiscoverConfig()), **settings})
     if device is None:
-        params = getattr(G, "parameters", None)
+        params = getattr(G[0] if isinstance(G, (list, tuple)) and G else G, "parameters", None)
         first = next(iter(params()), None) if callable(params) else None
         device = first.device if first is not None else "cpu"
-    q, record = train_directions(G, config, device, progress, callback)
+    q, record = train_directions(G, config, device, progress, callback, classes=classes)
     return (q, record) if return_record else q
 
 
@@ -354,12 +377,12 @@ def patience_spread(standard_error: float | None, rounding: float) -> float:
 def train_directions(G: Callable, config: DiscoverConfig, device: torch.device | str = "cpu",
                      progress: bool = False,
                      callback: Callable[[int, float], None] | None = None,
-                     ) -> tuple[torch.Tensor, dict[str, Any]]:
+                     classes: Any = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """The Hessian Penalty method with no files (the Python API): config.steps steps (fewer
     when patience stops it), keeping the best matrix on the fixed evaluation when config.keep
     is 'best'; (Q (ndirs, z_dim), its record: the start the run took and, when it evaluated,
-    best_step, the evaluations and the test-set value)."""
-    run = Discovery(G, config, device)
+    best_step, the evaluations and the test-set value). `classes`: see Discovery."""
+    run = Discovery(G, config, device, classes)
     record: dict[str, Any] = {"init": run.init}
     evaluating = config.keep == "best" or config.patience is not None
     spread, last_eval = 0.0, None

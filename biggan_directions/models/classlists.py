@@ -53,6 +53,60 @@ def parse_class_list(text: str, what: str = "--classes") -> list[ImageNetClass]:
     return resolve_class_items(items)
 
 
+def expand_class_queries(queries: Sequence[str | int]) -> list[tuple[ImageNetClass, str]]:
+    """Each class as typed, ranges ('200-299') expanded, duplicates KEPT: (class, the item it
+    came from), so a caller that needs every class once (a pooled run) can refuse one given
+    twice and say where. Bad items: one UserError for all, as resolve_class_items words it."""
+    found: list[tuple[ImageNetClass, str]] = []
+    errors: list[str] = []
+    for query in queries:
+        text = str(query).strip()
+        try:
+            if _RANGE.fullmatch(text):
+                found += [(resolve_class(i), text)
+                          for i in parse_int_list(text, f"--class {text}", NUM_CLASSES)]
+            else:
+                found.append((resolve_class(text), text))
+        except UserError as e:
+            errors.append(str(e).rstrip("."))
+    if len(errors) == 1:
+        raise UserError(errors[0] + ".")
+    if errors:
+        shown = " | ".join(errors[:3]) + (f" | ... ({len(errors) - 3} more)" if len(errors) > 3 else "")
+        raise UserError(f"{len(errors)} classes could not be resolved: {shown}.")
+    return found
+
+
+def expand_ranges(queries: Sequence[str | int]) -> list[str]:
+    """The queries with each index range ('200-299') written out as its indices ('200', ...);
+    other items as given (resolved later, where their errors are worded)."""
+    out: list[str] = []
+    for query in queries:
+        text = str(query).strip()
+        if _RANGE.fullmatch(text):
+            out += [str(i) for i in parse_int_list(text, f"--class {text}", NUM_CLASSES)]
+        else:
+            out.append(str(query))
+    return out
+
+
+def read_class_lines(path: str | os.PathLike) -> list[str]:
+    """The items of a class file as typed (one per line, '#' comments and blank lines dropped),
+    duplicates kept; UserError when it cannot be read or holds none."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--classes-file {path}: no such file.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--classes-file {path}: cannot read it ({first_line(e)}).") from None
+    items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    items = [item for item in items if item]
+    if not items:
+        raise UserError(f"--classes-file {path}: no classes in it (one per line; '#' starts a comment).")
+    return items
+
+
 def read_class_file(path: str | os.PathLike) -> list[ImageNetClass]:
     """Classes from a text file: one item per line (index, range LO-HI, WordNet id or name);
     '#' starts a comment, blank lines are ignored."""

@@ -34,34 +34,53 @@ LAYER_HELP = ("'image' (the output), 'blockN' (output of BigGAN's N-th generator
 
 
 class BigGANGenerator(nn.Module):
-    """A frozen pytorch-pretrained-biggan model bound to one class and one truncation.
+    """A frozen pytorch-pretrained-biggan model bound to one class (or a set of classes) and one
+    truncation.
 
-    forward(z): (B, z_dim) -> (B, 3, H, W) in [-1, 1]; with `layers`, a list of tensors, one per
-    requested layer, in the order given ('image' is the final output).
+    forward(z): (B, z_dim) -> (B, 3, H, W) in [-1, 1] for the class (the first of the set);
+    forward(z, classes): each row its own class, `classes` a (B,) tensor of class indices (the
+    embedding's columns indexed per sample: the cost of one class). With `layers`, a list of
+    tensors, one per requested layer, in the order given ('image' is the final output).
+
+    class_index: one index, or a sequence of distinct indices (a pooled run's set: `classes`).
     """
 
-    def __init__(self, model: nn.Module, class_index: int, truncation: float,
+    def __init__(self, model: nn.Module, class_index: int | Sequence[int], truncation: float,
                  layers: Sequence[str] = ("image",)):
         super().__init__()
         check_truncation(truncation)
         config = model.config
-        if not 0 <= class_index < config.num_classes:
-            raise UserError(f"class index {class_index} is outside 0-{config.num_classes - 1}.")
+        indices = ([int(c) for c in class_index] if isinstance(class_index, (list, tuple, range))
+                   else [int(class_index)])
+        if not indices:
+            raise UserError("BigGANGenerator: give at least one class.")
+        for index in indices:
+            if not 0 <= index < config.num_classes:
+                raise UserError(f"class index {index} is outside 0-{config.num_classes - 1}.")
+        if len(set(indices)) != len(indices):
+            raise UserError(f"classes {indices}: each class must be given once.")
         freeze_spectral_norm(model)
         self.model = model
-        self.class_index = int(class_index)
+        self.classes = tuple(indices)          # one class, or a pooled run's set
+        self.class_index = indices[0]
+        self.num_classes = int(config.num_classes)
         self.truncation = float(truncation)
         self.z_dim = int(config.z_dim)
         self.resolution = int(config.output_dim)
         # The class embedding of a one-hot label is one column of the embedding matrix:
         # computing it once saves a (B, 1000) x (1000, z_dim) product per call.
-        self.register_buffer("embed", model.embeddings.weight[:, class_index].detach().clone())
+        self.register_buffer("embed", model.embeddings.weight[:, indices[0]].detach().clone())
         self.layers = list(layers) if layers else ["image"]
         self._modules_for_layers = {name: _find_layer(model, name) for name in self.layers
                                     if name != "image"}
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        cond = torch.cat([z, self.embed.to(z.dtype).expand(z.shape[0], -1)], dim=1)  # (B, 2*z_dim)
+    def forward(self, z: torch.Tensor, classes: torch.Tensor | None = None
+                ) -> torch.Tensor | list[torch.Tensor]:
+        if classes is None:
+            embed = self.embed.to(z.dtype).expand(z.shape[0], -1)
+        else:            # per sample: columns of the embedding matrix, as a one-hot would give
+            embed = self.model.embeddings.weight.t()[classes.to(z.device)].to(z.dtype)
+        cond = torch.cat([z, embed], dim=1)                        # (B, 2*z_dim)
         if self.layers == ["image"]:
             return self.model.generator(cond, self.truncation)  # (B, 3, H, W) in [-1, 1]
         # Hooks live only for this call, so several adapters can share one model.

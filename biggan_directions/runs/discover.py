@@ -30,6 +30,7 @@ from ..runtime.signals import stop_flag
 from . import files, layout
 from .files import RunResult, has_run, prepare_run_folder
 from .method_run import run_method
+from .class_sets import check_same_classes as pooled_check_same_classes
 from .record import directions_meta, run_record
 from .curves import CURVE_FILE, write_curve
 from .plan import ESTIMATE_AFTER_SECONDS, ESTIMATE_AFTER_STEPS, estimate_line, plan_line
@@ -51,7 +52,7 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
                  resume: bool = False, overwrite: bool = False, progress: bool = True,
                  describe: str = "discover",
                  notify: Callable[[str], None] | None = None,
-                 on_event: OnEvent | None = None) -> RunResult:
+                 on_event: OnEvent | None = None, classes: Any = None) -> RunResult:
     """Discovery with files: run.json, log.csv, checkpoints every N steps and on Ctrl-C or
     SIGTERM, the directions file (also refreshed at each checkpoint), resume from the last
     checkpoint (resume=True with no run there starts one).
@@ -64,16 +65,28 @@ def run_discover(G: Callable, config: DiscoverConfig, folder: str | os.PathLike,
     DiscoveryDiverged (a UserError) on a NaN penalty, keeping the last good checkpoint.
     on_event(kind, **fields): told what the run does (start, each log row, checkpoints, the end,
     close; a SeFa or GANSpace run: method), e.g. tracking.TrainingTracker, which logs it.
+
+    A pooled run (one matrix over a set of classes: G conditional, a list of single-class
+    generators, or a BigGANGenerator of several classes; `classes` picks the set, see
+    methods.hessian.Discovery) records its set in meta["classes"]; resuming it over another
+    set is refused, naming both, before anything is touched.
     """
     folder = Path(folder)
     if config.method != "hessian":                         # SeFa, GANSpace: no training
+        if classes is not None or isinstance(G, (list, tuple)):
+            raise UserError(f"a pooled run learns with the Hessian Penalty; --method "
+                            f"{config.method} finds directions per class (drop the pooling).")
         result = run_method(G, config, folder, meta=meta, device=device, resume=resume,
                             overwrite=overwrite, progress=progress, notify=notify)
         if on_event is not None and result.run is not None:
             on_event("method", folder=folder, config=config, meta=dict(meta or {}),
                      record=result.run.record)
         return result
-    run = Discovery(G, config, device)                    # checks config against G.z_dim
+    run = Discovery(G, config, device, classes)          # checks config against G.z_dim
+    if run.classes is not None:
+        meta = {**(meta or {}), "classes": list(run.classes)}
+    if resume:
+        pooled_check_same_classes(folder, run.classes)
     with files.locked_run_folder(folder, notify):
         prepare_run_folder(folder, resume, overwrite)
         if resume:

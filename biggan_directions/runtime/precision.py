@@ -101,9 +101,9 @@ def at_precision(G: Callable, precision: str, device: torch.device) -> Callable:
     if precision != "bf16":
         return G
 
-    def run(z: torch.Tensor):
+    def run(z: torch.Tensor, *rest: torch.Tensor):     # rest: a conditional G's classes
         with autocast(precision, device):
-            out = G(z)
+            out = G(z, *rest)
         if isinstance(out, (list, tuple)):
             return [o.float() for o in out]
         return out.float()

@@ -1,0 +1,204 @@
+"""Pooled runs: one matrix learned over a set of classes (API, run folder, resume, CLI refusals)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from biggan_directions.cli import cli
+from biggan_directions.core.directions import load_directions
+from biggan_directions.foundation.errors import UserError
+from biggan_directions.methods.config import DiscoverConfig
+from biggan_directions.methods.hessian import Discovery, DiscoveryInterrupted, discover_directions
+from biggan_directions.models.generator import BigGANGenerator
+from biggan_directions.runs.class_sets import pooled_dir_for, pooled_name
+from biggan_directions.runs.discover import run_discover
+from tests.support import ClassBases, HiddenBasis
+
+FAST = DiscoverConfig(steps=150, batch_size=16, lr=0.05, path_size=1.0, seed=1)
+
+
+def alignment(q: torch.Tensor, r: torch.Tensor) -> float:
+    """Mean over rows of q of the largest |cosine| with a row of r."""
+    return (q @ r.T).abs().max(dim=1).values.mean().item()
+
+
+def small_config(**kw) -> DiscoverConfig:
+    base = dict(steps=6, batch_size=2, checkpoint_every=100, eval_every=3, eval_per_direction=1,
+                eval_k=2, ndirs=8, init="random")
+    return DiscoverConfig(**{**base, **kw})
+
+
+# ---------------------------------------------------------------- the method
+def test_a_basis_shared_by_all_classes_is_recovered_by_the_pooled_run():
+    G = ClassBases(num_classes=3, shared=True)
+    q = discover_directions(G, FAST, progress=False)              # pooled over all 3 classes
+    assert q.shape == (6, 6)
+    assert alignment(q, G.R[0]) > 0.98
+
+
+def test_a_list_of_single_class_generators_is_the_same_pooled_run():
+    G = ClassBases(num_classes=3)
+    cfg = DiscoverConfig(**{**FAST.__dict__, "steps": 20})
+    conditional = discover_directions(G, cfg, progress=False)
+    listed = discover_directions([G.for_class(c) for c in range(3)], cfg, progress=False)
+    assert torch.allclose(conditional, listed, atol=1e-6)
+    subset = discover_directions(G, cfg, classes=[2, 0], progress=False)
+    assert not torch.allclose(conditional, subset, atol=1e-3)     # another set, another matrix
+
+
+def test_the_pooled_evaluation_measures_each_class_on_the_same_draws():
+    G = ClassBases(num_classes=3)
+    pooled = Discovery(G, FAST)
+    assert pooled.classes == (0, 1, 2)
+    values = pooled.evaluate(per_sample=True)
+    blocks = values.view(3, -1)
+    for c in range(3):                  # each block is what a single-class run of c measures
+        single = Discovery(G.for_class(c), FAST)
+        single.eval_per_direction = pooled.eval_per_direction
+        assert torch.allclose(blocks[c], single.evaluate(pooled.directions(), per_sample=True),
+                              rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("classes, message", [
+    ([1], "at least two classes"), ([1, 1], "given twice"), ([0, 5], "outside"),
+])
+def test_bad_class_sets_are_user_errors(classes, message):
+    with pytest.raises(UserError, match=message):
+        discover_directions(ClassBases(num_classes=3), steps=1, classes=classes, progress=False)
+    with pytest.raises(UserError, match="conditional"):
+        discover_directions(HiddenBasis(), steps=1, classes=[0, 1], progress=False)
+
+
+def test_biggan_indexes_its_class_embedding_per_sample(small_biggan):
+    G = BigGANGenerator(small_biggan, [208, 207, 3], 1.0)
+    assert G.classes == (208, 207, 3) and G.class_index == 208
+    z = torch.randn(3, 128, generator=torch.Generator().manual_seed(0)) * 0.5
+    labels = torch.tensor([207, 3, 208])
+    with torch.no_grad():
+        mixed = G(z, labels)
+        alone = torch.cat([BigGANGenerator(small_biggan, int(c), 1.0)(z[i:i + 1])
+                           for i, c in enumerate(labels)])
+        first = G(z)                                             # no classes: the first one
+    assert torch.allclose(mixed, alone, atol=1e-5)
+    assert torch.allclose(first, BigGANGenerator(small_biggan, 208, 1.0)(z), atol=1e-6)
+    with pytest.raises(UserError, match="once"):
+        BigGANGenerator(small_biggan, [207, 207], 1.0)
+
+
+# ---------------------------------------------------------------- run folders
+def test_folder_naming():
+    assert pooled_name([208, 3, 207]) == "pooled-3-207-208"
+    eight = list(range(100, 108))
+    assert pooled_name(eight) == "pooled-" + "-".join(map(str, eight))
+    nine = list(range(200, 209))
+    import hashlib
+    digest = hashlib.sha256(",".join(map(str, nine)).encode()).hexdigest()[:8]
+    assert pooled_name(nine[::-1]) == f"pooled-9-{digest}"
+    assert pooled_dir_for("out", "biggan-deep-128", [2, 1]) == Path("out/biggan-deep-128/pooled-1-2")
+
+
+def test_interrupted_pooled_run_resumes_bit_for_bit(tmp_path, small_biggan):
+    cfg = small_config()
+    G = BigGANGenerator(small_biggan, [207, 208, 3], 1.0)
+    whole = run_discover(G, cfg, tmp_path / "whole", progress=False, meta={"model": "m"})
+    record = json.loads((tmp_path / "whole" / "run.json").read_text())
+    assert record["meta"]["classes"] == [3, 207, 208]
+    assert record["eval_samples"] == 3 * 8                       # 8 draws for each class
+    assert whole.run.meta["classes"] == [3, 207, 208]
+
+    calls = {"n": 0}
+
+    def interrupting(z, classes=None):                       # Ctrl-C during step 3's forward
+        calls["n"] += torch.is_grad_enabled()
+        if calls["n"] == 4 and torch.is_grad_enabled():
+            os.kill(os.getpid(), signal.SIGINT)
+        return G(z, classes)
+    interrupting.z_dim, interrupting.num_classes = G.z_dim, 1000
+
+    with pytest.raises(DiscoveryInterrupted) as info:
+        run_discover(interrupting, cfg, tmp_path / "cut", progress=False, meta={"model": "m"},
+                     classes=[208, 3, 207])
+    assert info.value.step == 3
+    resumed = run_discover(G, cfg, tmp_path / "cut", resume=True, progress=False,
+                           meta={"model": "m"})
+    assert resumed.step == 6
+    for name in ("directions.safetensors", "last.safetensors"):
+        assert torch.equal(load_directions(tmp_path / "whole" / name)[0],
+                           load_directions(tmp_path / "cut" / name)[0]), name
+    log_whole = (tmp_path / "whole" / "log.csv").read_text().splitlines()
+    log_cut = (tmp_path / "cut" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[:3] for r in log_whole] == [r.split(",")[:3] for r in log_cut]
+
+    # resuming over another set is refused, naming both, and changes nothing
+    before = {p.name: p.read_bytes() for p in (tmp_path / "cut").iterdir()}
+    other = BigGANGenerator(small_biggan, [207, 208], 1.0)
+    with pytest.raises(UserError) as refused:
+        run_discover(other, cfg, tmp_path / "cut", resume=True, progress=False,
+                     meta={"model": "m"})
+    assert "classes 3, 207, 208" in str(refused.value) and "classes 207, 208" in str(refused.value)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "cut").iterdir()} == before
+
+
+# ---------------------------------------------------------------- the command line
+def cli_args(model_dir, out, *extra):
+    return ["discover", "--model", str(model_dir), "--steps", "2", "--batch-size", "2",
+            "--ndirs", "4", "--eval-per-direction", "1", "--out", str(out), "--device", "cpu",
+            "-q", *extra]
+
+
+def test_cli_pooled_run_and_its_folder(tmp_path, small_biggan_dir):
+    (tmp_path / "classes.txt").write_text("208  # labrador\n207\n")
+    result = CliRunner().invoke(cli, cli_args(small_biggan_dir, tmp_path / "out", "--pooled",
+                                              "-c", "3", "--classes-file",
+                                              str(tmp_path / "classes.txt")))
+    assert result.exit_code == 0, result.output
+    model = Path(small_biggan_dir).name.lower().replace("_", "-")
+    folder = tmp_path / "out" / model / "pooled-3-207-208"
+    assert f"{folder}: finished at step 2" in result.output
+    record = json.loads((folder / "run.json").read_text())
+    assert record["meta"]["classes"] == [3, 207, 208]
+    assert record["meta"]["class_index"] == 3                    # the default class: the first
+    assert len(record["meta"]["class_names"]) == 3
+    # the same set typed another way resumes it (already finished)
+    again = CliRunner().invoke(cli, cli_args(small_biggan_dir, tmp_path / "out", "--pooled",
+                                             "-c", "207-208", "-c", "3", "--resume"))
+    assert again.exit_code == 0 and "already finished" in again.output, again.output
+    # another set: nothing to resume there, and the run that exists is named
+    other = CliRunner().invoke(cli, cli_args(small_biggan_dir, tmp_path / "out", "--pooled",
+                                             "-c", "207-209", "--resume"))
+    assert other.exit_code == 1 and "Traceback" not in other.output
+    assert len(other.output.strip().splitlines()) == 1, other.output
+    assert "classes 207, 208, 209" in other.output and "classes 3, 207, 208" in other.output
+    assert sorted(p.name for p in (tmp_path / "out" / model).iterdir()
+                  if not p.name.startswith(".")) == ["pooled-3-207-208"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--pooled", "-c", "207"], "got one class"),
+    (["--pooled", "-c", "207", "-c", "golden retriever"], "given twice"),
+    (["--pooled", "-c", "200-210", "-c", "207"], "given twice"),
+    (["--pooled", "-c", "207", "-c", "208", "--method", "sefa"], "drop --pooled"),
+    (["--pooled"], "give the classes"),
+])
+def test_cli_pooled_refusals_are_one_line_and_create_nothing(tmp_path, small_biggan_dir, extra,
+                                                               message):
+    result = CliRunner().invoke(cli, cli_args(small_biggan_dir, tmp_path / "out", *extra))
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_class_ranges_also_work_per_class(tmp_path, small_biggan_dir):
+    result = CliRunner().invoke(cli, cli_args(small_biggan_dir, tmp_path / "out", "-c", "1-2",
+                                              "--steps", "1"))
+    assert result.exit_code == 0, result.output
+    model = Path(small_biggan_dir).name.lower().replace("_", "-")
+    assert sorted(p.name for p in (tmp_path / "out" / model).iterdir()
+                  if not p.name.startswith(".")) == ["1-goldfish", "2-great-white-shark"]
