@@ -202,3 +202,42 @@ def test_cli_class_ranges_also_work_per_class(tmp_path, small_biggan_dir):
     model = Path(small_biggan_dir).name.lower().replace("_", "-")
     assert sorted(p.name for p in (tmp_path / "out" / model).iterdir()
                   if not p.name.startswith(".")) == ["1-goldfish", "2-great-white-shark"]
+
+
+# ---------------------------------------------------------------- later stages take --class
+def test_view_of_a_pooled_run_has_a_class_picker_over_its_set(tmp_path, small_biggan_dir):
+    pytest.importorskip("starlette", reason="view needs the optional extra")
+    from starlette.testclient import TestClient
+
+    from biggan_directions.view.view import Viewer
+    from biggan_directions.view.view_app import create_app
+    from tests.support import make_run
+
+    make_run(tmp_path, small_biggan_dir, ndirs=4, seed=0, truncation=0.5, path_size=2.0,
+             classes=[207, 1])
+    client = TestClient(create_app(Viewer(tmp_path, progress=False)))
+    info = client.get("/api/info").json()
+    assert [c["index"] for c in info["classes"]] == [207, 1] and info["class_index"] == 207
+    assert client.get("/api/info?cls=1").json()["class_name"] == "goldfish"
+    a, b = (client.get(f"/api/image?seed=0&cls={c}").content for c in (207, 1))
+    assert a != b
+    r = client.get("/api/image?cls=5")
+    assert r.status_code == 400 and "not a class of this pooled run" in r.json()["error"]
+    assert "--class 1" in client.get("/api/command?cls=1&seed=2").json()["command"]
+
+
+def test_render_and_score_take_any_class_of_a_pooled_run(tmp_path, small_biggan_dir):
+    from biggan_directions.runs.layout import open_run, resolve_run_settings
+    from tests.support import make_run
+
+    make_run(tmp_path, small_biggan_dir, ndirs=4, seed=0, truncation=0.5, path_size=2.0,
+             classes=[207, 1])
+    run = open_run(tmp_path)
+    assert resolve_run_settings(run).class_index == 207               # the first of the set
+    chosen = resolve_run_settings(run, class_query="goldfish")
+    assert chosen.class_index == 1 and chosen.overridden("class_index")
+    result = CliRunner().invoke(cli, ["render", str(tmp_path), "--class", "1", "--strip",
+                                      "--strip-steps", "3", "--seeds", "0", "--dirs", "0-1",
+                                      "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    assert [p.name.startswith("c1_") for p in (tmp_path / "videos").iterdir()] == [True]

@@ -43,7 +43,8 @@ def _setting_names(**names: str):
 @click.option("--seed", type=int, default=param_default(plan_render, "seed"),
               help="Seed of the random baseline (--directions random).")
 @click.option("--class", "class_query", default=None, metavar="CLASS",
-              help="ImageNet class (name, index or WordNet id)  [default: the run's]")
+              help="ImageNet class (name, index or WordNet id); any class, e.g. one of a pooled "
+                   "run's set  [default: the run's; a pooled run's first]")
 @click.option("--truncation", type=float, default=None,
               help="Latent truncation in (0, 1]  [default: the run's, else discover's]")
 @options_from(RenderConfig)

@@ -28,7 +28,8 @@ from .options import (CONTEXT_SETTINGS, DIRS_LIST, model_option, param_default, 
               help="Address to listen on; 0.0.0.0 makes the page reachable by others (a warning "
                    "is printed).")
 @click.option("--class", "class_query", default=None, metavar="CLASS",
-              help="The class of a batch folder to show first (index, WordNet id or name)  "
+              help="The class of a batch folder or a pooled run to show first (index, WordNet id or "
+                   "name)  "
                    "[default: its first]")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0,
               help="The sample to show first.")

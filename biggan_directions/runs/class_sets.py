@@ -60,3 +60,14 @@ def check_same_classes(folder: Path, classes: Sequence[int] | None) -> None:
         raise UserError(f"{folder}: the run was started over {format_classes(was)}, not "
                         f"{format_classes(now)}; resume it with the classes it began with, or "
                         f"pass --overwrite to start it again.")
+
+
+def pooled_set(run: layout.Run) -> tuple[int, ...] | None:
+    """The class set of a pooled run (its metadata's `classes`, two or more), or None for a
+    run of one class: what render, score, view (a class picker) and describe offer as the
+    classes of a run; each resolves one with layout.resolve_run_settings(run, class_query=c),
+    the first of the set by default (the run's class_index)."""
+    found = run.meta.get("classes")
+    if isinstance(found, list) and len(found) >= 2 and all(isinstance(c, int) for c in found):
+        return tuple(found)
+    return None

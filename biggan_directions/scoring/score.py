@@ -80,7 +80,8 @@ class ScoreConfig:
                                      cli=False)
     steps: int = setting(9, "Frames per linear walk from -P to +P; odd, so the centre t=0 is a frame.")
     path_size: float | None = setting(None, "Walk length P.", shown="the run's")
-    class_query: str | None = setting(None, "ImageNet class (name, index or WordNet id).",
+    class_query: str | None = setting(None, "ImageNet class (name, index or WordNet id); any "
+                                      "class, e.g. one of a pooled run's set (default: its first).",
                                       option="--class", metavar="CLASS", shown="the run's")
     truncation: float | None = setting(None, "Latent truncation in (0, 1].", shown="the run's")
     # a name or a model folder (CLI: the shared --model option)

@@ -30,8 +30,10 @@ from ..describe.files import run_descriptions
 from ..foundation.errors import UserError, first_line
 from ..foundation.fileio import atomic_path
 from ..media.render import RenderConfig, render_directions
+from ..models.classes import resolve_class
 from ..models.generator import BigGANGenerator, latents_for_seeds
 from ..models.weights import load_biggan
+from ..runs.class_sets import pooled_set
 from ..runs.layout import DIRECTIONS_FILE, Run, RunSettings, open_run, resolve_run_settings
 from ..runs.scores_file import read_ranking, run_scores
 
@@ -240,6 +242,8 @@ class Viewer:
         self.batch = self.target.is_dir() and (self.target / MANIFEST).is_file() \
             and not (self.target / DIRECTIONS_FILE).is_file()
         self._folders = (batch_runs(self.target) if self.batch else None)
+        # a pooled run (one matrix over a set of classes): a class picker over its set
+        self._pool = None if self.batch else pooled_set(open_run(self.target))
         self._classes: dict[int, ViewClass] = {}
         first = self.open_class(self._folders[0][0] if self.batch else None)
         self.default_class = first.index
@@ -253,6 +257,8 @@ class Viewer:
         """(index, name) of each served class, in the batch's order."""
         if self.batch:
             return [(i, name) for i, name, _ in self._folders]
+        if self._pool is not None:
+            return [(i, resolve_class(i).name) for i in self._pool]
         only = self.open_class(self.default_class)
         return [(only.index, only.name)]
 
@@ -268,7 +274,11 @@ class Viewer:
             run = open_run(folder)
         else:
             run = open_run(self.target)
-        settings = resolve_run_settings(run, model=self.model_given)
+        if self._pool is not None and index is not None and index not in self._pool:
+            raise ViewError(f"class {index}: not a class of this pooled run "
+                            f"({', '.join(str(i) for i in self._pool)}).")
+        settings = resolve_run_settings(run, model=self.model_given,
+                                        class_query=index if self._pool is not None else None)
         if index is not None and not self.batch and index != settings.class_index:
             raise ViewError(f"class {index}: this run is for class {settings.class_index} "
                             f"({settings.class_name}).")
@@ -355,7 +365,7 @@ class Viewer:
             words += ["--model", self.model_given]
         if self.weights_dir is not None:
             words += ["--weights-dir", str(self.weights_dir)]
-        if self.batch:
+        if self.batch or self._pool is not None:        # a batch, or a pooled run's set
             words += ["--class", str(state.class_index)]
         words += ["--seed", str(state.seed), "--truncation", _num(state.truncation)]
         if state.amounts:
