@@ -241,3 +241,58 @@ def test_render_and_score_take_any_class_of_a_pooled_run(tmp_path, small_biggan_
                                       "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     assert [p.name.startswith("c1_") for p in (tmp_path / "videos").iterdir()] == [True]
+
+
+# ---------------------------------------------------------------- batch --pooled
+TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q",
+        "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
+
+
+def test_batch_pooled_renders_each_class_with_the_pooled_matrix(tmp_path, small_biggan_dir):
+    from biggan_directions.batch.manifest import read_manifest
+    from biggan_directions.runs.layout import model_label, open_run
+
+    model, out = str(small_biggan_dir), tmp_path / "out"
+    # a per-class run of 1 that the transfer table picks up beside the pooled one
+    first = CliRunner().invoke(cli, ["discover", "-c", "1", "--model", model, "--out", str(out),
+                                     *TINY])
+    assert first.exit_code == 0, first.output
+    args = ["batch", "--classes", "1,207", "--pooled", "--model", model, "--out", str(out),
+            "--render", "--render-frames", "2", "--render-seeds", "0", "--render-format", "gif",
+            "--top", "2", *TINY]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    base = out / model_label(model)
+    pooled = base / "pooled-1-207"
+    assert json.loads((pooled / "run.json").read_text())["meta"]["classes"] == [1, 207]
+    entries = {e["class_index"]: e for e in read_manifest(base / "batch")}
+    assert set(entries) == {1, 207}
+    for index, name in ((1, "1-goldfish"), (207, "207-golden-retriever")):
+        view = pooled / "classes" / name
+        run = open_run(view)
+        assert run.meta["class_index"] == index and run.meta["classes"] == [1, 207]
+        assert torch.equal(run.directions, open_run(pooled).directions)
+        e = entries[index]
+        assert e["status"] == "finished" and e["run_folder"] == f"../pooled-1-207/classes/{name}"
+        assert len(e["media"]) == 2 and all((base / "batch" / m).is_file() for m in e["media"])
+        assert any(f"c{index}" in m or "grid" in m for m in e["media"])
+    table = json.loads((base / "batch" / "transfer" / "transfer.json").read_text())
+    assert [m["name"] for m in table["matrices"]] == ["pooled-1-207", "1-goldfish"]
+    assert [c["index"] for c in table["classes"]] == [1, 207]
+    page = (base / "batch" / "index.html").read_text()
+    assert "Transfer table" in page and "transfer/transfer.png" in page
+    # the same command again: nothing to do, nothing rewritten
+    before = {p: p.stat().st_mtime_ns for p in pooled.rglob("*") if p.is_file()}
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in pooled.rglob("*") if p.is_file()} == before
+
+
+def test_batch_pooled_refusals(tmp_path, small_biggan_dir):
+    for extra, message in ((["--classes", "207"], "the batch has one"),
+                           (["--classes", "1,207", "--methods", "hessian,sefa"], "drop --pooled")):
+        result = CliRunner().invoke(cli, ["batch", "--pooled", "--model", str(small_biggan_dir),
+                                          "--out", str(tmp_path / "out"), *extra, "-q"])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not (tmp_path / "out").exists()

@@ -35,6 +35,7 @@ from .atlas import atlas_rows, write_atlas
 from .class_job import BatchRender, JobPlan, completed_entry, lost_entry, run_class_job
 from .gallery import write_gallery
 from .manifest import BATCH_RECORD, Manifest, now
+from .pooled import check_pooled_batch, pooled_folder_for, pooled_stage, transfer_section
 from .result import ClassResult
 
 
@@ -76,7 +77,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
               weights_dir: str | os.PathLike | None = None, overwrite: bool = False,
               progress: bool = True, methods: Sequence[str] | None = None,
               on_entry: Callable[[dict[str, Any], int, int], None] | None = None,
-              tracking: TrackingConfig | None = None) -> BatchResult:
+              tracking: TrackingConfig | None = None,
+              pooled: bool = False) -> BatchResult:
     """Discover (and score / render) every class into its run folder; keep the manifest and gallery.
 
     classes:   ImageNetClass objects, or anything resolve_class takes (resolved first).
@@ -91,6 +93,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
     on_entry:  called as on_entry(entry, done, total) as each class's job ends.
     tracking:  what each run logs (TensorBoard events in its folder, W&B); default
                TrackingConfig() (TensorBoard on).
+    pooled:    one pooled matrix over the classes (batch.pooled), then each class scored and
+               rendered with it, and the transfer table in the gallery.
     Finished classes are skipped, unfinished ones resumed from their checkpoints. Everything is
     checked before the batch folder is created (another batch holding it first; the model's
     weights, fetched now when the store lacks them); the folder is locked while the batch runs.
@@ -113,6 +117,8 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
     if not classes:
         raise UserError("no classes given; give at least one class.")
     one_of("backend", backend, backends.BACKENDS)
+    if pooled:
+        check_pooled_batch(classes, methods, backend)
     at_least("top", top, 1)
     need(gpus_per_job >= 0, "gpus_per_job", gpus_per_job, "must be >= 0.")
     if render is not None:
@@ -137,7 +143,9 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
                    score=score, render=render, top=top,
                    weights_dir=str(Path(weights_dir).resolve()) if weights_dir is not None else None,
                    overwrite=overwrite, progress=progress, methods=methods,
-                   tracking=tracking if tracking is not None else TrackingConfig())
+                   tracking=tracking if tracking is not None else TrackingConfig(),
+                   pooled_folder=str(pooled_folder_for(Path(out).resolve(), model, classes))
+                   if pooled else None)
 
     with FolderLock(folder, what="batch folder"):
         manifest = Manifest(folder, [plan.new_entry(c, "pending") for c in classes])
@@ -145,6 +153,7 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
         _write_record(folder, plan, classes, backend, started, None, manifest)
         manifest.write()
         carried: dict[int, ClassResult] = {}     # what each class's job returned, by class index
+        net = pooled_stage(plan, classes, devs[0]) if pooled else None   # before the classes
         done = 0
 
         def finish(result: ClassResult) -> None:
@@ -174,8 +183,11 @@ def run_batch(model: str, classes: Sequence[ImageNetClass | str | int], config: 
         elif todo:
             interrupted = backends.run_pool(run_class_job, plan, todo, devs, events)
 
+        extra = (transfer_section(plan, classes, folder, net, devs[0])
+                 if pooled and not interrupted else "")
         gallery = write_gallery(folder, list(manifest.entries.values()), model=plan.model,
-                                scores={i: r.card_scores for i, r in carried.items()})
+                                scores={i: r.card_scores for i, r in carried.items()},
+                                extra_html=extra)
         try:                                     # every class's labels (describe's), if any
             write_atlas(folder, atlas_rows(folder, list(manifest.entries.values()),
                                            {i: r.card_scores for i, r in carried.items()}))
@@ -206,6 +218,7 @@ def _write_record(folder: Path, plan: JobPlan, classes, backend: str, started: s
               "discover": plan.discover.to_json(),
               "score": dataclasses.asdict(plan.score) if plan.score else None,
               "render": dataclasses.asdict(plan.render) if plan.render else None,
-              "top": plan.top, "overwrite": plan.overwrite, "started": started,
+              "top": plan.top, "overwrite": plan.overwrite, "pooled_run": plan.pooled_folder,
+              "started": started,
               "finished": finished, "counts": manifest.counts()}
     write_text(folder / BATCH_RECORD, json.dumps(finite_or_none(record), indent=2) + "\n")

@@ -47,6 +47,7 @@ from ..scoring.score_run import run_score
 from ..tracking.config import TrackingConfig
 from ..tracking.training import TrainingTracker
 from . import backends
+from .pooled import view_folder
 from .manifest import METHOD_FIELDS, Manifest, new_entry, now, relative
 from .result import ClassResult
 ERRORS_DIR = "errors"
@@ -78,6 +79,7 @@ class JobPlan:
     progress: bool = True           # progress bars (only in-process jobs show them)
     methods: tuple[str, ...] = ()   # the methods run per class, in order; (): discover.method
     tracking: TrackingConfig = TrackingConfig()   # TensorBoard events (and W&B) of each run
+    pooled_folder: str | None = None   # batch --pooled: the pooled run; classes use its views
 
     @property
     def method_list(self) -> tuple[str, ...]:
@@ -94,7 +96,10 @@ class JobPlan:
         return self.discover.for_method(method)
 
     def run_folder(self, cls: ImageNetClass, method: str | None = None) -> Path:
-        """hessian: <out>/<model>/<index>-<slug>/; others: <out>/<model>/<method>/<index>-<slug>/."""
+        """hessian: <out>/<model>/<index>-<slug>/; others: <out>/<model>/<method>/<index>-<slug>/;
+        a pooled batch: the class's view of the pooled run (batch.pooled)."""
+        if self.pooled_folder is not None:
+            return view_folder(self.pooled_folder, cls)
         return layout.run_dir_for(self.out, self.model, cls.index, cls.name, method or self.main_method)
 
     def new_entry(self, cls: ImageNetClass, status: str) -> dict[str, Any]:

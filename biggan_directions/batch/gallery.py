@@ -72,7 +72,8 @@ a{color:#1f5fbf}
 
 def write_gallery(batch_folder: str | os.PathLike, entries: Sequence[dict[str, Any]] | None = None,
                   *, title: str | None = None, rows: int = TABLE_ROWS, model: str | None = None,
-                  scores: dict[int, dict[str, Any] | None] | None = None) -> Path:
+                  scores: dict[int, dict[str, Any] | None] | None = None,
+                  extra_html: str = "") -> Path:
     """Write <batch_folder>/index.html atomically and return its path.
 
     entries: manifest lines (read_manifest(batch_folder) when None), one card each, in order.
@@ -80,18 +81,21 @@ def write_gallery(batch_folder: str | os.PathLike, entries: Sequence[dict[str, A
     model:   the model named in the title (None: batch.json's).
     scores:  {class index: the scores.json content of its card's run}, as its job carried them;
              a class without them has its scores.json read.
+    extra_html: a section placed above the cards (batch --pooled: the transfer table).
     """
     folder = Path(batch_folder)
     if entries is None:
         entries = read_manifest(folder)
-    text = gallery_html(folder, entries, title=title, rows=rows, model=model, scores=scores)
+    text = gallery_html(folder, entries, title=title, rows=rows, model=model, scores=scores,
+                        extra_html=extra_html)
     path = folder / GALLERY
     return write_text(path, text)
 
 
 def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title: str | None = None,
                  rows: int = TABLE_ROWS, model: str | None = None,
-                 scores: dict[int, dict[str, Any] | None] | None = None) -> str:
+                 scores: dict[int, dict[str, Any] | None] | None = None,
+                 extra_html: str = "") -> str:
     """The gallery page as a string (see write_gallery and the module docstring)."""
     batch_folder = Path(batch_folder)
     if model is None:
@@ -112,7 +116,7 @@ def gallery_html(batch_folder: Path, entries: Sequence[dict[str, Any]], *, title
             f"<h1>{_esc(title)}</h1>\n"
             f"<p class=\"sub\">{count_classes(len(entries))}: {_esc(summary)}. Written "
             f"{_esc(time.strftime('%Y-%m-%d %H:%M'))}. {links}</p>\n"
-            f"<main class=\"cards\">\n{cards}\n</main>\n</body>\n</html>\n")
+            f"{extra_html}<main class=\"cards\">\n{cards}\n</main>\n</body>\n</html>\n")
 
 
 def _card(batch_folder: Path, e: dict[str, Any], rows: int, scores: dict[str, Any] | None) -> str:

@@ -13,6 +13,7 @@ from ..batch.manifest import STATUSES
 from ..foundation.errors import UserError
 from ..foundation.ranges import format_int_list
 from ..foundation.settings import default_of
+from ..methods.hessian import DiscoveryInterrupted
 from ..media.render import FORMATS, MAX_SEEDS as RENDER_MAX_SEEDS, RenderConfig
 from ..methods.config import METHODS, DiscoverConfig
 from ..models.classes import count_classes
@@ -82,6 +83,9 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
 @click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT,
               help="Runs go to OUT/<model>/<index>-<class>/, the batch record to "
                    "OUT/<model>/batch/.")
+@click.option("--pooled", is_flag=True,
+              help="Learn ONE matrix over all the classes (as discover --pooled), then score and "
+                   "render each class with it, and add the transfer table to the gallery.")
 @click.option("--batch-name", default=None, metavar="NAME",
               help="Keep this batch's manifest and gallery in OUT/<model>/batch-NAME/  "
                    "[default: OUT/<model>/batch/]")
@@ -92,7 +96,7 @@ SCORE_SEEDS = len(default_of(ScoreConfig, "seeds"))     # --score-seeds N: seeds
 @click.pass_context
 def batch(ctx, class_list, classes_file, model, method_list, do_score, score_seeds, net, do_render, top,
           render_seeds, render_frames, render_format, backend, ray_address, ray_cpus, gpus_per_job,
-          out, batch_name, overwrite, weights_dir, device, threads, quiet, **options):
+          out, pooled, batch_name, overwrite, weights_dir, device, threads, quiet, **options):
     """Discover (and score, render) directions for many classes, with a manifest and a gallery.
 
     Each class is one job doing what `discover`, `score` and `render --top K` do, for each
@@ -123,6 +127,7 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
       biggan-directions batch --classes 200-299 --backend ray --ray-address auto
       biggan-directions batch --classes 207,497 --steps 2000 --batch-name quick --render
       biggan-directions batch --classes 207 --methods hessian,sefa,ganspace --score --render
+      biggan-directions batch --classes 207,208,3 --pooled --score --render
 
     \b
     A --classes-file (one class per line):
@@ -185,7 +190,12 @@ def batch(ctx, class_list, classes_file, model, method_list, do_score, score_see
                                ray_address=ray_address, ray_cpus=ray_cpus,
                                gpus_per_job=gpus_per_job, batch_name=batch_name,
                                weights_dir=weights_dir, overwrite=overwrite, progress=not quiet,
-                               methods=methods, on_entry=report, tracking=tracking)
+                               methods=methods, on_entry=report, tracking=tracking,
+                               pooled=pooled)
+    except DiscoveryInterrupted as e:            # the pooled discovery, before any class
+        click.echo(f"Interrupted at step {e.step} of the pooled run; checkpoint saved. Run the "
+                   f"same command again to resume.", err=True)
+        sys.exit(130)
     except BatchInterrupted as e:
         click.echo(format_summary(e.result.entries))
         click.echo(f"Interrupted; checkpoints saved, manifest {e.result.manifest}. Run the same "
