@@ -28,7 +28,8 @@ test: $(STAMP)
 # compiled under one capability crash under another.
 KERNEL_TESTS := tests/test_selection.py tests/test_penalty.py tests/test_evaluation.py \
                 tests/test_discover.py tests/test_faults_runs.py tests/test_score.py \
-                tests/test_numbers.py tests/test_describe.py tests/test_tracking.py
+                tests/test_numbers.py tests/test_describe.py tests/test_tracking.py \
+                tests/test_pooled.py tests/test_transfer.py
 test-kernels: $(STAMP)
 	@set -e; for cap in $$($(PY) -m tests.capabilities); do \
 	  cache=$$(mktemp -d); \

@@ -203,9 +203,13 @@ def rounding_floor(G: Callable, draws: EvalDraws, value: float, *, epsilon: floa
     the draws of max |G(z)|, summed over G's outputs), the error of a variance of such
     differences is about 4 d sqrt(value) + 4 d^2. One forward pass of the draws' latents."""
     scale = 0.0
+    n = int(draws.z.shape[0])
     with torch.no_grad():
-        for start in range(0, draws.samples, EVAL_CHUNK):
-            out = G(draws.z[start:start + EVAL_CHUNK].to(device))
+        for c, start in [(c, s) for c in (draws.classes or (None,))    # pooled: every class
+                         for s in range(0, n, EVAL_CHUNK)]:
+            z = draws.z[start:start + EVAL_CHUNK].to(device)
+            out = G(z) if c is None else G(z, torch.full((len(z),), c, dtype=torch.long,
+                                                           device=device))
             outs = out if isinstance(out, (list, tuple)) else [out]
             scale += sum(float(o.detach().flatten(1).abs().amax(1).double().sum()) for o in outs)
     scale /= max(1, draws.samples)
