@@ -29,7 +29,8 @@ import torch
 
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.methods.hessian import Discovery, discover_directions
-from biggan_directions.scoring.transfer import Matrix, format_transfer, transfer_table, write_heatmap
+from biggan_directions.scoring.transfer import (Matrix, TransferReport, format_transfer,
+                                                transfer_table, write_heatmap)
 
 
 def single(G, c: int):
@@ -65,7 +66,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="JSON of the table")
     parser.add_argument("--heatmap", default=None, help="PNG of the table")
+    parser.add_argument("--replot", default=None, metavar="JSON",
+                        help="only redraw --heatmap and reprint the table from a JSON of --out")
     args = parser.parse_args()
+    if args.replot:
+        report = TransferReport.from_record(json.loads(Path(args.replot).read_text())["table"])
+        print(format_transfer(report))
+        if args.heatmap:
+            write_heatmap(Path(args.heatmap), report)
+        return
     torch.set_num_threads(args.threads)
 
     if args.generator == "small":

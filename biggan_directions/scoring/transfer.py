@@ -79,6 +79,12 @@ class TransferReport:
     folder: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "TransferReport":
+        """A report read back from its transfer.json (to redraw or reprint it)."""
+        return cls(record["matrices"], record["classes"], record["cells"], record["verdicts"],
+                   record["settings"])
+
     def record(self) -> dict[str, Any]:
         return {"format": "biggan-directions-transfer", "version": 1, "settings": self.settings,
                 "matrices": self.matrices, "classes": self.classes, "cells": self.cells,
@@ -318,7 +324,7 @@ def write_heatmap(path: Path, report: TransferReport) -> Path:
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(cols), 1.2 + 0.45 * len(names)))
     finite = data[np.isfinite(data)]
     bound = float(np.abs(finite).max()) if finite.size else 1.0
-    image = ax.imshow(data, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+    image = ax.imshow(data, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")  # blue: good
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), [n[:28] for n in names], fontsize=8)
     for i in range(data.shape[0]):
