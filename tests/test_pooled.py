@@ -65,6 +65,29 @@ def test_the_pooled_evaluation_measures_each_class_on_the_same_draws():
                               rtol=1e-5, atol=1e-9)
 
 
+def test_a_pooled_step_costs_what_a_single_class_step_costs():
+    """The same generator calls and rows per step: one batched call of (1 + 2k) B rows, each
+    row carrying its own class (no call per class, nothing re-bound)."""
+    G = ClassBases(num_classes=3)
+    calls = []
+
+    def pooled(z, classes):
+        calls.append(("pooled", len(z), len(torch.unique(classes))))
+        return G(z, classes)
+    pooled.z_dim, pooled.num_classes = G.z_dim, G.num_classes
+    one = G.for_class(1)
+
+    def single(z):
+        calls.append(("single", len(z), 1))
+        return one(z)
+    single.z_dim = G.z_dim
+    cfg = DiscoverConfig(steps=1, batch_size=8, k=2, init="random", seed=0)
+    Discovery(pooled, cfg).train_step()
+    Discovery(single, cfg).train_step()
+    assert calls[0][:2] == ("pooled", 8 * 5) and calls[1] == ("single", 8 * 5, 1)
+    assert len(calls) == 2 and calls[0][2] > 1              # several classes in the one call
+
+
 @pytest.mark.parametrize("classes, message", [
     ([1], "at least two classes"), ([1, 1], "given twice"), ([0, 5], "outside"),
 ])
