@@ -321,7 +321,7 @@ def write_heatmap(path: Path, report: TransferReport) -> Path:
         grid.append([info["sefa_spreads"] for info in report.classes])
     data = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
     cols = [f"{c['index']} {c['name']}"[:18] for c in report.classes]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(cols), 1.2 + 0.45 * len(names)))
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.6 + 1.1 * len(cols)), 1.6 + 0.45 * len(names)))
     finite = data[np.isfinite(data)]
     bound = float(np.abs(finite).max()) if finite.size else 1.0
     image = ax.imshow(data, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")  # blue: good
@@ -331,7 +331,7 @@ def write_heatmap(path: Path, report: TransferReport) -> Path:
         for j in range(data.shape[1]):
             if np.isfinite(data[i, j]):
                 ax.text(j, i, f"{data[i, j]:.1f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(image, ax=ax, label="random-spreads (negative: better than chance)")
+    fig.colorbar(image, ax=ax, label="random-spreads (< 0: better than chance)")
     ax.set_title("each matrix on each class, against the class's random band", fontsize=9)
     fig.tight_layout()
     with open(path, "wb") as f:
