@@ -23,9 +23,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # The float-sensitive tests (selection and patience, the penalty, the fixed evaluation, resume,
-# scoring, describing's measures and labels) again under every CPU kernel set this CPU supports (tests/capabilities.py): float sums
-# round differently under each, as on users' CPUs. Each gets its own inductor cache: kernels
-# compiled under one capability crash under another.
+# scoring, verdicts, describing's measures, tracking, pooled runs and transfer) again under every
+# CPU kernel set this CPU supports (tests/capabilities.py): float sums round differently under
+# each, as on users' CPUs. Each gets its own inductor cache: kernels compiled under one
+# capability crash under another.
 KERNEL_TESTS := tests/test_selection.py tests/test_penalty.py tests/test_evaluation.py \
                 tests/test_discover.py tests/test_faults_runs.py tests/test_score.py \
                 tests/test_numbers.py tests/test_describe.py tests/test_tracking.py \
