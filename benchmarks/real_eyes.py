@@ -18,15 +18,12 @@ in BigGAN-deep).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from benchmarks.real_dcgan import Unavailable
+from benchmarks.real_dcgan import Unavailable, extract_from_wheel
 
 WHEEL = "omniart-eye-generator==0.1"
 WHEEL_FILE = "omniart_eye_generator-0.1-py3-none-any.whl"
@@ -69,26 +66,7 @@ class EyeCDCGAN(nn.Module):
 
 def fetch_state(cache: Path = CACHE) -> Path:
     """The state dict extracted into `cache` (downloading the wheel once with pip)."""
-    cache = Path(cache)
-    target = cache / "generator_model_state.pth"
-    if target.is_file():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / WHEEL_FILE
-    if not wheel.is_file():
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                               WHEEL, "-d", str(cache)], capture_output=True, text=True)
-        if done.returncode != 0 or not wheel.is_file():
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise Unavailable(f"pip download {WHEEL} failed: {last}")
-    try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src:
-            tmp = target.with_suffix(".part")
-            tmp.write_bytes(src.read())
-            tmp.replace(target)
-    except (OSError, KeyError, zipfile.BadZipFile) as e:
-        raise Unavailable(f"{wheel}: cannot extract {MEMBER} ({e})") from None
-    return target
+    return extract_from_wheel(WHEEL, WHEEL_FILE, MEMBER, Path(cache) / "generator_model_state.pth")
 
 
 def load_eye_cdcgan(device: str | torch.device = "cpu", cache: Path = CACHE) -> EyeCDCGAN:

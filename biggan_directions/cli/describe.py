@@ -6,12 +6,11 @@ import click
 from ..describe.config import MAX_SEEDS, DescribeConfig
 from ..describe.run import run_describe
 from ..describe.tables import format_descriptions
-from ..foundation.errors import UserError
 from ..foundation.settings import default_of
 from ..runtime.device import resolve_device, set_threads
 from ..runtime.signals import sigterm_as_interrupt
-from .options import (CONTEXT_SETTINGS, IntList, config_from, given, model_option, options_from,
-                      runtime_options, weights_dir_option)
+from .options import (CONTEXT_SETTINGS, IntList, config_from, echo_defaulted, model_option,
+                      options_from, runtime_options, walk_seeds, weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -49,20 +48,12 @@ def describe(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, de
       biggan-directions describe RUN --num-seeds 32 --overwrite
       biggan-directions describe my_dirs.safetensors --path-size 4 --seeds 0-7
     """
-    if seeds is not None and given(ctx, "num_seeds"):
-        raise UserError("--seeds and --num-seeds both given; pass one.")
-    fixed = {"model": model}
-    if seeds is not None or num_seeds is not None:
-        fixed["seeds"] = tuple(seeds if seeds is not None else range(num_seeds))
-    config = config_from(DescribeConfig, options, **fixed)
+    config = config_from(DescribeConfig, options, **walk_seeds(ctx, seeds, num_seeds, model))
     set_threads(threads)
     with sigterm_as_interrupt():
         report = run_describe(run, config, device=resolve_device(device), weights_dir=weights_dir,
                               overwrite=overwrite, progress=not quiet)
-    for name in ("truncation", "path_size", "model"):
-        if report.run_settings.sources.get(name) == "default":
-            click.echo(f"note: the run records no {name}; used the default "
-                       f"{getattr(report.run_settings, name)}.")
+    echo_defaulted(report.run_settings)
     click.echo(format_descriptions(report.descriptions, limit=show or None))
     if report.inactive_from == "delta_e":
         click.echo(f"inactive: mean Delta E*ab < {config.inactive_delta_e:g} (the run is not "

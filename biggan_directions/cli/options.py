@@ -139,6 +139,26 @@ DIRS_LIST = IntList(DIRS_LIMIT, "a direction matrix has one row per latent coord
 
 
 # ---------------------------------------------------------------- shared options
+def walk_seeds(ctx: click.Context, seeds: list[int] | None, num_seeds: int | None,
+               model: str | None) -> dict[str, Any]:
+    """The fields score and describe fix from their options: the model, and the seeds from
+    --seeds or --num-seeds (both given: a UserError)."""
+    if seeds is not None and given(ctx, "num_seeds"):
+        raise UserError("--seeds and --num-seeds both given; pass one.")
+    fixed: dict[str, Any] = {"model": model}
+    if seeds is not None or num_seeds is not None:
+        fixed["seeds"] = tuple(seeds if seeds is not None else range(num_seeds))
+    return fixed
+
+
+def echo_defaulted(run_settings) -> None:
+    """A note for each run setting the run did not record, so a default was used."""
+    for name in ("truncation", "path_size", "model"):
+        if run_settings.sources.get(name) == "default":
+            click.echo(f"note: the run records no {name}; used the default "
+                       f"{getattr(run_settings, name)}.")
+
+
 def device_option(f):
     """--device, from Runtime.device (its default and help)."""
     return click.option("--device", default=default_of(Runtime, "device"), metavar="DEV",

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import click
 
-from ..foundation.errors import UserError
 from ..foundation.settings import default_of
 from ..runtime.device import resolve_device, set_threads
 from ..runtime.signals import sigterm_as_interrupt
 from ..scoring.score import MAX_SEEDS, ScoreConfig
 from ..scoring.score_run import run_score
 from ..scoring.score_tables import format_compare, format_table
-from .options import (CONTEXT_SETTINGS, IntList, config_from, given, model_option, options_from,
-                      runtime_options, weights_dir_option)
+from .options import (CONTEXT_SETTINGS, IntList, config_from, echo_defaulted, model_option,
+                      options_from, runtime_options, walk_seeds, weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -53,20 +52,12 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
       biggan-directions score RUN --compare random,coords,sefa,ganspace --overwrite
       biggan-directions score my_dirs.safetensors --path-size 4 --seeds 0-7
     """
-    if seeds is not None and given(ctx, "num_seeds"):
-        raise UserError("--seeds and --num-seeds both given; pass one.")
-    fixed = {"model": model}
-    if seeds is not None or num_seeds is not None:
-        fixed["seeds"] = tuple(seeds if seeds is not None else range(num_seeds))
-    config = config_from(ScoreConfig, options, **fixed)
+    config = config_from(ScoreConfig, options, **walk_seeds(ctx, seeds, num_seeds, model))
     set_threads(threads)
     with sigterm_as_interrupt():
         report = run_score(run, config, device=resolve_device(device), weights_dir=weights_dir,
                            overwrite=overwrite, progress=not quiet)
-    for name in ("truncation", "path_size", "model"):
-        if report.run_settings.sources.get(name) == "default":
-            click.echo(f"note: the run records no {name}; used the default "
-                       f"{getattr(report.run_settings, name)}.")
+    echo_defaulted(report.run_settings)
     click.echo(format_table(report.result, limit=show or None, net=config.net))
     if report.compare:
         if list(report.compare) == ["random"]:

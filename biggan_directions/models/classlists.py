@@ -93,23 +93,12 @@ def expand_ranges(queries: Sequence[str | int]) -> list[str]:
 def read_class_lines(path: str | os.PathLike) -> list[str]:
     """The items of a class file as typed (one per line, '#' comments and blank lines dropped),
     duplicates kept; UserError when it cannot be read or holds none."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"--classes-file {path}: no such file.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"--classes-file {path}: cannot read it ({first_line(e)}).") from None
-    items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    items = [item for item in items if item]
-    if not items:
-        raise UserError(f"--classes-file {path}: no classes in it (one per line; '#' starts a comment).")
-    return items
+    return [item for item, _ in _class_file_items(path)]
 
 
-def read_class_file(path: str | os.PathLike) -> list[ImageNetClass]:
-    """Classes from a text file: one item per line (index, range LO-HI, WordNet id or name);
-    '#' starts a comment, blank lines are ignored."""
+def _class_file_items(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(item, where: '<file> line N') for each item of a class file; UserError when it cannot
+    be read or holds none."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -124,4 +113,10 @@ def read_class_file(path: str | os.PathLike) -> list[ImageNetClass]:
             items.append((item, f"{path.name} line {number}"))
     if not items:
         raise UserError(f"--classes-file {path}: no classes in it (one per line; '#' starts a comment).")
-    return resolve_class_items(items)
+    return items
+
+
+def read_class_file(path: str | os.PathLike) -> list[ImageNetClass]:
+    """Classes from a text file: one item per line (index, range LO-HI, WordNet id or name);
+    '#' starts a comment, blank lines are ignored."""
+    return resolve_class_items(_class_file_items(path))
