@@ -241,7 +241,7 @@ def test_a_locked_run_names_its_holder_before_the_model_loads(tmp_path, small_bi
     folder = run_folder(tmp_path, small_biggan_dir)
     (folder / LOCK_FILE).write_text(json.dumps({"pid": live_pid, "host": socket.gethostname(),
                                                 "started": "2026-01-01T00:00:00+0000"}))
-    import biggan_directions.runs.discover as discover      # where discover_classes looks it up
+    import biggan_directions.runs.class_runs as discover    # where discover_classes looks it up
 
     loads = []
 

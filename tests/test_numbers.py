@@ -338,11 +338,13 @@ def test_the_plan_comes_before_set_up_and_a_cpu_default_run_is_advised_steps(
         seen.append("load")
         raise UserError("stopped at the model load")
 
-    monkeypatch.setattr(discover_mod, "load_biggan", load_stops)
+    from biggan_directions.runs import class_runs
+
+    monkeypatch.setattr(class_runs, "load_biggan", load_stops)
     lines = []
     config = DiscoverConfig(batch_size=32)                  # the 50,000-step default
     with pytest.raises(UserError, match="stopped at the model load"):
-        discover_mod.discover_classes(str(small_biggan_dir), ["1"], config, tmp_path,
+        class_runs.discover_classes(str(small_biggan_dir), ["1"], config, tmp_path,
                                       device="cpu", progress=True,
                                       notify=lambda line: lines.append((line, list(seen))))
     plan = [(line, before) for line, before in lines if line.startswith("plan:")]

@@ -11,7 +11,7 @@ from ..foundation.settings import cli_fields, methods_of, option_name
 from ..methods.config import AUTO, AUTO_EVAL_SIZE, METHODS, DiscoverConfig
 from ..methods.hessian import DiscoveryInterrupted
 from ..models.classlists import expand_ranges, read_class_lines
-from ..runs.discover import discover_classes
+from ..runs.class_runs import discover_classes
 from ..runs.pooled import discover_pooled
 from ..runs.layout import DEFAULT_OUT
 from ..runtime.device import resolve_device, set_threads

@@ -1,7 +1,6 @@
-"""Discovery runs on disk: one locked run folder per run, checkpointed and resumable; one run per BigGAN class."""
+"""Discovery runs on disk: one locked run folder per run, checkpointed and resumable."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -13,27 +12,22 @@ from typing import Any, Callable
 import torch
 
 from ..foundation.errors import UserError, WriteError
-from ..foundation.fileio import check_writable_dir, write_json
-from ..foundation.lock import check_unlocked
+from ..foundation.fileio import write_json
 from ..core.evaluation import (STATISTIC as EVAL_STATISTIC, TRAIN_IMAGE_COST, trimmed_mean,
                                trimmed_mean_se, versus_random)
 from ..methods.fixed_eval import eval_size
 from ..methods.config import RESUMABLE_CHANGES, DiscoverConfig
 from ..methods.hessian import (Discovery, DiscoveryDiverged, DiscoveryInterrupted, _progress,
                                patience_spread)
-from ..models.classes import class_meta, resolve_class
-from ..models.generator import BigGANGenerator
-from ..models.weights import load_biggan
-from ..models.weights.load import weights_identity
 from ..runtime.flops import throughput
 from ..runtime.signals import stop_flag
 from . import files, layout
-from .files import RunResult, has_run, prepare_run_folder
+from .files import RunResult, prepare_run_folder
 from .method_run import run_method
 from .class_sets import check_same_classes as pooled_check_same_classes
 from .record import directions_meta, run_record
 from .curves import CURVE_FILE, write_curve
-from .plan import ESTIMATE_AFTER_SECONDS, ESTIMATE_AFTER_STEPS, estimate_line, plan_line
+from .plan import ESTIMATE_AFTER_SECONDS, ESTIMATE_AFTER_STEPS, estimate_line
 
 # What a resumed run reads back from its run.json rather than recomputing: its start, the
 # references and costs measured once, the start's evaluation and its spread, the evaluation
@@ -432,62 +426,3 @@ def _check_resumable(path: Path, state: dict[str, Any], config: DiscoverConfig) 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-# ---------------------------------------------------------------------- BigGAN classes
-def discover_classes(model: str, classes: list[str], config: DiscoverConfig, out: str | os.PathLike, *,
-                     device: torch.device | str = "cpu", weights_dir: str | os.PathLike | None = None,
-                     resume: bool = False, overwrite: bool = False, progress: bool = True,
-                     on_result: Callable[[RunResult], None] | None = None,
-                     notify: Callable[[str], None] | None = None,
-                     keep_steps: bool = False,
-                     on_event: OnEvent | None = None) -> list[RunResult]:
-    """What `discover` does: load the BigGAN once, then one run per class into
-    <out>/<model>/<index>-<class-slug>/. Everything that can be checked without the model
-    (classes, duplicates, existing runs, what resume would continue, writability) is checked
-    before it is loaded; run_discover checks the settings against its latent before creating
-    a folder. With resume, every class must have a run to continue; with keep_steps (the user
-    gave no step count) each resumed run keeps the steps it was planned with, so a resume
-    continues a run rather than extending it to config.steps."""
-    config.validate()
-    resolved = [resolve_class(c) for c in classes]
-    seen: dict[int, str] = {}
-    for query, cls in zip(classes, resolved):
-        if cls.index in seen:
-            raise UserError(f"class {cls.index} ({cls.name}) is given twice (as {seen[cls.index]!r} "
-                            f"and {query!r}); give each class once.")
-        seen[cls.index] = str(query)
-    folders = [layout.run_dir_for(out, model, c.index, c.name, config.method) for c in resolved]
-    configs = [config] * len(folders)
-    for i, folder in enumerate(folders):
-        check_unlocked(folder, what="run")            # before advice the lock would refuse
-        if resume and not has_run(folder):
-            raise UserError(f"{folder}: no run to resume here; run the same command without "
-                            f"--resume to start it.")
-        if resume:
-            planned = (files.read_record(folder / layout.RUN_RECORD).get("config") or {}).get("steps")
-            if keep_steps and config.method == "hessian" and isinstance(planned, int) and planned >= 1:
-                configs[i] = dataclasses.replace(config, steps=planned)
-        elif not overwrite:
-            prepare_run_folder(folder, resume=False, overwrite=False)
-        check_writable_dir(folder)
-    if progress:                                       # the plan, before set-up (not with -q)
-        (notify or files.to_stderr)(plan_line(configs, len(resolved), device, resume))
-    net = load_biggan(model, device=device, weights_dir=weights_dir, progress=progress)
-    weights = weights_identity(model, weights_dir)     # recorded; checked on resume
-    if resume:                                          # every class before the first one runs
-        for folder in folders:
-            files.check_same_model(folder, {"model": model, "model_weights": weights},
-                                       notify=lambda line: None)
-    results = []
-    for cls, folder, cfg in zip(resolved, folders, configs):
-        G = BigGANGenerator(net, cls.index, config.truncation, config.layers)
-        meta = {**class_meta(model, cls), "model_weights": weights}
-        result = run_discover(G, cfg, folder, meta=meta, device=device, resume=resume,
-                              overwrite=overwrite, progress=progress,
-                              describe=f"{cls.index} {cls.name}"[:30], notify=notify,
-                              on_event=on_event)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-    return results

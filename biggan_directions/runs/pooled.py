@@ -61,7 +61,7 @@ def discover_pooled(model: str, classes: Sequence[str | int], config: DiscoverCo
     two; the method; an existing run; what resume would continue, its class set; writability)
     is checked before it is loaded, and nothing is created for a refused command. With
     keep_steps (the user gave no step count) a resumed run keeps the steps it was planned with,
-    as discover_classes does. on_event: run_discover's (tracking)."""
+    as class_runs.discover_classes does. on_event: run_discover's (tracking)."""
     config.validate()
     if config.method != "hessian":
         raise UserError(f"--pooled learns one matrix with the Hessian Penalty; --method "
