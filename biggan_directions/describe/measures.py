@@ -70,15 +70,18 @@ EPS = 1e-12
 
 # ---------------------------------------------------------------- colour and the object
 def to_lab(rgb: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 sRGB -> float32 CIELAB (L* in 0..100, a*, b* about -128..127)."""
-    flat = rgb.reshape(-1, *rgb.shape[-3:])
-    out = np.stack([cv2.cvtColor(f.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab) for f in flat])
-    return out.reshape(rgb.shape[:-3] + out.shape[1:])
+    """(..., H, W, 3) uint8 sRGB -> float32 CIELAB (L* in 0..100, a*, b* about -128..127); every
+    image in one OpenCV call (the conversion is per pixel)."""
+    H, W = rgb.shape[-3:-1]
+    tall = np.ascontiguousarray(rgb.reshape(-1, W, 3), dtype=np.float32) / 255.0
+    return cv2.cvtColor(tall, cv2.COLOR_RGB2Lab).reshape(rgb.shape[:-3] + (H, W, 3))
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) uint8 luma."""
-    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    """(..., H, W, 3) uint8 RGB -> (..., H, W) uint8 luma, every image in one OpenCV call."""
+    H, W = rgb.shape[-3:-1]
+    tall = np.ascontiguousarray(rgb.reshape(-1, W, 3))
+    return cv2.cvtColor(tall, cv2.COLOR_RGB2GRAY).reshape(rgb.shape[:-3] + (H, W))
 
 
 def object_mask(centre_lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,17 +107,35 @@ def object_mask(centre_lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return core.astype(bool), region
 
 
-def seed_object(centre: np.ndarray, region: np.ndarray, apart: float = 10.0) -> np.ndarray:
-    """(H, W) bool: the pixels of one seed's centre frame ((H, W, 3) Lab) inside `region` whose
-    colour is more than `apart` Delta E*ab from the seed's own background colour (the median
-    colour outside the region). The region itself when nothing is outside it, or when fewer
-    than 1% of the pixels would remain (a busy background: every region pixel differs)."""
+def _median(v: np.ndarray) -> np.ndarray:
+    """The median along axis 1 of (S, N, C) (np.median's value, by one partition: np.median's
+    checks cost more than the partition on these small arrays)."""
+    n = v.shape[1]
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(v, (lo, hi), axis=1)
+    return (part[:, lo] + part[:, hi]) / 2
+
+
+def seed_objects(centres: np.ndarray, region: np.ndarray, apart: float = 10.0) -> np.ndarray:
+    """(S, H, W) bool: per seed, the pixels of its centre frame ((S, H, W, 3) Lab) inside
+    `region` whose colour is more than `apart` Delta E*ab from the seed's own background colour
+    (the median colour outside the region). A seed gets the region itself when nothing is
+    outside it, or when fewer than 1% of the pixels would remain (a busy background: every
+    region pixel differs)."""
+    S = centres.shape[0]
     if region.all():
-        return region
-    background = np.median(centre[~region], axis=0)
-    far = np.sqrt(((centre - background) ** 2).sum(-1)) > apart
+        return np.broadcast_to(region, (S, *region.shape)).copy()
+    background = _median(centres[:, ~region])                               # (S, 3)
+    far = np.sqrt(((centres - background[:, None, None]) ** 2).sum(-1)) > apart
     mask = region & far
-    return mask if mask.mean() >= 0.01 else region
+    busy = mask.mean((1, 2)) < 0.01
+    mask[busy] = region
+    return mask
+
+
+def seed_object(centre: np.ndarray, region: np.ndarray, apart: float = 10.0) -> np.ndarray:
+    """(H, W) bool: seed_objects for one seed's centre frame (H, W, 3) Lab."""
+    return seed_objects(centre[None], region, apart)[0]
 
 
 # ---------------------------------------------------------------- geometry
@@ -135,89 +156,152 @@ def centred_grid(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def fit_similarity(u: np.ndarray, moving: float) -> tuple[np.ndarray, float, float, np.ndarray]:
-    """Least-squares similarity of one flow field (H, W, 2) about the image centre, on its
-    moving pixels. Returns (M, flow energy, residual energy, moving pixels (H, W) bool): M a 3x3
-    map of centred pixel coordinates q -> A q + t from this frame to the next; energies summed
-    over the moving pixels."""
-    H, W, _ = u.shape
-    mag = np.hypot(u[..., 0], u[..., 1]).ravel()
-    k = int(0.99 * (mag.size - 1))
-    top = float(np.partition(mag, k)[k])                 # the 99th percentile (lower)
-    if top < 0.02:                                    # nothing moves (a fiftieth of a pixel)
-        return np.eye(3), 0.0, 0.0, np.zeros((H, W), bool)
-    sel = (mag > moving * top).reshape(H, W)
-    x, y = centred_grid(H, W)
-    x, y, ux, uy = x[sel], y[sel], u[..., 0][sel].astype(np.float64), u[..., 1][sel].astype(np.float64)
-    n = x.size
-    # unknowns (a, b, tx, ty): ux = a x - b y + tx, uy = b x + a y + ty, with A = [[1+a, -b], [b, 1+a]]
-    X = np.zeros((2 * n, 4))
-    X[:n, 0], X[:n, 1], X[:n, 2] = x, -y, 1.0
-    X[n:, 0], X[n:, 1], X[n:, 3] = y, x, 1.0
-    target = np.concatenate([ux, uy])
-    try:
-        coef = np.linalg.solve(X.T @ X, X.T @ target)
-    except np.linalg.LinAlgError:
-        return np.eye(3), 0.0, 0.0, np.zeros((H, W), bool)
-    a, b, tx, ty = coef
-    residual = float(((X @ coef - target) ** 2).sum())
-    M = np.array([[1 + a, -b, tx], [b, 1 + a, ty], [0.0, 0.0, 1.0]])
-    return M, float((target ** 2).sum()), residual, sel
+@lru_cache(maxsize=8)
+def _similarity_normal(H: int, W: int) -> np.ndarray:
+    """(H*W, 16): each pixel's term of X^T X for the similarity's unknowns (a, b, tx, ty), whose
+    rows are [x, -y, 1, 0] (the flow's x) and [y, x, 0, 1] (its y); read only."""
+    x, y = (v.ravel() for v in centred_grid(H, W))
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    rx = np.stack([x, -y, one, zero], -1)
+    ry = np.stack([y, x, zero, one], -1)
+    out = (rx[:, :, None] * rx[:, None, :] + ry[:, :, None] * ry[:, None, :]).reshape(-1, 16)
+    out.flags.writeable = False
+    return out
+
+
+def _similarity(coef: np.ndarray) -> np.ndarray:
+    """(P, 3, 3) centred maps q -> A q + t from (P, 4) coefficients (a, b, tx, ty),
+    A = [[1 + a, -b], [b, 1 + a]]."""
+    a, b, tx, ty = coef.T
+    M = np.zeros((coef.shape[0], 3, 3))
+    M[:, 0, 0] = M[:, 1, 1] = 1 + a
+    M[:, 0, 1], M[:, 1, 0] = -b, b
+    M[:, 0, 2], M[:, 1, 2], M[:, 2, 2] = tx, ty, 1.0
+    return M
+
+
+def fit_similarities(u: np.ndarray, moving: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares similarity of each of P flow fields (P, H, W, 2) about the image centre, on
+    its moving pixels. Returns (M (P, 3, 3), flow energy (P,), residual energy (P,), moving
+    pixels (P, H, W) bool): M maps centred pixel coordinates q -> A q + t from a frame to the
+    next; the energies are summed over the moving pixels. A pair where nothing moves (its 99th
+    percentile flow under a fiftieth of a pixel) gets the identity, zero energies and no pixels."""
+    P, H, W, _ = u.shape
+    ux = u[..., 0].reshape(P, -1).astype(np.float64)
+    uy = u[..., 1].reshape(P, -1).astype(np.float64)
+    mag = np.hypot(ux, uy)
+    k = int(0.99 * (H * W - 1))
+    top = np.partition(mag, k, axis=1)[:, k]                 # the 99th percentile (lower)
+    still = top < 0.02
+    sel = (mag > moving * top[:, None]) & ~still[:, None]
+    w = sel.astype(np.float64)
+    x, y = (v.ravel() for v in centred_grid(H, W))
+    XtX = (w @ _similarity_normal(H, W)).reshape(P, 4, 4)
+    wx, wy = w * ux, w * uy
+    Xtt = np.stack([wx @ x + wy @ y, wy @ x - wx @ y, wx.sum(1), wy.sum(1)], -1)
+    coef = np.zeros((P, 4))
+    ok = ~still & (np.linalg.det(XtX) > 1e-9)
+    if ok.any():
+        coef[ok] = np.linalg.solve(XtX[ok], Xtt[ok][..., None])[..., 0]
+    a, b, tx, ty = (c[:, None] for c in coef.T)
+    residual = (w * ((a * x - b * y + tx - ux) ** 2 + (b * x + a * y + ty - uy) ** 2)).sum(1)
+    energy = (w * (ux ** 2 + uy ** 2)).sum(1)
+    sel &= ok[:, None]
+    energy, residual = np.where(ok, energy, 0.0), np.where(ok, residual, 0.0)
+    return _similarity(coef), energy, residual, sel.reshape(P, H, W)
+
+
+def _sobel(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y derivatives of (P, H, W) images per pixel: OpenCV's 3x3 Sobel / 8 with its default
+    border (reflect-101), on every image at once."""
+    p = np.pad(image, ((0, 0), (1, 1), (1, 1)), mode="reflect")
+    dx = p[:, :, 2:] - p[:, :, :-2]                                    # (P, H + 2, W)
+    dy = p[:, 2:, :] - p[:, :-2, :]                                    # (P, H, W + 2)
+    gx = (dx[:, :-2] + 2 * dx[:, 1:-1] + dx[:, 2:]) / 8
+    gy = (dy[:, :, :-2] + 2 * dy[:, :, 1:-1] + dy[:, :, 2:]) / 8
+    return gx, gy
 
 
 def refine(prev: np.ndarray, nxt: np.ndarray, M: np.ndarray, weights: np.ndarray,
            iters: int = 3) -> np.ndarray:
-    """The similarity M (centred 3x3, prev -> next) refined by a direct fit to the intensities
-    (Lucas-Kanade on the similarity's 4 parameters plus a gain and an offset of the intensity,
-    Gauss-Newton from M) over the pixels where `weights` (H, W) is nonzero. The gain and offset
-    make a brightness or contrast change read as no motion."""
-    H, W = prev.shape
+    """P similarities M (P, 3, 3), centred, prev -> next) refined by a direct fit to the
+    intensities (Lucas-Kanade on the similarity's 4 parameters plus a gain and an offset of the
+    intensity, Gauss-Newton from M) over the pixels where `weights` (P, H, W) is nonzero; prev
+    and nxt (P, H, W) float32, already smoothed. The gain and offset make a brightness or
+    contrast change read as no motion. All pairs step together; a pair stops when its step is
+    under a thousandth (of a pixel or of the scale), and keeps its M when it has fewer than 16
+    pixels or its fit fails."""
+    P, H, W = prev.shape
     c = np.array([(W - 1) / 2, (H - 1) / 2])
-    sel = weights.ravel() > 0
-    if sel.sum() < 16:
-        return M
-    I0 = cv2.GaussianBlur(prev.astype(np.float32), (0, 0), 1.0).ravel()[sel]
-    I1 = cv2.GaussianBlur(nxt.astype(np.float32), (0, 0), 1.0)
-    x, y = (v.astype(np.float32).ravel()[sel] for v in centred_grid(H, W))
-    A, t, g, h = M[:2, :2].copy(), M[:2, 2].copy(), 1.0, 0.0
+    w = (weights.reshape(P, -1) > 0).astype(np.float64)
+    active = w.sum(1) >= 16
+    x, y = (v.ravel() for v in centred_grid(H, W))
+    I0 = prev.reshape(P, -1).astype(np.float64)
     minus_one = np.full_like(I0, -1.0)
+    A, t = M[:, :2, :2].copy(), M[:, :2, 2].copy()
+    g, h = np.ones(P), np.zeros(P)
+    warped = np.empty_like(nxt)
+    failed = np.zeros(P, bool)
     for _ in range(iters):
-        affine = np.hstack([A, (c + t - A @ c)[:, None]])
-        I1w = cv2.warpAffine(I1, affine, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REPLICATE)                # I1(A q + t)
-        gx = cv2.Sobel(I1w, cv2.CV_32F, 1, 0, ksize=3).ravel()[sel] / 8
-        gy = cv2.Sobel(I1w, cv2.CV_32F, 0, 1, ksize=3).ravel()[sel] / 8
-        wx, wy = A[0, 0] * x + A[0, 1] * y + t[0], A[1, 0] * x + A[1, 1] * y + t[1]
-        J = np.stack([gx * wx + gy * wy, gy * wx - gx * wy, gx, gy, -I0, minus_one],
-                     -1).astype(np.float64)                               # (n, 6)
-        r = (I1w.ravel()[sel] - g * I0 - h).astype(np.float64)
-        try:
-            step = np.linalg.solve(J.T @ J + 1e-6 * np.eye(6), -(J.T @ r))
-        except np.linalg.LinAlgError:
-            return M
-        da, db, dtx, dty, dg, dh = step
-        D = np.array([[1 + da, -db], [db, 1 + da]])       # an increment composed after A q + t
-        A, t, g, h = D @ A, D @ t + np.array([dtx, dty]), g + dg, h + dh
-        if np.abs(step[:4]).max() < 1e-3:       # a thousandth of a pixel, or of the scale
+        if not active.any():
             break
-    out = np.eye(3)
-    out[:2, :2], out[:2, 2] = A, t
-    return out if np.isfinite(out).all() else M
+        for p in np.flatnonzero(active):
+            affine = np.hstack([A[p], (c + t[p] - A[p] @ c)[:, None]])
+            warped[p] = cv2.warpAffine(nxt[p], affine, (W, H),
+                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                       borderMode=cv2.BORDER_REPLICATE)     # I1(A q + t)
+        gx, gy = (v.reshape(P, -1).astype(np.float64) for v in _sobel(warped))
+        wx = A[:, 0, 0, None] * x + A[:, 0, 1, None] * y + t[:, 0, None]
+        wy = A[:, 1, 0, None] * x + A[:, 1, 1, None] * y + t[:, 1, None]
+        J = np.stack([gx * wx + gy * wy, gy * wx - gx * wy, gx, gy, -I0, minus_one], 1)
+        r = warped.reshape(P, -1) - g[:, None] * I0 - h[:, None]
+        Jw = J * w[:, None]                                                # (P, 6, HW)
+        JtJ = Jw @ J.transpose(0, 2, 1) + 1e-6 * np.eye(6)
+        Jtr = (Jw @ r[..., None])[..., 0]
+        step = np.zeros((P, 6))
+        good = active & np.isfinite(JtJ).all((1, 2)) & np.isfinite(Jtr).all(1) \
+            & (np.abs(np.linalg.det(JtJ)) > 0)
+        if good.any():
+            step[good] = np.linalg.solve(JtJ[good], -Jtr[good][..., None])[..., 0]
+        failed |= active & ~good
+        active &= good
+        da, db, dtx, dty, dg, dh = (np.where(active, s, 0.0) for s in step.T)
+        D = np.zeros((P, 2, 2))
+        D[:, 0, 0] = D[:, 1, 1] = 1 + da
+        D[:, 0, 1], D[:, 1, 0] = -db, db                    # an increment composed after A q + t
+        A, t = D @ A, (D @ t[..., None])[..., 0] + np.stack([dtx, dty], -1)
+        g, h = g + dg, h + dh
+        active &= np.abs(step[:, :4]).max(1) >= 1e-3
+    out = M.copy()
+    out[:, :2, :2], out[:, :2, 2] = A, t
+    bad = failed | ~np.isfinite(out).all((1, 2))
+    out[bad] = M[bad]
+    return out
 
 
-def walk_motion(gray: np.ndarray, moving: float) -> tuple[np.ndarray, float, float]:
-    """(T, H, W) uint8 frames of one walk -> (composed 3x3 map -P -> +P in centred coordinates,
-    flow energy, residual energy) summed over the T-1 consecutive pairs. Each pair: Farneback
-    flow fitted on its moving pixels (fit_similarity), then refined on them (refine)."""
-    M, energy, residual = np.eye(3), 0.0, 0.0
+def walk_motions(gray: np.ndarray, moving: float) -> tuple[np.ndarray, float, float]:
+    """(G, T, H, W) uint8 frames of G walks -> (composed 3x3 maps -P -> +P in centred
+    coordinates (G, 3, 3), flow energy, residual energy summed over all pairs). Each of the
+    G x (T - 1) consecutive pairs: Farneback flow fitted on its moving pixels
+    (fit_similarities), then refined on them and 2 px around them (refine), all pairs at once."""
+    n, T, H, W = gray.shape
+    prev, nxt = gray[:, :-1].reshape(-1, H, W), gray[:, 1:].reshape(-1, H, W)
+    u = np.stack([flow(a, b) for a, b in zip(prev, nxt)])                 # (P, H, W, 2)
+    Ms, energy, residual, sel = fit_similarities(u, moving)
     grow = np.ones((5, 5), np.uint8)
-    for i in range(gray.shape[0] - 1):
-        u = flow(gray[i], gray[i + 1])
-        Mi, e, r, sel = fit_similarity(u, moving)
-        if e > 0:                           # the moving pixels and 2 px around them
-            Mi = refine(gray[i], gray[i + 1], Mi, cv2.dilate(sel.astype(np.uint8), grow))
-        M, energy, residual = Mi @ M, energy + e, residual + r
-    return M, energy, residual
+    moved = energy > 0
+    if moved.any():
+        smooth = np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), 1.0)
+                           for f in gray.reshape(-1, H, W)]).reshape(n, T, H, W)
+        weights = np.stack([cv2.dilate(s.astype(np.uint8), grow) if m else np.zeros((H, W), np.uint8)
+                            for s, m in zip(sel, moved)])
+        Ms = refine(smooth[:, :-1].reshape(-1, H, W), smooth[:, 1:].reshape(-1, H, W), Ms,
+                    weights)
+    composed = np.tile(np.eye(3), (n, 1, 1))
+    for i in range(T - 1):
+        composed = Ms.reshape(n, T - 1, 3, 3)[:, i] @ composed
+    return composed, float(energy.sum()), float(residual.sum())
 
 
 def geometry_of(M: np.ndarray, H: int, W: int) -> dict[str, float]:
@@ -262,15 +346,30 @@ def warp(image: np.ndarray, M: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- photometry
+def photometries(lab0: np.ndarray, lab1: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+    """The ends' photometric measures of S seeds over their masks: lab0, lab1 (S, H, W, 3) Lab,
+    masks (S, H, W) bool; each measure (S,)."""
+    w = masks.reshape(masks.shape[0], -1).astype(np.float64)                # (S, N)
+    n = np.maximum(w.sum(1), 1.0)
+
+    def mean(v):                                                            # (S, N) -> (S,)
+        return (w * v).sum(1) / n
+
+    def std(v):
+        return np.sqrt((w * (v - mean(v)[:, None]) ** 2).sum(1) / n)
+
+    p0, p1 = (x.reshape(x.shape[0], -1, 3).astype(np.float64) for x in (lab0, lab1))
+    c0, c1 = np.hypot(p0[..., 1], p0[..., 2]), np.hypot(p1[..., 1], p1[..., 2])
+    return {"brightness_delta": mean(p1[..., 0]) - mean(p0[..., 0]),
+            "contrast_ratio": (std(p1[..., 0]) + 1e-6) / (std(p0[..., 0]) + 1e-6),
+            "saturation_ratio": (mean(c1) + 1e-6) / (mean(c0) + 1e-6),
+            "color_shift_a": mean(p1[..., 1]) - mean(p0[..., 1]),
+            "color_shift_b": mean(p1[..., 2]) - mean(p0[..., 2])}
+
+
 def photometry(lab0: np.ndarray, lab1: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """The ends' photometric measures over the mask (both (H, W, 3) Lab)."""
-    p0, p1 = lab0[mask].astype(np.float64), lab1[mask].astype(np.float64)          # (N, 3)
-    c0, c1 = np.hypot(p0[:, 1], p0[:, 2]), np.hypot(p1[:, 1], p1[:, 2])
-    da, db = p1[:, 1].mean() - p0[:, 1].mean(), p1[:, 2].mean() - p0[:, 2].mean()
-    return {"brightness_delta": float(p1[:, 0].mean() - p0[:, 0].mean()),
-            "contrast_ratio": float((p1[:, 0].std() + 1e-6) / (p0[:, 0].std() + 1e-6)),
-            "saturation_ratio": float((c1.mean() + 1e-6) / (c0.mean() + 1e-6)),
-            "color_shift_a": float(da), "color_shift_b": float(db)}
+    """photometries for one seed: (H, W, 3) Lab ends and an (H, W) mask; floats."""
+    return {k: float(v[0]) for k, v in photometries(lab0[None], lab1[None], mask[None]).items()}
 
 
 def photometric_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -349,29 +448,29 @@ def measure_walks(frames: np.ndarray, *, size: int = 128, moving: float = 0.10,
     ends = to_lab(frames[:, [0, T - 1]])                                   # (S, 2, H, W, 3)
     centre = to_lab(frames[:, c])                                          # (S, H, W, 3)
     _, region = object_mask(centre)
-    per_seed: dict[str, list[float]] = {}
-    energies: dict[str, float] = {}
-    inside = outside = delta_e = flow_energy = flow_residual = area = 0.0
+    objs = seed_objects(centre, region)                                     # (S, H, W)
+    lab0, lab1 = ends[:, 0], ends[:, 1]
+    per_seed = photometries(lab0, lab1, objs)
+    d2 = ((lab1 - lab0).astype(np.float64) ** 2).sum(-1)                   # (S, H, W)
+    d2_in = (d2 * objs).sum((1, 2))
+    d2_out = d2.sum((1, 2)) - d2_in
+    per_seed["background_share"] = d2_out / np.maximum(d2_in + d2_out, EPS)
+    de = np.sqrt(d2)
+    delta_e = float(np.maximum(de.mean((1, 2)), (de * objs).sum((1, 2))
+                               / np.maximum(objs.sum((1, 2)), 1)).mean())
     n_geo = min(S, max(1, geometry_seeds))
-    for s in range(S):
-        obj = seed_object(centre[s], region)
-        lab0, lab1 = ends[s, 0], ends[s, 1]
-        m = photometry(lab0, lab1, obj)
-        d2 = ((lab1 - lab0).astype(np.float64) ** 2).sum(-1)              # (H, W)
-        m["background_share"] = float(d2[~obj].sum() / max(d2.sum(), EPS))
-        if s < n_geo:
-            gray = np.stack([to_gray(x) for x in frames[s]])
-            M, e, r = walk_motion(gray, moving)
-            flow_energy, flow_residual = flow_energy + e, flow_residual + r
-            m.update(geometry_of(M, H, W))
-            for k, v in explained(lab0, lab1, obj, M, m).items():
-                energies[k] = energies.get(k, 0.0) + v
-            inside += float(d2[obj].sum())
-            outside += float(d2[~obj].sum())
-            area += float(obj.mean()) / n_geo
-        for k, v in m.items():
-            per_seed.setdefault(k, []).append(v)
-        de = np.sqrt(d2)
-        delta_e += max(float(de.mean()), float(de[obj].mean())) / S
-    return WalkMeasures({k: np.asarray(v) for k, v in per_seed.items()}, energies, inside,
-                        outside, area, delta_e, flow_energy, flow_residual, S)
+    motion, flow_energy, flow_residual = walk_motions(to_gray(frames[:n_geo]), moving)
+    geometry: dict[str, list[float]] = {}
+    energies: dict[str, float] = {}
+    for s in range(n_geo):
+        m = {k: float(v[s]) for k, v in per_seed.items()}
+        g = geometry_of(motion[s], H, W)
+        for k, v in g.items():
+            geometry.setdefault(k, []).append(v)
+        for k, v in explained(lab0[s], lab1[s], objs[s], motion[s], m).items():
+            energies[k] = energies.get(k, 0.0) + v
+    per_seed.update({k: np.asarray(v) for k, v in geometry.items()})
+    inside, outside = float(d2_in[:n_geo].sum()), float(d2_out[:n_geo].sum())
+    area = float(objs[:n_geo].mean())
+    return WalkMeasures(per_seed, energies, inside, outside, area, delta_e, flow_energy,
+                        flow_residual, S)
