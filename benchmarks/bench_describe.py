@@ -44,14 +44,18 @@ def compare(G, metric, dirs: int, seeds: int, steps: int, repeats: int, device: 
     common = dict(path_size=5.0, metric=metric, truncation=TRUNC, steps=steps, batch_size=32,
                   device=device, precision="fp32")
     plain, described, inside, work = [], [], [], []
+    cpu_plain, cpu_described = [], []
     score_directions(G, Q[:1], range(2), **common)                        # warm-up
+    score_directions(G, Q[:1], range(2), describe=DescribeConfig(), **common)
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         score_directions(G, Q, range(seeds), **common)
         plain.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        cpu_plain.append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
         result = score_directions(G, Q, range(seeds), describe=DescribeConfig(), **common)
         described.append(time.perf_counter() - t0)
+        cpu_described.append(time.process_time() - c0)
         inside.append(result.describe_seconds)
         work.append(result.describe_work_seconds)
     p, d = min(plain), min(described)
@@ -63,6 +67,9 @@ def compare(G, metric, dirs: int, seeds: int, steps: int, repeats: int, device: 
           f"measuring on {default_workers()} worker thread(s): {min(work):.2f} s)")
     print(f"  ratio                  {d / p:8.3f}  (describing adds {100 * (d / p - 1):+.1f}%; "
           f"budget +15%)")
+    cp, cd = min(cpu_plain), min(cpu_described)
+    print(f"  CPU time, every thread {cp:8.2f} s alone, {cd:.2f} s with describing: "
+          f"{cd / cp:.3f} ({100 * (cd / cp - 1):+.1f}%: the wall cost when no core is spare)")
     return d / p
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,8 @@ from biggan_directions.core.directions import random_orthonormal
 from biggan_directions.describe.config import DescribeConfig
 from biggan_directions.describe.describe import Describer
 from biggan_directions.describe.labels import HUES, LABELS, check_label, hue_name
-from biggan_directions.describe.measures import object_mask, seed_object, to_lab
+from biggan_directions.describe.measures import (flow_frames, object_mask, seed_object,
+                                                 shrink, to_lab)
 from biggan_directions.foundation.errors import SettingError
 from tests.support import PLANTED, PLANTED_EMPTY, PLANTED_PATH, PlantedScene
 
@@ -143,5 +145,54 @@ def test_the_config_checks_its_fields():
         DescribeConfig(steps=4)
     with pytest.raises(SettingError, match="moving"):
         DescribeConfig(moving=1.5)
+    with pytest.raises(SettingError, match="flow_stride"):
+        DescribeConfig(flow_stride=0)
     with pytest.raises(SettingError, match="path_size"):
         describe_directions(PlantedScene(), torch.eye(12)[:1], path_size=0)
+
+
+def test_the_flow_pairs_of_a_walk():
+    assert flow_frames(9, 1) == list(range(9))
+    assert flow_frames(9, 2) == [0, 2, 4, 6, 8]
+    assert flow_frames(9, 3) == [0, 3, 6, 8]                  # the last frame always
+    assert flow_frames(3, 4) == [0, 2]
+
+
+def test_every_second_frame_measures_the_motion_as_every_frame_does():
+    """The default flow_stride 2 (half the flow's cost) against every consecutive pair: the
+    planted shift, zoom and turn within 2% of each other and of the planted amounts' 20%."""
+    Q = torch.eye(12)[[0, 2, 3]]
+    every, second = (describe_directions(PlantedScene(), Q, path_size=PLANTED_PATH, seeds=4,
+                                         config=DescribeConfig(flow_stride=k)) for k in (1, 2))
+    for a, b, measure in zip(every, second, ("shift_x_fraction", "scale_ratio",
+                                             "rotation_degrees")):
+        assert a["label"] == b["label"]
+        assert b["measures"][measure] == pytest.approx(a["measures"][measure], rel=0.02)
+
+
+def test_shrinking_all_frames_at_once_equals_one_at_a_time():
+    rng = np.random.default_rng(1)
+    for side in (128, 96):                      # a whole factor (stacked), and 96 -> 64 (not)
+        frames = rng.integers(0, 256, (2, 3, side, side, 3), dtype=np.uint8)
+        one = np.stack([[cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in walk]
+                        for walk in frames])
+        assert np.array_equal(shrink(frames, 64), one)
+    small = rng.integers(0, 256, (1, 3, 32, 32, 3), dtype=np.uint8)
+    assert shrink(small, 64) is small
+
+
+def test_describing_a_larger_frame_at_its_full_size_or_shrunk_names_the_same_factor():
+    """A 128 px planted scene described at 128 px and at the default 64: the same labels and
+    amounts within 5% (the shrunk frames are area averages of the same scene)."""
+    G = PlantedScene()
+    G.resolution = 128
+    Q = torch.eye(12)[[0, 3, 4, 8]]
+    full, shrunk = (describe_directions(G, Q, path_size=PLANTED_PATH, seeds=4,
+                                        config=DescribeConfig(size=k)) for k in (128, 64))
+    for a, b in zip(full, shrunk):
+        assert a["label"] == b["label"]
+    for d, (measure, rel) in zip(range(3), (("shift_x_fraction", 0.05),
+                                            ("rotation_degrees", 0.05),
+                                            ("brightness_delta", 0.05))):
+        assert shrunk[d]["measures"][measure] == pytest.approx(full[d]["measures"][measure],
+                                                               rel=rel)

@@ -29,14 +29,23 @@ class DescribeConfig:
     model: str | None = setting(None, "The BigGAN the directions were learned on.", cli=False)
     batch_size: int = setting(32, "Frames per generator batch (lower it if the device runs out "
                                   "of memory).")
-    # frames larger than this are shrunk (area average) before flow and colour: a 128 px flow
-    # costs about 1 ms per frame pair here, a 512 px one 16x that
-    size: int = setting(128, "Describe frames at most this many pixels a side (larger ones are "
-                             "shrunk first).")
+    # frames larger than this are shrunk (area average) before flow and colour. The flow is most
+    # of describing's cost and grows with the pixels: measuring one direction (16 seeds, 9
+    # frames) cost 216 ms at 128 px and 53-82 ms at 64 px on the loaded development CPU
+    # (BENCHMARKS.md), and a GPU scores a direction in ~70 ms; 64 px still resolves a shift of
+    # 1/64 of the width, and the planted scene of tests/test_describe.py is 64 px
+    size: int = setting(64, "Describe frames at most this many pixels a side (larger ones are "
+                            "shrunk first).")
     # the flow and its fits are most of describing's cost (BENCHMARKS.md): 4 seeds measured
     # every planted factor of tests/test_describe.py within 20%, with all 4 agreeing in sign
     geometry_seeds: int = setting(4, "Measure geometry (optical flow) and the explained change "
                                      "on the first N seeds; photometry uses every seed.")
+    # the walk's 9 frames as 4 pairs (0-2-4-6-8) instead of 8 halves the flow and its fits; the
+    # motion per pair (at most 1/16 of the width, 7.5 degrees, x1.09 on the planted scene) is
+    # well within Farneback's 3-level pyramid (tests/test_describe.py: every planted amount still
+    # within 20%)
+    flow_stride: int = setting(2, "Measure the flow between every Nth frame of a walk (the "
+                                  "first and last always; 1: every consecutive pair).")
     # REFERENCE §9: a flow fitted where |flow| > 10% of its maximum recovered 0.149 of a 0.16
     # shift, a global fit 0.078 (the static background pulls it to zero)
     moving: float = setting(0.10, "A pixel counts as moving when its flow exceeds this share of "
@@ -62,6 +71,7 @@ class DescribeConfig:
         at_least("batch_size", self.batch_size, 1)
         at_least("size", self.size, 16)
         at_least("geometry_seeds", self.geometry_seeds, 1)
+        at_least("flow_stride", self.flow_stride, 1)
         need(isinstance(self.moving, (int, float)) and 0 <= self.moving < 1, "moving",
              self.moving, "must be a share in [0, 1).")
         need(isinstance(self.second, (int, float)) and 0 < self.second <= 1, "second",

@@ -57,7 +57,8 @@ class Describer:
     def _measure(self, frames: np.ndarray):
         start = time.perf_counter()
         out = measure_walks(frames, size=self.config.size, moving=self.config.moving,
-                            geometry_seeds=self.config.geometry_seeds)
+                            geometry_seeds=self.config.geometry_seeds,
+                            flow_stride=self.config.flow_stride)
         self.measure_seconds += time.perf_counter() - start    # one float add: atomic enough
         return out
 
@@ -67,7 +68,8 @@ class Describer:
         start = time.perf_counter()
         if first_walk != self._next:
             raise ValueError(f"walk {first_walk} given, walk {self._next} expected")
-        frames = to_uint8(images.detach().float()).permute(0, 2, 3, 1).cpu().numpy()
+        # channels last on the device (one contiguous copy there, not a strided gather per read)
+        frames = to_uint8(images.detach().float()).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         frames = frames.reshape(-1, self.T, *frames.shape[1:])          # (w, T, H, W, 3)
         self._next += frames.shape[0]
         for walk in frames:

@@ -3,7 +3,8 @@
 Input: the walks of one direction over S seeds, (S, T, H, W, 3) uint8 RGB, frame 0 at -P and
 frame T-1 at +P (the linear walk `score` generates). Per seed:
 
-Geometry. Dense optical flow between consecutive frames: OpenCV's Farneback
+Geometry. Dense optical flow between consecutive frames of every `flow_stride`-th frame (2: frames
+0, 2, 4, 6, 8 of a 9-frame walk; the first and the last always): OpenCV's Farneback
 (opencv-python-headless: a maintained, pip-installable C++ implementation, about 1.6 ms per
 64 px pair here; dense rather than sparse corners because a BigGAN walk has few stable corners
 on soft textures, and a dense field gives `motion_explained`). Each pair's flow is fitted by
@@ -44,7 +45,10 @@ and background_share is 0. Photometry, the explained energies and background_sha
 per-seed object.
 
 Cost: the flow and its fits take most of the time, so geometry and the explained change come
-from the first `geometry_seeds` (4) seeds of a direction, photometry and where from all of them.
+from the first `geometry_seeds` (4) seeds of a direction, photometry and where from all of them,
+and only the frames measured are shrunk and converted. All pairs of a direction are fitted and
+refined together (arrays over pairs, one OpenCV call per colour conversion): few Python-level
+calls, so a worker thread measuring beside `score` seldom holds the GIL.
 
 Explained change (what the label rule compares): per seed, the end-to-end change energy inside
 the object region E, and how much of it each model removes: a geometric component (shift-x,
@@ -281,10 +285,11 @@ def refine(prev: np.ndarray, nxt: np.ndarray, M: np.ndarray, weights: np.ndarray
 
 
 def walk_motions(gray: np.ndarray, moving: float) -> tuple[np.ndarray, float, float]:
-    """(G, T, H, W) uint8 frames of G walks -> (composed 3x3 maps -P -> +P in centred
-    coordinates (G, 3, 3), flow energy, residual energy summed over all pairs). Each of the
-    G x (T - 1) consecutive pairs: Farneback flow fitted on its moving pixels
-    (fit_similarities), then refined on them and 2 px around them (refine), all pairs at once."""
+    """(G, F, H, W) uint8 frames of G walks (F of each: flow_frames' choice, first to last) ->
+    (composed 3x3 maps first -> last frame in centred coordinates (G, 3, 3), flow energy,
+    residual energy summed over all pairs). Each of the G x (F - 1) consecutive pairs: Farneback
+    flow fitted on its moving pixels (fit_similarities), then refined on them and 2 px around
+    them (refine), all pairs of all walks at once."""
     n, T, H, W = gray.shape
     prev, nxt = gray[:, :-1].reshape(-1, H, W), gray[:, 1:].reshape(-1, H, W)
     u = np.stack([flow(a, b) for a, b in zip(prev, nxt)])                 # (P, H, W, 2)
@@ -426,27 +431,45 @@ class WalkMeasures:
 
 
 def shrink(frames: np.ndarray, size: int) -> np.ndarray:
-    """(S, T, H, W, 3) uint8 shrunk (area average) so the larger side is at most `size`."""
-    S, T, H, W, _ = frames.shape
+    """(..., H, W, 3) uint8 shrunk (area average) so the larger side is at most `size`. Where
+    the factor is a whole number on both sides, every frame goes through OpenCV at once, stacked
+    (the averaged blocks then never straddle two frames)."""
+    H, W = frames.shape[-3:-1]
     if max(H, W) <= size:
         return frames
     f = size / max(H, W)
     h, w = max(1, round(H * f)), max(1, round(W * f))
-    return np.stack([np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
-                               for x in walk]) for walk in frames])
+    flat = np.ascontiguousarray(frames.reshape(-1, H, W, 3))
+    if H % h == 0 and W % w == 0 and H // h == W // w:
+        out = cv2.resize(flat.reshape(-1, W, 3), (w, flat.shape[0] * h),
+                         interpolation=cv2.INTER_AREA)
+    else:
+        out = np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) for x in flat])
+    return out.reshape(frames.shape[:-3] + (h, w, 3))
 
 
-def measure_walks(frames: np.ndarray, *, size: int = 128, moving: float = 0.10,
-                  geometry_seeds: int = 4) -> WalkMeasures:
+def flow_frames(T: int, stride: int) -> list[int]:
+    """The frames of a T-frame walk whose consecutive pairs the flow measures: every `stride`-th
+    from 0, and always the last."""
+    keep = list(range(0, T, max(1, stride)))
+    return keep if keep[-1] == T - 1 else [*keep, T - 1]
+
+
+def measure_walks(frames: np.ndarray, *, size: int = 64, moving: float = 0.10,
+                  geometry_seeds: int = 4, flow_stride: int = 2) -> WalkMeasures:
     """Measure one direction's walks: frames (S, T, H, W, 3) uint8 RGB, frame 0 at -P, T-1 at
     +P; shrunk to at most `size` pixels a side first (area average). The flow, the similarity and
     the explained energies (the costly part) come from the first `geometry_seeds` seeds; the
     photometry, background_share and delta_e from all S."""
-    frames = shrink(frames, size)
-    S, T, H, W, _ = frames.shape
+    S, T = frames.shape[:2]
     c = (T - 1) // 2
-    ends = to_lab(frames[:, [0, T - 1]])                                   # (S, 2, H, W, 3)
-    centre = to_lab(frames[:, c])                                          # (S, H, W, 3)
+    n_geo = min(S, max(1, geometry_seeds))
+    # only the frames that are measured are shrunk: both ends and the centre of every walk, and
+    # the flow's frames of the geometry seeds
+    lab = to_lab(shrink(frames[:, [0, c, T - 1]], size))                   # (S, 3, H, W, 3)
+    gray = to_gray(shrink(frames[:n_geo, flow_frames(T, flow_stride)], size))
+    H, W = lab.shape[2:4]
+    ends, centre = lab[:, [0, 2]], lab[:, 1]
     _, region = object_mask(centre)
     objs = seed_objects(centre, region)                                     # (S, H, W)
     lab0, lab1 = ends[:, 0], ends[:, 1]
@@ -458,8 +481,7 @@ def measure_walks(frames: np.ndarray, *, size: int = 128, moving: float = 0.10,
     de = np.sqrt(d2)
     delta_e = float(np.maximum(de.mean((1, 2)), (de * objs).sum((1, 2))
                                / np.maximum(objs.sum((1, 2)), 1)).mean())
-    n_geo = min(S, max(1, geometry_seeds))
-    motion, flow_energy, flow_residual = walk_motions(to_gray(frames[:n_geo]), moving)
+    motion, flow_energy, flow_residual = walk_motions(gray, moving)
     geometry: dict[str, list[float]] = {}
     energies: dict[str, float] = {}
     for s in range(n_geo):
