@@ -73,6 +73,41 @@ def compare(G, metric, dirs: int, seeds: int, steps: int, repeats: int, device: 
     return d / p
 
 
+def measuring_cost(repeats: int) -> None:
+    """What measuring one direction costs on 128 px frames (BigGAN-deep-128's), at the default
+    --size 64 and at 128: the planted scene of the tests drawn at 128 px, 16 seeds x 9 frames,
+    one thread, best of `repeats`. On a GPU, score makes a direction's 144 frames in ~70 ms
+    (2,000 frames/s), so this is the figure to set against it there."""
+    from biggan_directions.describe.measures import measure_walks
+    from biggan_directions.media.frames import to_uint8
+    from biggan_directions.media.walks import easing, walk_latents
+    from biggan_directions.models.generator import latents_for_seeds
+    from tests.support import PLANTED_PATH, PlantedScene
+
+    G = PlantedScene()
+    G.resolution = 128
+    z = latents_for_seeds(range(16), 12, 1.0)
+    walks = []
+    for axis in (0, 3, 4, 9):                       # a shift, a turn, a brightness, a stretch
+        lat = walk_latents(z, torch.eye(12)[[axis]], easing("linear", 9), PLANTED_PATH)[0]
+        images = G(lat.transpose(0, 1).reshape(-1, 12))                    # (16*9, 3, H, W)
+        frames = to_uint8(images).permute(0, 2, 3, 1).contiguous().numpy()
+        walks.append(frames.reshape(16, 9, *frames.shape[1:]))
+    print("measuring one direction of 128 px frames (16 seeds x 9 frames, one thread, "
+          f"best of {repeats}):")
+    for size in (64, 128):
+        cfg = DescribeConfig(size=size)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for w in walks:
+                measure_walks(w, size=cfg.size, moving=cfg.moving,
+                              geometry_seeds=cfg.geometry_seeds, flow_stride=cfg.flow_stride)
+            best = min(best, (time.perf_counter() - t0) / len(walks))
+        print(f"  --size {size:<4d} {1000 * best:7.1f} ms per direction"
+              + ("  (the default)" if size == DescribeConfig().size else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dirs", type=int, default=16)
@@ -100,6 +135,7 @@ def main() -> None:
         G = BigGANGenerator(net, 207, TRUNC).to(device)
         metric = load_lpips("alex", device, backbone=backbone)
         compare(G, metric, args.dirs, args.seeds, args.steps, args.repeats, device, label)
+    measuring_cost(args.repeats)
 
 
 if __name__ == "__main__":
