@@ -29,6 +29,7 @@ from biggan_directions.tracking import training
 from biggan_directions.tracking.config import STRIP_STEPS, TrackingConfig
 from biggan_directions.tracking.training import SCALARS, STRIP_TAG, TrainingTracker
 from biggan_directions.tracking.wandb_record import WandbRecord, first_free_step, init_args
+from tests.support import write_backbone_checkpoint
 
 FAST = dict(batch_size=2, eval_per_direction=1, eval_k=2, eval_references=2, ndirs=10)
 BUDGET = ["--steps", "6", "--batch-size", "2", "--eval-per-direction", "1", "--eval-k", "2",
@@ -471,3 +472,116 @@ def test_overwrite_forgets_the_wandb_run(small_biggan_dir, tmp_path):
     WandbRecord("abc123", "proj", None, offline=True, step=2).write(folder)
     assert discover_cli(small_biggan_dir, out, "--steps", "2", "--overwrite").exit_code == 0
     assert not (folder / "wandb.json").exists()                     # a new run: a new W&B run
+
+
+def test_score_and_compare_add_their_results_to_the_recorded_wandb_run(
+        small_biggan_dir, tmp_path, offline_wandb, monkeypatch):
+    home = tmp_path / "torch-home"
+    write_backbone_checkpoint(home / "hub" / "checkpoints")
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    out = tmp_path / "out"
+    trained = discover_cli(small_biggan_dir, out, "--wandb", "tests", "--log-directions", "0")
+    assert trained.exit_code == 0, trained.output
+    (folder,) = out.glob("*/207-*")
+    record = WandbRecord.read(folder)
+    assert record.step == 6
+    runner = CliRunner()
+    scored = runner.invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3", "-q"])
+    assert scored.exit_code == 0, scored.output
+    effect = [r["effect"] for r in json.loads((folder / "scores.json").read_text())["directions"]]
+    inactive = sum(r["inactive"] for r in json.loads((folder / "scores.json").read_text())
+                   ["directions"])
+    compared = runner.invoke(cli, ["compare", str(folder), "--out", str(tmp_path / "cmp"),
+                                   "--top", "2", "-q"])
+    assert compared.exit_code == 0, compared.output
+    (row,) = json.loads((tmp_path / "cmp" / "compare.json").read_text())["runs"]
+    again = runner.invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3", "-q",
+                                "--overwrite", "--no-wandb"])
+    assert again.exit_code == 0, again.output
+    assert WandbRecord.read(folder) == record.logged(8)
+    wandb_history(folder, parts=3, rows=9)
+    segments = wandb_segments(folder)
+    assert [(s["id"], s["resume"]) for s in segments] == \
+        [(record.id, False), (record.id, True), (record.id, True)]   # --no-wandb: none more
+    (score_row,) = segments[1]["rows"]
+    assert score_row["_step"] == 7                                   # past the training's steps
+    assert score_row["score/effect_mean"] == pytest.approx(sum(effect) / len(effect), rel=1e-6)
+    assert score_row["score/inactive"] == inactive
+    assert score_row["score/active"] == len(effect) - inactive
+    assert score_row["score/effect/_type"] == "histogram"
+    assert sum(score_row["score/effect/values"]) == len(effect)
+    assert min(score_row["score/effect/bins"]) == pytest.approx(min(effect), rel=1e-6)
+    (compare_row,) = segments[2]["rows"]
+    assert compare_row["_step"] == 8
+    assert compare_row["compare/eval_penalty"] == pytest.approx(row["eval_penalty"], rel=1e-6)
+    assert compare_row["compare/vs_random_mean"] == pytest.approx(row["vs_random_mean"], rel=1e-6)
+    # TensorBoard has them too, at the run's last step
+    acc = events(folder / "tb")
+    assert [(s, v) for s, v in scalar_steps(acc, "score/inactive")] == \
+        [(6, inactive), (6, inactive)]                               # both scores: tb always
+
+
+def test_score_of_a_wandb_run_without_the_package_says_so_first(small_biggan_dir, tmp_path,
+                                                                monkeypatch):
+    home = tmp_path / "torch-home"
+    write_backbone_checkpoint(home / "hub" / "checkpoints")
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    out = tmp_path / "out"
+    assert discover_cli(small_biggan_dir, out, "--steps", "2").exit_code == 0
+    (folder,) = out.glob("*/207-*")
+    WandbRecord("abc123", "proj", None, offline=True, step=2).write(folder)
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    scored = CliRunner().invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3",
+                                      "-q"])
+    assert scored.exit_code == 0, scored.output
+    assert "Traceback" not in scored.output
+    assert scored.stderr.splitlines() == [
+        f"{folder} (proj/abc123): the score is not added to the W&B run recorded there: the "
+        f"wandb package is not installed (pip install 'biggan-directions[wandb]'; --no-wandb "
+        f"skips this); the scores files are written all the same."]
+    assert (folder / "scores.json").is_file()
+    quiet = CliRunner().invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3",
+                                     "-q", "--overwrite", "--no-wandb"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_score_of_a_wandb_run_that_cannot_log_in_says_so_before_the_work(
+        small_biggan_dir, tmp_path, offline_wandb, monkeypatch):
+    import wandb
+
+    from biggan_directions.scoring import score_run
+
+    home = tmp_path / "torch-home"
+    write_backbone_checkpoint(home / "hub" / "checkpoints")
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    out = tmp_path / "out"
+    assert discover_cli(small_biggan_dir, out, "--steps", "2").exit_code == 0
+    (folder,) = out.glob("*/207-*")
+    WandbRecord("abc123", "proj", None, offline=False, step=2).write(folder)
+    order = []
+
+    def no_login(*args, **kwargs):
+        order.append("wandb.init")
+        raise wandb.errors.UsageError("api_key not configured (no-tty). call wandb.login(key=...)")
+
+    real_lpips = score_run.load_lpips
+    monkeypatch.setattr(wandb, "init", no_login)
+    monkeypatch.setattr(score_run, "load_lpips",
+                        lambda *a, **k: order.append("lpips") or real_lpips(*a, **k))
+    scored = CliRunner().invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3",
+                                      "-q"])
+    assert scored.exit_code == 0 and "Traceback" not in scored.output, scored.output
+    assert order == ["wandb.init", "lpips"]                          # the line came first
+    (line,) = scored.stderr.splitlines()
+    assert line.startswith(f"{folder / 'wandb'}: Weights & Biases could not start (api_key")
+    assert line.endswith("the scores files are written all the same.")
+    assert (folder / "scores.json").is_file()
+    assert WandbRecord.read(folder).step == 2
+
+
+def test_no_wandb_with_a_transfer_table_is_refused(tmp_path):
+    result = CliRunner().invoke(cli, ["compare", "--transfer", "--no-wandb", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "Error: --no-wandb: a transfer table adds nothing to the runs' events or W&B runs; "
+        "drop it."]
