@@ -585,3 +585,35 @@ def test_no_wandb_with_a_transfer_table_is_refused(tmp_path):
     assert result.output.strip().splitlines() == [
         "Error: --no-wandb: a transfer table adds nothing to the runs' events or W&B runs; "
         "drop it."]
+
+
+def test_an_offline_run_killed_outright_resumes_past_the_steps_its_record_followed(
+        G, tmp_path, offline_wandb, monkeypatch):
+    """No close, no finally: the process dies after step 6 (checkpoint at 4). With the record
+    following every step (RECORD_SECONDS 0), its resumed part logs only steps 7 and 8; with
+    the default throttle, at most RECORD_SECONDS of steps past the record come again."""
+    from biggan_directions.tracking.sinks import WandbSink
+
+    monkeypatch.setattr(WandbSink, "RECORD_SECONDS", 0.0)
+    cfg = DiscoverConfig(steps=8, eval_every=3, checkpoint_every=4, **FAST)
+    folder = tmp_path / "run"
+    tracking = TrackingConfig(tensorboard=False, wandb="tests", log_directions=0)
+    tracker = TrainingTracker(tracking)
+
+    def killed_after_step_6(kind, **fields):
+        if kind == "close":                    # a killed process runs no cleanup: W&B's own
+            for sink in tracker.sinks:         # service still writes what it was sent
+                sink.run.finish()
+            return
+        tracker(kind, **fields)
+        if kind == "row" and fields["step"] == 6:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_discover(G, cfg, folder, progress=False, on_event=killed_after_step_6)
+    assert WandbRecord.read(folder).step == 6
+    run_discover(G, cfg, folder, resume=True, progress=False, on_event=TrainingTracker(tracking))
+    wandb_history(folder, parts=2, rows=9)
+    first, resumed = wandb_segments(folder)
+    assert [h["_step"] for h in first["rows"]] == list(range(7))
+    assert [h["_step"] for h in resumed["rows"]] == [7, 8] and resumed["id"] == first["id"]

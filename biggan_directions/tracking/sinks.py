@@ -209,13 +209,18 @@ class WandbSink(Sink):
     (first_free_step), is not sent: W&B keeps the value it has (see wandb_record)."""
 
     what = "Weights & Biases"
+    # How often an offline run's record follows its steps at most: an atomic write costs
+    # ~0.4 ms of CPU (1-2 ms wall on a loaded disk), as much as run.log itself, too much for
+    # every 50 ms step. A process killed outright (SIGKILL, power loss) may leave this many
+    # seconds of steps past the record, which its resumed part then logs a second time.
+    RECORD_SECONDS = 2.0
 
     def __init__(self, folder: Path, project: str, entity: str | None, name: str,
                  config: Mapping[str, Any] | None, notify: Notify, goes_on: str, *,
                  continued: WandbRecord | None = None, first_step: int = 0):
         super().__init__(folder / "wandb", notify, goes_on)
         self.folder, self.run, self.record, self.first_step = folder, None, None, first_step
-        self._unsaved = False
+        self._unsaved, self._saved_at = False, time.monotonic()
 
         def start():
             import wandb   # deferred, optional (check_wandb said it is there)
@@ -238,8 +243,9 @@ class WandbSink(Sink):
         self.verb = "logging stopped"
 
     def _log(self, data: Callable[[], Mapping[str, Any]], step: int) -> None:
-        """run.log(data(), step=step) unless the step is one the W&B run holds already; an
-        offline run's record follows each step (nothing else can say later what it holds)."""
+        """run.log(data(), step=step) unless the step is one the W&B run holds already. An
+        offline run's record follows the steps logged (nothing else can say later what it
+        holds) every RECORD_SECONDS, and at each checkpoint and the end."""
         if not self.alive or step < self.first_step:
             return
 
@@ -247,14 +253,14 @@ class WandbSink(Sink):
             self.run.log(dict(data()), step=step)
             self.record = self.record.logged(step)
             self._unsaved = True
-            if self.record.offline:
+            if self.record.offline and time.monotonic() - self._saved_at >= self.RECORD_SECONDS:
                 self._save()
         self._guard(write)
 
     def _save(self) -> None:
         if self._unsaved:
             self.record.write(self.folder)
-            self._unsaved = False
+            self._unsaved, self._saved_at = False, time.monotonic()
 
     def scalars(self, values: Mapping[str, float | None], step: int) -> None:
         numbers = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}

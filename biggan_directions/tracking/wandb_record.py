@@ -3,10 +3,13 @@
 W&B cannot delete a step it holds, and it drops (with a warning) any step below the last one
 it holds. So whoever continues a W&B run starts past every step it holds: `first_free_step`,
 the larger of the server's own count (`run.starting_step`, online) and the last step this
-record says was logged (offline, where there is no server to ask, the record is refreshed with
-every logged row). A resumed discovery redoes the steps after its checkpoint; those that the
-interrupted process had logged keep the values it logged (bit for bit the same on the CPU,
-within float tolerance on a GPU), each step shown once.
+record says was logged (offline, where there is no server to ask, the record follows the
+logged steps every WandbSink.RECORD_SECONDS, at each checkpoint and at the end, an
+interruption or a failure included). A resumed discovery redoes the steps after its
+checkpoint; those that the interrupted process had logged keep the values it logged (bit for
+bit the same on the CPU, within float tolerance on a GPU), each step shown once. Only a
+process killed outright while offline can leave up to RECORD_SECONDS of steps past its
+record; the resumed part logs those again, into its own offline folder.
 """
 from __future__ import annotations
 
