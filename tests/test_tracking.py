@@ -617,3 +617,19 @@ def test_an_offline_run_killed_outright_resumes_past_the_steps_its_record_follow
     first, resumed = wandb_segments(folder)
     assert [h["_step"] for h in first["rows"]] == list(range(7))
     assert [h["_step"] for h in resumed["rows"]] == [7, 8] and resumed["id"] == first["id"]
+
+
+def test_disabled_wandb_records_no_wandb_run(G, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb", reason="wandb is not installed")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    wandb.teardown()            # W&B reads WANDB_MODE once per process setup: set up anew
+    lines = []
+    try:
+        result = run_discover(G, DiscoverConfig(steps=2, **FAST), tmp_path / "run",
+                              progress=False, on_event=TrainingTracker(
+                                  TrackingConfig(wandb="p", log_directions=0),
+                                  notify=lines.append))
+    finally:
+        wandb.teardown()        # the next test's WANDB_MODE is read again
+    assert result.status == "finished" and lines == []
+    assert not (tmp_path / "run" / "wandb.json").exists()     # nothing to continue later

@@ -234,6 +234,8 @@ class WandbSink(Sink):
             if continued is not None and config:
                 self.run.config.update(dict(config), allow_val_change=True)
             self.first_step = first_free_step(self.run, continued, first_step)
+            if getattr(self.run, "disabled", False):     # WANDB_MODE=disabled: no W&B run
+                return
             self.record = WandbRecord(self.run.id, args["project"], args["entity"],
                                       bool(getattr(self.run, "offline", False)),
                                       continued.step if continued is not None else None)
@@ -251,6 +253,8 @@ class WandbSink(Sink):
 
         def write():
             self.run.log(dict(data()), step=step)
+            if self.record is None:
+                return
             self.record = self.record.logged(step)
             self._unsaved = True
             if self.record.offline and time.monotonic() - self._saved_at >= self.RECORD_SECONDS:
@@ -258,7 +262,7 @@ class WandbSink(Sink):
         self._guard(write)
 
     def _save(self) -> None:
-        if self._unsaved:
+        if self._unsaved and self.record is not None:
             self.record.write(self.folder)
             self._unsaved, self._saved_at = False, time.monotonic()
 
