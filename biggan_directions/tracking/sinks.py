@@ -200,8 +200,9 @@ def _wandb():
 class WandbSink(Sink):
     """One W&B run per run folder (its files under RUN/wandb/, its id in RUN/wandb.json);
     WANDB_MODE=offline writes them with no account and no network (`wandb sync RUN/wandb`
-    uploads them later, a resumed run's parts as one run). A failed start (no login, no
-    network) is one line and the run trains on without W&B.
+    uploads them later; each process leaves its own folder, which wandb syncs into the one run
+    in the order they started). A failed start (no login, no network) is one line and the run
+    trains on without W&B.
 
     continued: the folder's record (wandb_record.WandbRecord) to continue that W&B run
     (wandb.init with its id, resume='allow') instead of starting one. first_step: the first
@@ -236,7 +237,9 @@ class WandbSink(Sink):
             self.first_step = first_free_step(self.run, continued, first_step)
             if getattr(self.run, "disabled", False):     # WANDB_MODE=disabled: no W&B run
                 return
-            self.record = WandbRecord(self.run.id, args["project"], args["entity"],
+            # the entity W&B resolved (online without --wandb-entity: the login's default)
+            entity_now = args["entity"] or getattr(self.run, "entity", None) or None
+            self.record = WandbRecord(self.run.id, args["project"], entity_now,
                                       bool(getattr(self.run, "offline", False)),
                                       continued.step if continued is not None else None)
             self.record.write(folder)          # named before anything is logged to it
