@@ -9,8 +9,8 @@ from ..foundation.errors import UserError
 from ..models.classlists import parse_class_list
 from ..scoring.compare import compare_runs, format_report
 from ..scoring.transfer import compare_transfer, format_transfer
-from .options import (CONTEXT_SETTINGS, model_option, param_default, runtime_options,
-                      weights_dir_option)
+from .options import (CONTEXT_SETTINGS, model_option, no_wandb_option, param_default,
+                      runtime_options, weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -28,11 +28,12 @@ from .options import (CONTEXT_SETTINGS, model_option, param_default, runtime_opt
 @click.option("--classes", "transfer_classes", default=None, metavar="LIST",
               help="With --transfer: the classes of the table (0-9,207,church)  "
                    "[default: every class the runs were learned on]")
+@no_wandb_option
 @model_option(from_run=True)
 @weights_dir_option
 @runtime_options
-def compare(runs, out, top, overwrite, transfer, transfer_classes, model, weights_dir, device,
-            threads, quiet):
+def compare(runs, out, top, overwrite, transfer, transfer_classes, no_wandb, model, weights_dir,
+            device, threads, quiet):
     """Compare runs of any methods (hessian, sefa, ganspace) for one class and model.
 
     Every run's fixed-evaluation penalty is computed on identical draws (built from the first
@@ -40,7 +41,9 @@ def compare(runs, out, top, overwrite, transfer, transfer_classes, model, weight
     the identity and the mean +- std of random orthonormal matrices on the same draws, and
     whether each run lies outside 2 std of random. LPIPS score distributions come from each
     run's scores.json when it has one. Writes compare.json, compare.png (each run's top
-    directions as walk strips) and compare_curves.png.
+    directions as walk strips) and compare_curves.png. Each run's penalty on the shared draws
+    and its distance to the random mean are added to its TensorBoard events (RUN/tb/) and to
+    the W&B run it was trained into with --wandb (RUN/wandb.json; --no-wandb leaves it alone).
 
     \b
     Examples:
@@ -51,6 +54,9 @@ def compare(runs, out, top, overwrite, transfer, transfer_classes, model, weight
     """
     if transfer_classes is not None and not transfer:
         raise UserError("--classes chooses the classes of a transfer table; add --transfer.")
+    if no_wandb and transfer:
+        raise UserError("--no-wandb: a transfer table adds nothing to the runs' events or W&B "
+                        "runs; drop it.")
     dev = resolve_device(device)
     set_threads(threads)
     if transfer:
@@ -66,6 +72,6 @@ def compare(runs, out, top, overwrite, transfer, transfer_classes, model, weight
     with sigterm_as_interrupt():
         report = compare_runs(list(runs), out=out, model=model, device=dev,
                               weights_dir=weights_dir, progress=not quiet, top=top,
-                              overwrite=overwrite)
+                              overwrite=overwrite, log_wandb=not no_wandb)
     click.echo(format_report(report))
     click.echo(f"wrote {', '.join(str(p) for p in report.files.values())}")

@@ -100,7 +100,7 @@ def discover(classes, classes_file, pooled, model, out, resume, overwrite, weigh
     process at a time. curve.png shows the penalty against steps; RUN/tb/ holds TensorBoard
     events (the same curves, a strip of the directions at each evaluation, hparams at the end;
     `tensorboard --logdir OUT/<model>` shows every run), and --wandb PROJECT logs them to
-    Weights & Biases too.
+    Weights & Biases too (--resume continues the same W&B run, each step once).
 
     --method sefa or ganspace finds directions without training (SeFa: closed form; GANSpace:
     PCA of --layer over --samples latents) and writes the same folder, with the fixed

@@ -177,6 +177,14 @@ def quiet_option(f):
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
 
 
+def no_wandb_option(f):
+    """--no-wandb of score and compare (tracking.results.recorded_wandb)."""
+    return click.option("--no-wandb", is_flag=True,
+                        help="Leave the W&B run that a run folder recorded (RUN/wandb.json, from "
+                             "discover --wandb) alone; without it the results are added there "
+                             "too. TensorBoard events (RUN/tb/) are added either way.")(f)
+
+
 def weights_dir_option(f):
     return click.option("--weights-dir", type=click.Path(file_okay=False), default=None,
                         envvar="BIGGAN_DIRECTIONS_WEIGHTS", show_envvar=True,

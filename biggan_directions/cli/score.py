@@ -10,7 +10,8 @@ from ..scoring.score import MAX_SEEDS, ScoreConfig
 from ..scoring.score_run import run_score
 from ..scoring.score_tables import format_compare, format_table
 from .options import (CONTEXT_SETTINGS, IntList, config_from, echo_defaulted, model_option,
-                      options_from, runtime_options, walk_seeds, weights_dir_option)
+                      no_wandb_option, options_from, runtime_options, walk_seeds,
+                      weights_dir_option)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -24,12 +25,13 @@ from .options import (CONTEXT_SETTINGS, IntList, config_from, echo_defaulted, mo
 @click.option("--show", type=click.IntRange(min=0), default=20,
               help="Rows of the printed table (0: all).")
 @click.option("--overwrite", is_flag=True, help="Replace existing scores files.")
+@no_wandb_option
 @model_option(from_run=True)
 @weights_dir_option
 @runtime_options
 @click.pass_context
-def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, device, threads,
-          quiet, **options):
+def score(ctx, run, num_seeds, seeds, show, overwrite, no_wandb, model, weights_dir, device,
+          threads, quiet, **options):
     """Rank directions by LPIPS: effect, smoothness, consistency, inactive count.
 
     RUN is a discover run folder or a directions file. Each direction walks each seed's sample
@@ -40,7 +42,11 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
     --inactive-threshold. Class, truncation, path size and model default to the run's (for a
     file that records no truncation, path size or model: discover's default, with a note).
     Writes RUN/scores.json and scores.csv (beside a bare directions file:
-    <stem>.scores.json/.csv); nothing is overwritten without --overwrite. The LPIPS backbone is
+    <stem>.scores.json/.csv); nothing is overwritten without --overwrite. The effect (mean,
+    median), the inactive count and the effects' histogram are added to the run's TensorBoard
+    events (RUN/tb/, at the run's last step) and to the W&B run it was trained into with
+    --wandb (RUN/wandb.json: continued before any work, at the step after its last; --no-wandb
+    leaves it alone). The LPIPS backbone is
     downloaded once into torchvision's cache ($TORCH_HOME/hub/checkpoints; alex:
     alexnet-owt-7be5be79.pth); offline, put that file there by hand.
 
@@ -56,7 +62,7 @@ def score(ctx, run, num_seeds, seeds, show, overwrite, model, weights_dir, devic
     set_threads(threads)
     with sigterm_as_interrupt():
         report = run_score(run, config, device=resolve_device(device), weights_dir=weights_dir,
-                           overwrite=overwrite, progress=not quiet)
+                           overwrite=overwrite, progress=not quiet, log_wandb=not no_wandb)
     echo_defaulted(report.run_settings)
     click.echo(format_table(report.result, limit=show or None, net=config.net))
     if report.compare:

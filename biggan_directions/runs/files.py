@@ -279,7 +279,8 @@ def owned_files() -> tuple[str, ...]:
     """The names this tool writes in a run folder (what --overwrite may remove)."""
     return (layout.DIRECTIONS_FILE, layout.LAST_FILE, layout.BEST_FILE, layout.RUN_RECORD, layout.STEP_LOG,
             layout.CHECKPOINT,
-            layout.SCORES_JSON, layout.SCORES_CSV, layout.VIDEOS_DIR, CURVE_FILE, layout.TB_DIR)
+            layout.SCORES_JSON, layout.SCORES_CSV, layout.VIDEOS_DIR, CURVE_FILE, layout.TB_DIR,
+            layout.WANDB_RECORD)
 
 
 @contextmanager

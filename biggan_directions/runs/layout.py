@@ -35,6 +35,7 @@ SCORES_JSON = "scores.json"
 SCORES_CSV = "scores.csv"
 VIDEOS_DIR = "videos"
 TB_DIR = "tb"                      # TensorBoard event files (tracking/ writes them)
+WANDB_RECORD = "wandb.json"        # the W&B run a run logs to (tracking/wandb_record.py)
 
 
 def model_label(model: str) -> str:

@@ -42,10 +42,10 @@ from ..models.classes import slug
 from ..models.generator import BigGANGenerator, latents_for_seeds
 from ..models.weights import load_biggan
 from ..runs.curves import read_log, write_compare_curves
-from ..runs.layout import STEP_LOG, Run, open_run, resolve_run_settings
+from ..runs.layout import STEP_LOG, Run, RunSettings, open_run, resolve_run_settings
 from ..runs.scores_file import read_ranking, run_scores
 from ..runtime.precision import tf32_state
-from ..tracking.results import add_compare_events
+from ..tracking.results import add_compare_events, recorded_wandb
 
 COMPARE_JSON = "compare.json"
 COMPARE_PNG = "compare.png"
@@ -77,10 +77,13 @@ def default_out(runs: Sequence[Run], class_index: int, class_name: str) -> Path:
 def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
                  model: str | None = None, device: torch.device | str = "cpu",
                  weights_dir: str | os.PathLike | None = None, progress: bool = True,
-                 top: int = 6, overwrite: bool = False, net: torch.nn.Module | None = None) -> CompareReport:
+                 top: int = 6, overwrite: bool = False, net: torch.nn.Module | None = None,
+                 log_wandb: bool = True) -> CompareReport:
     """Compare runs (folders or directions files) of one class and model; see the module
     docstring. Everything that can be checked (the runs, one class, one model, the output
-    folder) is checked before the model is loaded. `net`: an already loaded BigGAN."""
+    folder) is checked before the model is loaded. `net`: an already loaded BigGAN.
+    Each run's row also goes to its TensorBoard events (RUN/tb/) and, with log_wandb, to the
+    W&B run it recorded (RUN/wandb.json), continued before the model loads (tracking.results)."""
     if not paths:
         raise UserError("give at least one run to compare.")
     if top < 1:
@@ -110,6 +113,19 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
         sizes = [s for s in sizes if isinstance(s, int) and s >= 1]
         cfg = replace(cfg, eval_per_direction=min(sizes) if sizes else EVAL_MAX_PER_DIRECTION)
     device = torch.device(device)
+    with recorded_wandb(runs, "compare", log_wandb) as wandb_runs:   # before the work
+        report = _measure_and_write(runs, first, cfg, folder, top, net, weights_dir, device,
+                                    progress)
+        add_compare_events(runs, report.rows, wandb=wandb_runs)   # each run's RUN/tb/, W&B
+    return report
+
+
+def _measure_and_write(runs: Sequence[Run], first: RunSettings, cfg: DiscoverConfig,
+                       folder: Path, top: int, net: torch.nn.Module | None,
+                       weights_dir: str | os.PathLike | None, device: torch.device,
+                       progress: bool) -> CompareReport:
+    """compare_runs' work once everything is checked: the model, the runs on shared draws,
+    and compare.png, compare_curves.png and compare.json written together."""
     if net is None:
         net = load_biggan(first.model, device, weights_dir, progress)
     G = BigGANGenerator(net, first.class_index, cfg.truncation, cfg.layers).to(device)
@@ -134,7 +150,6 @@ def compare_runs(paths: Sequence[str | os.PathLike], *, out: str | os.PathLike |
         raise UserError(f"could not write the comparison into {folder} "
                         f"({os_reason(e)}); free space or choose another output "
                         f"folder.") from None
-    add_compare_events(runs, rows)                  # into each run's RUN/tb/, when it has one
     return report
 
 

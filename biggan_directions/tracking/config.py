@@ -22,7 +22,9 @@ class TrackingConfig:
         8, "Directions shown in the strip logged at each evaluation (0: no images).")
     wandb: str | None = setting(    # a W&B project; None: no W&B
         None, "Log the same scalars, images and config to this Weights & Biases project "
-              "(pip install 'biggan-directions[wandb]'; WANDB_MODE=offline needs no account).",
+              "(pip install 'biggan-directions[wandb]'; WANDB_MODE=offline needs no account). "
+              "RUN/wandb.json names the W&B run: --resume continues it, and score and compare "
+              "add their results to it.",
         metavar="PROJECT")
     wandb_entity: str | None = setting(None, "Weights & Biases entity (user or team) of --wandb.",
                                        metavar="ENTITY")

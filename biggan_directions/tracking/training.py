@@ -4,7 +4,9 @@ run_discover (runs/discover.py) knows nothing of loggers: it calls on_event(kind
 points of its loop, and TrainingTracker turns those calls into events:
 
   start       folder, step (0, or the checkpoint's on resume), config, meta, G, device: opens
-              RUN/tb/ (purging the steps a resume redoes) and the W&B run.
+              RUN/tb/ (purging the steps a resume redoes) and the W&B run: the one RUN/wandb.json
+              names when the folder has one in the same project (resumed, logging only steps
+              it does not hold: wandb_record), else a new one, named there.
   row         each log.csv row as it is written: step, penalty, eval_penalty, best, lr,
               images_per_second, eval_share, and `directions` (a callable giving the current
               (ndirs, z_dim) matrix): scalars under SCALARS' names; at an evaluation, the strip
@@ -32,6 +34,7 @@ from ..media.frames import strip_image
 from ..models.generator import latents_for_seeds
 from .config import STRIP_CELL, STRIP_STEPS, TB_DIR, TrackingConfig
 from .sinks import Sink, TensorBoardSink, WandbSink, check_wandb
+from .wandb_record import WandbRecord
 
 # log.csv's columns and the run's speed as scalars, one name each, the same in every run so
 # that runs line up in one dashboard (TensorBoard groups tags by the part before the slash).
@@ -118,10 +121,23 @@ class TrainingTracker:
         if self.config.tensorboard:
             self.sinks.append(TensorBoardSink(folder / TB_DIR, self.notify, GOES_ON,
                                               purge_step=step + 1 if step > 0 else None))
-        if self.config.wandb is not None:
+        recorded = WandbRecord.read(folder)     # the W&B run an earlier part of this run began
+        project, entity = self.config.wandb, self.config.wandb_entity
+        first = step + 1 if step > 0 else 0     # the first step this part logs
+        if project is not None:
+            continued = recorded if recorded is not None and recorded.matches(project, entity) \
+                else None
+            if recorded is not None and continued is None:
+                self.notify(f"{folder}: logged to the W&B run {recorded.name} so far; --wandb "
+                            f"{_named(project, entity)} starts a new W&B run for its steps "
+                            f"from {first} (RUN/wandb.json then names it).")
             settings = {**dict(meta), **config.to_json(), "run_folder": str(folder)}
-            self.sinks.append(WandbSink(folder, self.config.wandb, self.config.wandb_entity,
-                                        folder.name, settings, self.notify, GOES_ON))
+            self.sinks.append(WandbSink(folder, project, entity, folder.name, settings,
+                                        self.notify, GOES_ON, continued=continued,
+                                        first_step=first))
+        elif recorded is not None and step > 0:
+            self.notify(f"{folder}: its W&B run {recorded.name} is not continued (add --wandb "
+                        f"{_named(recorded.project, recorded.entity)} to continue it).")
         self.sinks = [s for s in self.sinks if s.alive]
 
     def _strip_image(self, q: torch.Tensor) -> np.ndarray | None:
@@ -136,6 +152,11 @@ class TrainingTracker:
             self._strip = None
             return None
         return shrink(image, s["G"].resolution)
+
+
+def _named(project: str, entity: str | None) -> str:
+    """How the options name a W&B project: `P`, or `P --wandb-entity E`."""
+    return project if entity is None else f"{project} --wandb-entity {entity}"
 
 
 def shrink(image: np.ndarray, resolution: int, cell: int = STRIP_CELL) -> np.ndarray:
