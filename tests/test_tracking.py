@@ -521,15 +521,22 @@ def test_score_and_compare_add_their_results_to_the_recorded_wandb_run(
         [(6, inactive), (6, inactive)]                               # both scores: tb always
 
 
-def test_score_of_a_wandb_run_without_the_package_says_so_first(small_biggan_dir, tmp_path,
-                                                                monkeypatch):
+def recorded_run(small_biggan_dir, tmp_path, monkeypatch, offline: bool) -> Path:
+    """A 2-step run whose folder records the W&B run proj/abc123 (offline or not), with an
+    offline LPIPS backbone under TORCH_HOME for `score`."""
     home = tmp_path / "torch-home"
     write_backbone_checkpoint(home / "hub" / "checkpoints")
     monkeypatch.setenv("TORCH_HOME", str(home))
     out = tmp_path / "out"
     assert discover_cli(small_biggan_dir, out, "--steps", "2").exit_code == 0
     (folder,) = out.glob("*/207-*")
-    WandbRecord("abc123", "proj", None, offline=True, step=2).write(folder)
+    WandbRecord("abc123", "proj", None, offline=offline, step=2).write(folder)
+    return folder
+
+
+def test_score_of_a_wandb_run_without_the_package_says_so_first(small_biggan_dir, tmp_path,
+                                                                monkeypatch):
+    folder = recorded_run(small_biggan_dir, tmp_path, monkeypatch, offline=True)
     monkeypatch.setitem(sys.modules, "wandb", None)
     scored = CliRunner().invoke(cli, ["score", str(folder), "--num-seeds", "2", "--steps", "3",
                                       "-q"])
@@ -551,13 +558,7 @@ def test_score_of_a_wandb_run_that_cannot_log_in_says_so_before_the_work(
 
     from biggan_directions.scoring import score_run
 
-    home = tmp_path / "torch-home"
-    write_backbone_checkpoint(home / "hub" / "checkpoints")
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    out = tmp_path / "out"
-    assert discover_cli(small_biggan_dir, out, "--steps", "2").exit_code == 0
-    (folder,) = out.glob("*/207-*")
-    WandbRecord("abc123", "proj", None, offline=False, step=2).write(folder)
+    folder = recorded_run(small_biggan_dir, tmp_path, monkeypatch, offline=False)
     order = []
 
     def no_login(*args, **kwargs):
