@@ -18,6 +18,12 @@ import torch
 
 from biggan_directions.core.directions import random_orthonormal, save_directions
 
+# The smallest fixed evaluation a run accepts (one latent per direction, two random references,
+# two Rademacher draws): for tests that look at anything but the evaluation's size, which is
+# most of a small run's time at its defaults (the auto size's floor is 128 samples, 4 references).
+TINY_EVAL = dict(eval_per_direction=1, eval_references=2, eval_k=2)
+TINY_EVAL_ARGS = ["--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
+
 # 32 px, ~0.5 M parameters: 4 -> 8 -> 16 -> 32 with attention before the last block.
 SMALL_CONFIG = dict(output_dim=32, z_dim=128, class_embed_dim=128, channel_width=4, num_classes=1000,
                     layers=[(True, 16, 8), (True, 8, 4), (False, 4, 2), (True, 2, 1)],
