@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -148,7 +149,11 @@ def run_command(line: str, variables: dict[str, str], cwd: Path) -> str | None:
     args = args + BUDGETS.get(command, []) + method_budget(command, args)
     if command == "batch":                      # budgets of the stages the command asks for
         args += [b for flag, budget in WITH.items() if flag in args for b in budget]
-    result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    return failure(CliRunner().invoke(cli, args, catch_exceptions=True))
+
+
+def failure(result) -> str | None:
+    """None when a CliRunner result exited 0, else its exit code, output and traceback."""
     if result.exit_code != 0:
         import traceback
         detail = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info and \
@@ -183,32 +188,41 @@ def make_recipe(argv: list[str]) -> list[str] | None:
 
 
 def serve_once(args: list[str]) -> str | None:
-    """Start `view`, fetch the page it prints once, stop it; None when the page came back."""
-    cmd = [sys.executable, str(ROOT / "cli.py")] + args
+    """Run `view` as the other commands run (CliRunner, this process), with uvicorn's
+    Server.run swapped for one that serves in a thread, fetches the URL view printed once and
+    stops the server; None when the page came back. (tests/test_view.py starts view as its own
+    process: the free port, the signals that stop it.)"""
+    import uvicorn
+
     if "--port" not in args:
-        cmd += ["--port", "0"]                  # the README's default port may be taken here
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    output, url = [], None
-    try:
-        deadline = time.monotonic() + 120
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            m = re.search(r"https?://[\w.\[\]:]+/\S*", line)
-            url = m.group(0) if m else None
-        if url is None:
-            return "no URL printed:\n" + "".join(output)
-        with urllib.request.urlopen(url, timeout=60) as page:
-            body = page.read().decode()
-        if page.status != 200 or "<html" not in body.lower():
-            return f"{url}: status {page.status}"
-        return None
-    finally:
-        proc.terminate()
+        args = args + ["--port", "0"]           # the README's default port may be taken here
+    serve_forever, fetched = uvicorn.Server.run, []
+
+    def serve_fetch_stop(server, sockets=None):
+        thread = threading.Thread(target=serve_forever, args=(server,), kwargs={"sockets": sockets})
+        thread.start()
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 60
+            while not server.started and thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sys.stdout.flush()                  # CliRunner's capture: what view printed so far
+            printed = sys.stdout.buffer.getvalue().decode()
+            m = re.search(r"https?://[\w.\[\]:]+/\S*", printed)
+            if m is None:
+                fetched.append("no URL printed:\n" + printed)
+                return
+            with urllib.request.urlopen(m.group(0), timeout=60) as page:
+                body = page.read().decode()
+            ok = page.status == 200 and "<html" in body.lower()
+            fetched.append(None if ok else f"{m.group(0)}: status {page.status}")
+        except Exception as e:                  # noqa: BLE001 - reported as the command's failure
+            fetched.append(f"{type(e).__name__}: {e}")
+        finally:
+            server.should_exit = True
+            thread.join(30)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(uvicorn.Server, "run", serve_fetch_stop)
+        result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    return failure(result) or (fetched[0] if fetched else "view never started its server:\n"
+                                                          + result.output)
