@@ -8,8 +8,11 @@ exact model the tests use.
 """
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,22 +57,36 @@ def build_small_biggan(seed: int = 0, config: dict | None = None):
     return model
 
 
+_BACKBONES: dict[tuple[str, int], Path] = {}   # (net, seed) -> this process's private copy
+
+
 def write_backbone_checkpoint(folder: str | Path, net: str = "alex", seed: int = 1234) -> Path:
     """A seeded random torchvision backbone saved under torchvision's own file name in `folder`
     (e.g. folder/alexnet-owt-7be5be79.pth): a stand-in for the ImageNet weights that LPIPS
-    loads, for tests that cannot download them. Returns the file's path."""
+    loads, for tests that cannot download them. Returns the file's path.
+
+    Each (net, seed) is built and saved once per process (AlexNet: 61 M parameters, a 244 MB
+    file, ~1 s) into a private folder, then copied: a test that damages its copy damages no other.
+    """
     import torchvision
 
     from biggan_directions.scoring.lpips_metric import backbone_checkpoint
 
-    arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
-            "squeeze": torchvision.models.squeezenet1_1}[net]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / backbone_checkpoint(net)[0]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.save(arch(weights=None).state_dict(), path)
+    kept = _BACKBONES.get((net, seed))
+    if kept is None or not kept.is_file():
+        arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
+                "squeeze": torchvision.models.squeezenet1_1}[net]
+        private = Path(tempfile.mkdtemp(prefix="backbone-"))
+        atexit.register(shutil.rmtree, private, True)
+        kept = private / path.name
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            torch.save(arch(weights=None).state_dict(), kept)
+        _BACKBONES[(net, seed)] = kept
+    shutil.copyfile(kept, path)
     return path
 
 
