@@ -1,8 +1,10 @@
 """The README is tested as written: every command line in its code blocks runs, in order, as typed.
 
 The commands run in one scratch folder (as a user typing them in order would), with the default
-model name resolved to the small test model through the weights store (BIGGAN_DIRECTIONS_WEIGHTS
-holds it under biggan-deep-128), LPIPS backbones where torchvision looks for them
+model name resolved to a small random BigGAN through the weights store (BIGGAN_DIRECTIONS_WEIGHTS
+holds it under biggan-deep-128): the tests' small model with a 48-dimensional latent (README_Z),
+as the README's commands need 40 coordinates (`--subspace 0-39 --ndirs 40`), and every run's
+fixed evaluation and every score measures one direction per coordinate. LPIPS backbones where torchvision looks for them
 ($TORCH_HOME), and the files the README tells the user to have (a classes file, a hand-downloaded
 checkpoint). The only thing added to a command is a budget (a few steps, a small evaluation,
 few frames), appended at its end: click takes the last value of a repeated option. `--model`
@@ -26,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
-from tests.support import build_small_biggan, write_backbone_checkpoint
+from tests.support import SMALL_CONFIG, build_small_biggan, write_backbone_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -47,6 +49,7 @@ BUDGETS = {
 }
 ASSIGNMENT = re.compile(r"([A-Z_]+)=(\S+)(\s+#.*)?$")   # RUN=outputs/...  # a comment
 WITH = {"--score": ["--score-seeds", "2"], "--render": ["--render-frames", "4", "--render-seeds", "0-1"]}
+README_Z = 48                         # the README model's latent (and class embedding) size
 SERVES = "view"                      # started, asked for its page once, stopped (unless --save)
 
 
@@ -76,19 +79,22 @@ def readme_commands(text: str) -> list[str]:
 
 
 @pytest.fixture()
-def user_machine(tmp_path, monkeypatch, small_biggan_dir):
+def user_machine(tmp_path, monkeypatch):
     """A scratch folder with the weights store, LPIPS backbones and the README's inputs."""
-    from biggan_directions.models.weights import WEIGHTS_DIR_ENV, import_weights
+    from biggan_directions.models.weights import WEIGHTS_DIR_ENV, import_weights, save_biggan
 
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()
+    model = save_biggan(build_small_biggan(config=dict(SMALL_CONFIG, z_dim=README_Z,
+                                                       class_embed_dim=README_Z)),
+                        tmp_path / "model")
     store = work / "weights"
-    import_weights(small_biggan_dir / "pytorch_model.bin", "biggan-deep-128", weights_dir=store,
-                   config=small_biggan_dir / "config.json")
+    import_weights(model / "pytorch_model.bin", "biggan-deep-128", weights_dir=store,
+                   config=model / "config.json")
     downloads = home / "Downloads"                        # `weights import` reads from here
     downloads.mkdir(parents=True)
-    shutil.copy(small_biggan_dir / "pytorch_model.bin", downloads / "biggan-deep-256-pytorch_model.bin")
-    shutil.copy(small_biggan_dir / "config.json", downloads / "biggan-deep-256-config.json")
+    shutil.copy(model / "pytorch_model.bin", downloads / "biggan-deep-256-pytorch_model.bin")
+    shutil.copy(model / "config.json", downloads / "biggan-deep-256-config.json")
     torch_home = tmp_path / "torch-home"
     for net in ("alex", "squeeze"):
         write_backbone_checkpoint(torch_home / "hub" / "checkpoints", net)
