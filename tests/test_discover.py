@@ -449,8 +449,8 @@ def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it_for_full_bases
     assert torch.equal(hidden.directions(), random.directions())
 
 
-def test_run_records_the_start_it_took(tmp_path, small_biggan):
-    G = BigGANGenerator(small_biggan, 207, 1.0)
+def test_run_records_the_start_it_took(tmp_path, narrow_biggan):
+    G = BigGANGenerator(narrow_biggan, 207, 1.0)
     run_discover(G, small_config(steps=2, ndirs=None, eval_references=2), tmp_path / "run",
                  progress=False)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
