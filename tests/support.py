@@ -1,6 +1,6 @@
 """Test support shared by the tests and the benchmarks: the small random BigGAN, an LPIPS backbone
 file, a generator with a known Hessian basis, and helpers several test files use (a call that must
-not happen, a signal sent once a run has logged some steps).
+not happen, a signal sent once a run has logged some steps, a served command visited in-process).
 
 Nothing here is product code: the package has no test-only paths. Benchmarks import this module
 as `tests.support` (run as `python -m benchmarks.<name>` from the repository root) to time the
@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -163,6 +163,46 @@ def signal_when_logged(proc: subprocess.Popen, out: Path, sig: int, rows: int = 
         time.sleep(0.02)
     proc.send_signal(sig)
     return logs
+
+
+def serve_once(cli, args: list[str], visit: Callable[[str], Any]) -> tuple[Any, list]:
+    """Invoke a command that serves with uvicorn (`view`) through click's CliRunner, in this
+    process: uvicorn's Server.run is swapped for one that serves in a thread, calls
+    visit(what the command has printed so far) once the server has started, then stops it.
+    Returns (the CliRunner result, [what visit returned], or [] when the command never served);
+    an exception raised by visit is raised here. (A test of the real process, its signals and
+    its exit code starts it with subprocess instead.)"""
+    import sys
+    import threading
+
+    import uvicorn
+    from click.testing import CliRunner
+
+    serve_forever, visited, failed = uvicorn.Server.run, [], []
+
+    def serve_visit_stop(server, sockets=None):
+        thread = threading.Thread(target=serve_forever, args=(server,), kwargs={"sockets": sockets})
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not server.started and thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sys.stdout.flush()                  # CliRunner's capture: what was printed so far
+            visited.append(visit(sys.stdout.buffer.getvalue().decode()))
+        except BaseException as e:              # noqa: BLE001 - raised again after the command
+            failed.append(e)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+
+    uvicorn.Server.run = serve_visit_stop
+    try:
+        result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    finally:
+        uvicorn.Server.run = serve_forever
+    if failed:
+        raise failed[0]
+    return result, visited
 
 
 def make_run(folder: str | Path, model_dir: str | Path, *, ndirs: int, seed: int, truncation: float,

@@ -18,8 +18,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -28,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
-from tests.support import SMALL_CONFIG, build_small_biggan, write_backbone_checkpoint
+from tests.support import SMALL_CONFIG, build_small_biggan, serve_once, write_backbone_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -151,7 +149,7 @@ def run_command(line: str, variables: dict[str, str], cwd: Path) -> str | None:
     args = argv[1:]
     command = args[0]
     if command == SERVES and "--save" not in args:
-        return serve_once(args)
+        return fetch_page_once(args)
     args = args + BUDGETS.get(command, []) + method_budget(command, args)
     if command == "batch":                      # budgets of the stages the command asks for
         args += [b for flag, budget in WITH.items() if flag in args for b in budget]
@@ -193,42 +191,20 @@ def make_recipe(argv: list[str]) -> list[str] | None:
     return ["biggan-directions"] + recipe[1:]
 
 
-def serve_once(args: list[str]) -> str | None:
-    """Run `view` as the other commands run (CliRunner, this process), with uvicorn's
-    Server.run swapped for one that serves in a thread, fetches the URL view printed once and
-    stops the server; None when the page came back. (tests/test_view.py starts view as its own
-    process: the free port, the signals that stop it.)"""
-    import uvicorn
-
+def fetch_page_once(args: list[str]) -> str | None:
+    """Run `view` as the other commands run (CliRunner, this process), serving until the URL it
+    printed has been fetched once (support.serve_once); None when the page came back."""
     if "--port" not in args:
         args = args + ["--port", "0"]           # the README's default port may be taken here
-    serve_forever, fetched = uvicorn.Server.run, []
 
-    def serve_fetch_stop(server, sockets=None):
-        thread = threading.Thread(target=serve_forever, args=(server,), kwargs={"sockets": sockets})
-        thread.start()
-        try:
-            deadline = time.monotonic() + 60
-            while not server.started and thread.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            sys.stdout.flush()                  # CliRunner's capture: what view printed so far
-            printed = sys.stdout.buffer.getvalue().decode()
-            m = re.search(r"https?://[\w.\[\]:]+/\S*", printed)
-            if m is None:
-                fetched.append("no URL printed:\n" + printed)
-                return
-            with urllib.request.urlopen(m.group(0), timeout=60) as page:
-                body = page.read().decode()
-            ok = page.status == 200 and "<html" in body.lower()
-            fetched.append(None if ok else f"{m.group(0)}: status {page.status}")
-        except Exception as e:                  # noqa: BLE001 - reported as the command's failure
-            fetched.append(f"{type(e).__name__}: {e}")
-        finally:
-            server.should_exit = True
-            thread.join(30)
+    def fetch(printed: str) -> str | None:
+        m = re.search(r"https?://[\w.\[\]:]+/\S*", printed)
+        if m is None:
+            return "no URL printed:\n" + printed
+        with urllib.request.urlopen(m.group(0), timeout=60) as page:
+            body = page.read().decode()
+        return None if page.status == 200 and "<html" in body.lower() else \
+            f"{m.group(0)}: status {page.status}"
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(uvicorn.Server, "run", serve_fetch_stop)
-        result = CliRunner().invoke(cli, args, catch_exceptions=True)
-    return failure(result) or (fetched[0] if fetched else "view never started its server:\n"
-                                                          + result.output)
+    result, fetched = serve_once(cli, args, fetch)
+    return failure(result) or (fetched[0] if fetched else "view never served:\n" + result.output)
