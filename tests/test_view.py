@@ -308,37 +308,51 @@ def test_cli_serves_on_a_free_port_and_refuses_foreign_host_names(run_dir, monke
     assert foreign == 400                                   # DNS rebinding: refused
 
 
-@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
-def test_a_hangup_or_sigterm_stops_view_as_ctrl_c_does(run_dir, sig):
-    """The terminal closed (SIGHUP) or `timeout` (SIGTERM): "Interrupted.", exit 130, no
-    traceback (uvicorn handles SIGTERM itself; SIGHUP used to interrupt its event loop)."""
-    import os
-    import signal
+@pytest.fixture(scope="module")
+def view_processes(run_dir):
+    """One real `view` process per signal, started together (on two cores they start in the
+    time of one): signal name -> (the process, the first line it printed)."""
     import subprocess
     import sys
-
-    import httpx
 
     from tests.support import default_hangup
 
     code = ("from biggan_directions.cli import cli; from biggan_directions.cli.view import view; "
             "cli.add_command(view); cli.main()")
-    proc = subprocess.Popen([sys.executable, "-c", code, "view", str(run_dir), "--port", "0",
-                             "--device", "cpu", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "BIGGAN_DIRECTIONS_THREADS": "1"},
-                            preexec_fn=default_hangup)
+    procs = {sig: subprocess.Popen([sys.executable, "-c", code, "view", str(run_dir), "--port", "0",
+                                    "--device", "cpu", "--quiet"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "BIGGAN_DIRECTIONS_THREADS": "1"},
+                                   preexec_fn=default_hangup)
+             for sig in ("SIGHUP", "SIGTERM")}
     try:
-        line = proc.stdout.readline()
-        assert "Serving" in line
-        base = line.split(" at ")[1].split()[0].split("?")[0]
-        assert httpx.get(base + "api/info", timeout=30).status_code == 200   # the loop runs
-        proc.send_signal(getattr(signal, sig))
-        output, _ = proc.communicate(timeout=30)
+        yield {sig: (proc, proc.stdout.readline()) for sig, proc in procs.items()}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
+def test_a_hangup_or_sigterm_stops_view_as_ctrl_c_does(view_processes, sig):
+    """The terminal closed (SIGHUP) or `timeout` (SIGTERM): "Interrupted.", exit 130, no
+    traceback (uvicorn handles SIGTERM itself; SIGHUP used to interrupt its event loop)."""
+    import signal
+    import subprocess
+
+    import httpx
+
+    proc, line = view_processes[sig]
+    assert "Serving" in line, line
+    base = line.split(" at ")[1].split()[0].split("?")[0]
+    assert httpx.get(base + "api/info", timeout=30).status_code == 200   # the loop runs
+    proc.send_signal(getattr(signal, sig))
+    try:
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
     assert proc.returncode == 130, output
     assert "Interrupted." in output and "Traceback" not in output
     assert "CancelledError" not in output
