@@ -22,9 +22,9 @@ from biggan_directions.runs import discover as discover_mod
 from biggan_directions.runs.curves import CURVE_KEY
 from biggan_directions.runs.discover import run_discover
 from biggan_directions.runs.layout import model_label, run_dir_for
+from tests.support import TINY_EVAL_ARGS
 
-TINY = ["--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q",
-        "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
+TINY = ["--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", *TINY_EVAL_ARGS]
 
 
 @pytest.fixture(autouse=True, scope="module")
