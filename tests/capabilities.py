@@ -1,11 +1,16 @@
-"""Print the ATEN_CPU_CAPABILITY values this CPU supports, one per line (`make test-kernels`).
+"""Print the ATEN_CPU_CAPABILITY values `make test-kernels` runs under, one per line.
 
 torch picks its CPU kernels by capability (default, avx2, avx512); float sums round differently
 under each, which is how users' CPUs differ from the one the suite last ran on. Linux reads the
 CPU's flags from /proc/cpuinfo; elsewhere only `default` is listed.
+
+`python -m tests.capabilities` lists every capability the CPU supports; with `--besides-native`
+it leaves out the one torch runs under here (ATEN_CPU_CAPABILITY when set, else the best the CPU
+supports): `make test` has just run the whole suite under that one.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 # What torch's dispatcher requires of the CPU for each capability (x86-64).
@@ -27,5 +32,22 @@ def supported(cpuinfo: str | None = None) -> list[str]:
     return ["default"] + [name for name, needs in NEEDS.items() if needs <= flags]
 
 
+def native() -> str:
+    """The capability torch's kernels run under in this environment, e.g. 'avx512'."""
+    import torch   # deferred: listing the CPU's capabilities needs no torch
+
+    return torch.backends.cpu.get_cpu_capability().lower()
+
+
+def besides(ran: str, cpuinfo: str | None = None) -> list[str]:
+    """supported(cpuinfo) without `ran`, the capability a run has already covered."""
+    return [name for name in supported(cpuinfo) if name != ran]
+
+
 if __name__ == "__main__":
-    print("\n".join(supported()))
+    if sys.argv[1:] == ["--besides-native"]:
+        ran = native()
+        print(f"(make test ran under {ran}; not again)", file=sys.stderr)
+        print("\n".join(besides(ran)))
+    else:
+        print("\n".join(supported()))

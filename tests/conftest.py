@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.support import build_small_biggan
+from tests.support import SMALL_CONFIG, build_small_biggan
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -34,6 +34,14 @@ def small_biggan(small_biggan_dir):
     from biggan_directions.models.weights import load_biggan
 
     return load_biggan(str(small_biggan_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def narrow_biggan():
+    """The small model with a 16-dimensional latent (and class embedding), in memory: for tests
+    of a full basis (one direction per latent coordinate), whose every fixed evaluation then
+    measures 16 directions instead of 128."""
+    return build_small_biggan(config=dict(SMALL_CONFIG, z_dim=16, class_embed_dim=16))
 
 
 @pytest.fixture

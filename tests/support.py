@@ -1,6 +1,6 @@
 """Test support shared by the tests and the benchmarks: the small random BigGAN, an LPIPS backbone
 file, a generator with a known Hessian basis, and helpers several test files use (a call that must
-not happen, a signal sent once a run has logged some steps).
+not happen, a signal sent once a run has logged some steps, a served command visited in-process).
 
 Nothing here is product code: the package has no test-only paths. Benchmarks import this module
 as `tests.support` (run as `python -m benchmarks.<name>` from the repository root) to time the
@@ -8,15 +8,24 @@ exact model the tests use.
 """
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from biggan_directions.core.directions import random_orthonormal, save_directions
+
+# The smallest fixed evaluation a run accepts (one latent per direction, two random references,
+# two Rademacher draws): for tests that look at anything but the evaluation's size, which is
+# most of a small run's time at its defaults (the auto size's floor is 128 samples, 4 references).
+TINY_EVAL = dict(eval_per_direction=1, eval_references=2, eval_k=2)
+TINY_EVAL_ARGS = ["--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
 
 # 32 px, ~0.5 M parameters: 4 -> 8 -> 16 -> 32 with attention before the last block.
 SMALL_CONFIG = dict(output_dim=32, z_dim=128, class_embed_dim=128, channel_width=4, num_classes=1000,
@@ -48,22 +57,36 @@ def build_small_biggan(seed: int = 0, config: dict | None = None):
     return model
 
 
+_BACKBONES: dict[tuple[str, int], Path] = {}   # (net, seed) -> this process's private copy
+
+
 def write_backbone_checkpoint(folder: str | Path, net: str = "alex", seed: int = 1234) -> Path:
     """A seeded random torchvision backbone saved under torchvision's own file name in `folder`
     (e.g. folder/alexnet-owt-7be5be79.pth): a stand-in for the ImageNet weights that LPIPS
-    loads, for tests that cannot download them. Returns the file's path."""
+    loads, for tests that cannot download them. Returns the file's path.
+
+    Each (net, seed) is built and saved once per process (AlexNet: 61 M parameters, a 244 MB
+    file, ~1 s) into a private folder, then copied: a test that damages its copy damages no other.
+    """
     import torchvision
 
     from biggan_directions.scoring.lpips_metric import backbone_checkpoint
 
-    arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
-            "squeeze": torchvision.models.squeezenet1_1}[net]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / backbone_checkpoint(net)[0]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.save(arch(weights=None).state_dict(), path)
+    kept = _BACKBONES.get((net, seed))
+    if kept is None or not kept.is_file():
+        arch = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
+                "squeeze": torchvision.models.squeezenet1_1}[net]
+        private = Path(tempfile.mkdtemp(prefix="backbone-"))
+        atexit.register(shutil.rmtree, private, True)
+        kept = private / path.name
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            torch.save(arch(weights=None).state_dict(), kept)
+        _BACKBONES[(net, seed)] = kept
+    shutil.copyfile(kept, path)
     return path
 
 
@@ -140,6 +163,46 @@ def signal_when_logged(proc: subprocess.Popen, out: Path, sig: int, rows: int = 
         time.sleep(0.02)
     proc.send_signal(sig)
     return logs
+
+
+def serve_once(cli, args: list[str], visit: Callable[[str], Any]) -> tuple[Any, list]:
+    """Invoke a command that serves with uvicorn (`view`) through click's CliRunner, in this
+    process: uvicorn's Server.run is swapped for one that serves in a thread, calls
+    visit(what the command has printed so far) once the server has started, then stops it.
+    Returns (the CliRunner result, [what visit returned], or [] when the command never served);
+    an exception raised by visit is raised here. (A test of the real process, its signals and
+    its exit code starts it with subprocess instead.)"""
+    import sys
+    import threading
+
+    import uvicorn
+    from click.testing import CliRunner
+
+    serve_forever, visited, failed = uvicorn.Server.run, [], []
+
+    def serve_visit_stop(server, sockets=None):
+        thread = threading.Thread(target=serve_forever, args=(server,), kwargs={"sockets": sockets})
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not server.started and thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sys.stdout.flush()                  # CliRunner's capture: what was printed so far
+            visited.append(visit(sys.stdout.buffer.getvalue().decode()))
+        except BaseException as e:              # noqa: BLE001 - raised again after the command
+            failed.append(e)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+
+    uvicorn.Server.run = serve_visit_stop
+    try:
+        result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    finally:
+        uvicorn.Server.run = serve_forever
+    if failed:
+        raise failed[0]
+    return result, visited
 
 
 def make_run(folder: str | Path, model_dir: str | Path, *, ndirs: int, seed: int, truncation: float,

@@ -21,12 +21,12 @@ from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.models.classlists import parse_class_list, read_class_file
 from biggan_directions.runs import discover as discover_mod
 from biggan_directions.runs.layout import model_label, run_dir_for
+from tests.support import TINY_EVAL, TINY_EVAL_ARGS
 
 # A tiny run with a tiny fixed evaluation (the auto size's floor, 128 samples, is most of a
 # small run's time, and no test here looks at the evaluation's size).
 TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q",
-        "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
-TINY_EVAL = dict(eval_per_direction=1, eval_references=2, eval_k=2)
+        *TINY_EVAL_ARGS]
 
 
 @pytest.fixture(autouse=True, scope="module")

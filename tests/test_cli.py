@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
+from tests.support import TINY_EVAL_ARGS
 
 COMMANDS = ["classes", "discover", "render", "score", "batch"]
 
@@ -49,7 +50,8 @@ def test_nan_penalty_through_the_cli_stops_cleanly(tmp_path, small_biggan_dir, m
     monkeypatch.setattr(BigGANGenerator, "forward", poisoned)
     result = CliRunner().invoke(cli, ["discover", "-c", "207", "--model", str(small_biggan_dir),
                                       "--steps", "5", "--batch-size", "1", "--ndirs", "4",
-                                      "--checkpoint-every", "1", "--out", str(tmp_path), "-q"])
+                                      "--checkpoint-every", "1", "--out", str(tmp_path), "-q",
+                                      *TINY_EVAL_ARGS])
     assert result.exit_code == 1
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert "nan at step 3" in result.output and "(step 2) is kept" in result.output

@@ -22,7 +22,7 @@ from biggan_directions.methods.hessian import (Discovery, DiscoveryDiverged, Dis
 from biggan_directions.models.generator import BigGANGenerator
 from biggan_directions.runs.discover import run_discover
 from biggan_directions.runs.layout import open_run
-from tests.support import HiddenBasis, signal_when_logged
+from tests.support import TINY_EVAL, TINY_EVAL_ARGS, HiddenBasis, signal_when_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -281,7 +281,8 @@ def test_directions_round_trip(tmp_path):
 # ---------------------------------------------------------------- CLI
 def test_cli_discover_writes_run_and_refuses_existing(tmp_path, small_biggan_dir):
     args = ["discover", "-c", "golden retriever", "--model", str(small_biggan_dir), "--steps", "3",
-            "--batch-size", "2", "--ndirs", "4", "--out", str(tmp_path), "--device", "cpu", "-q"]
+            "--batch-size", "2", "--ndirs", "4", "--out", str(tmp_path), "--device", "cpu", "-q",
+            *TINY_EVAL_ARGS]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     folder = tmp_path / Path(small_biggan_dir).name.lower().replace("_", "-") / "207-golden-retriever"
@@ -342,7 +343,7 @@ def test_cli_unwritable_out_is_one_line_before_any_work(tmp_path, small_biggan_d
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
 def test_cli_read_only_out_and_resume_in_read_only_run(tmp_path, small_biggan_dir):
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "2", "--batch-size",
-            "1", "--ndirs", "4", "-q"]
+            "1", "--ndirs", "4", "-q", *TINY_EVAL_ARGS]
     locked = tmp_path / "ro"
     locked.mkdir()
     locked.chmod(0o555)
@@ -363,7 +364,7 @@ def test_cli_read_only_out_and_resume_in_read_only_run(tmp_path, small_biggan_di
 
 def test_cli_corrupt_run_record_on_resume_is_reported_not_replaced(tmp_path, small_biggan_dir):
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--batch-size", "1",
-            "--ndirs", "4", "--out", str(tmp_path), "-q"]
+            "--ndirs", "4", "--out", str(tmp_path), "-q", *TINY_EVAL_ARGS]
     assert CliRunner().invoke(cli, [*args, "--steps", "2"]).exit_code == 0
     record = next(tmp_path.glob("*/207-*/run.json"))
     record.write_text('{"status": "finis')
@@ -380,8 +381,7 @@ def test_cli_ctrl_c_then_resume_equals_uninterrupted(tmp_path, small_biggan_dir)
     was never interrupted."""
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "25",
             "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
-            "1000", "--device", "cpu", "--threads", "1", "-q", "--eval-per-direction", "1",
-            "--eval-references", "2", "--eval-k", "2"]
+            "1000", "--device", "cpu", "--threads", "1", "-q", *TINY_EVAL_ARGS]
     # bitwise equality needs the same float summation order: the same thread count everywhere
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args, "--out", str(tmp_path / "b")],
@@ -449,9 +449,10 @@ def test_init_sefa_starts_from_the_sefa_basis_and_auto_chooses_it_for_full_bases
     assert torch.equal(hidden.directions(), random.directions())
 
 
-def test_run_records_the_start_it_took(tmp_path, small_biggan):
-    G = BigGANGenerator(small_biggan, 207, 1.0)
-    run_discover(G, small_config(steps=2, ndirs=None), tmp_path / "run", progress=False)
+def test_run_records_the_start_it_took(tmp_path, narrow_biggan):
+    G = BigGANGenerator(narrow_biggan, 207, 1.0)
+    run_discover(G, small_config(steps=2, ndirs=None, eval_references=2), tmp_path / "run",
+                 progress=False)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["init"] == "sefa" and record["config"]["init"] == "auto"
     assert load_directions(tmp_path / "run" / "directions.safetensors")[1]["init"] == "sefa"

@@ -287,16 +287,21 @@ class _Killed(BaseException):
     """Stands for SIGKILL: nothing of the run's own handling runs (no checkpoint is written)."""
 
 
-def _whole_run(tmp_path: Path, name: str = "whole") -> tuple[list[list[str]], dict]:
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory) -> tuple[list[list[str]], dict]:
+    """The uninterrupted RESUME_CFG run the interrupted ones are compared with: (its log.csv
+    rows, its run.json), run once for the module (the tests only read them)."""
     from biggan_directions.methods.config import DiscoverConfig
     from biggan_directions.runs.discover import run_discover
     from tests.support import HiddenBasis
 
-    run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), tmp_path / name, progress=False)
-    return _rows(tmp_path / name), json.loads((tmp_path / name / "run.json").read_text())
+    folder = tmp_path_factory.mktemp("whole") / "run"
+    run_discover(HiddenBasis(), DiscoverConfig(**RESUME_CFG), folder, progress=False)
+    return _rows(folder), json.loads((folder / "run.json").read_text())
 
 
-def test_killed_before_the_first_checkpoint_resumes_into_the_whole_runs_log(tmp_path, monkeypatch):
+def test_killed_before_the_first_checkpoint_resumes_into_the_whole_runs_log(tmp_path, monkeypatch,
+                                                                            whole_run):
     """SIGKILL at step 17 (checkpoints every 25: only step 0's exists): the resumed log keeps
     the start's row (step 0) and equals an uninterrupted run's, row for row."""
     from biggan_directions.methods import hessian
@@ -304,7 +309,7 @@ def test_killed_before_the_first_checkpoint_resumes_into_the_whole_runs_log(tmp_
     from biggan_directions.runs.discover import run_discover
     from tests.support import HiddenBasis
 
-    whole, whole_record = _whole_run(tmp_path)
+    whole, whole_record = whole_run
     real_step = hessian.Discovery.train_step
 
     def killed_at_17(self):
@@ -326,7 +331,8 @@ def test_killed_before_the_first_checkpoint_resumes_into_the_whole_runs_log(tmp_
 
 
 def test_sigterm_with_the_log_row_cut_resumes_into_the_whole_runs_log_and_record(tmp_path,
-                                                                                monkeypatch):
+                                                                                monkeypatch,
+                                                                                whole_run):
     """SIGTERM at step 15 and log.csv's row 15 cut mid-line: the checkpoint keeps that row and
     the recent penalties, so the resumed log and run.json equal an uninterrupted run's."""
     import threading
@@ -338,7 +344,7 @@ def test_sigterm_with_the_log_row_cut_resumes_into_the_whole_runs_log_and_record
     from biggan_directions.runs.discover import run_discover
     from tests.support import HiddenBasis
 
-    whole, whole_record = _whole_run(tmp_path)
+    whole, whole_record = whole_run
     event = threading.Event()
 
     @contextmanager
@@ -370,7 +376,7 @@ def test_sigterm_with_the_log_row_cut_resumes_into_the_whole_runs_log_and_record
     assert record["test_eval"] == whole_record["test_eval"]
 
 
-def test_resume_writes_only_the_tools_own_keys_into_run_json(tmp_path, monkeypatch):
+def test_resume_writes_only_the_tools_own_keys_into_run_json(tmp_path, monkeypatch, whole_run):
     """run.json edited by hand (junk keys added) before --resume: the resumed record holds the
     tool's keys only, the same keys an uninterrupted run writes (resumed_at_steps aside)."""
     from biggan_directions.methods import hessian
@@ -378,7 +384,7 @@ def test_resume_writes_only_the_tools_own_keys_into_run_json(tmp_path, monkeypat
     from biggan_directions.runs.discover import run_discover
     from tests.support import HiddenBasis
 
-    _, whole_record = _whole_run(tmp_path)
+    _, whole_record = whole_run
     cfg = DiscoverConfig(**{**RESUME_CFG, "steps": 26})
     folder = tmp_path / "edited"
     run_discover(HiddenBasis(), cfg, folder, progress=False)          # checkpoint at 25 and 26

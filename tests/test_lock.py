@@ -15,7 +15,7 @@ from biggan_directions.foundation.errors import UserError
 from biggan_directions.foundation.lock import LOCK_FILE, FolderLock
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.runs.discover import run_discover
-from tests.support import HiddenBasis
+from tests.support import TINY_EVAL_ARGS, HiddenBasis
 
 CFG = DiscoverConfig(steps=2, batch_size=2, eval_per_direction=1, eval_k=2)
 
@@ -70,7 +70,8 @@ def test_lock_is_held_during_the_run_and_released_after_an_error(tmp_path):
 def test_cli_names_the_holder_and_reports_a_stale_lock(tmp_path, small_biggan_dir, live_pid, dead_pid):
     folder = tmp_path / Path(small_biggan_dir).name.lower().replace("_", "-") / "207-golden-retriever"
     args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "1",
-            "--batch-size", "1", "--ndirs", "2", "--out", str(tmp_path), "--threads", "1", "-q"]
+            "--batch-size", "1", "--ndirs", "2", "--out", str(tmp_path), "--threads", "1", "-q",
+            *TINY_EVAL_ARGS]
     write_lock(folder, live_pid)
     busy = CliRunner().invoke(cli, args)
     assert busy.exit_code == 1 and "Traceback" not in busy.output

@@ -22,9 +22,9 @@ from biggan_directions.runs import discover as discover_mod
 from biggan_directions.runs.curves import CURVE_KEY
 from biggan_directions.runs.discover import run_discover
 from biggan_directions.runs.layout import model_label, run_dir_for
+from tests.support import TINY_EVAL_ARGS
 
-TINY = ["--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q",
-        "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2"]
+TINY = ["--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", *TINY_EVAL_ARGS]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -371,7 +371,7 @@ def test_the_time_estimate_from_the_first_steps(tmp_path, small_biggan):
 
 
 # ---------------------------------------------------------------------- closed-form progress
-def test_closed_form_run_shows_its_plan_and_bar_before_any_work(tmp_path, small_biggan,
+def test_closed_form_run_shows_its_plan_and_bar_before_any_work(tmp_path, narrow_biggan,
                                                                monkeypatch):
     """A sefa run says what it will do and opens its bar (over every evaluated sample) before
     the method runs, and the bar then counts every sample of the result and the references."""
@@ -396,15 +396,16 @@ def test_closed_form_run_shows_its_plan_and_bar_before_any_work(tmp_path, small_
 
     monkeypatch.setattr(method_run, "find_directions", find)
     monkeypatch.setattr(method_run, "_progress", progress)
-    G = BigGANGenerator(small_biggan, 207, 1.0)
+    G = BigGANGenerator(narrow_biggan, 207, 1.0)                   # z_dim 16
     cfg = small_config(method="sefa", ndirs=None, eval_per_direction=2).for_method("sefa")
     run_discover(G, cfg, tmp_path / "sefa", meta={"model": "m"}, progress=True,
                  notify=lambda line: events.append(line))
     assert events[0].startswith("sefa: closed form, then the fixed evaluation: ")
-    # the result, 2 random matrices, the identity and the SeFa line, on 128 x 2 samples
-    assert "5 matrices x 256 samples (2 per direction) = 6,400 generator images" in events[0]
-    assert events[1] == ("bar", 5 * 256) and events[2] == "find"
-    assert sum(counted) == 5 * 256
+    # the result, 2 random matrices, the identity and the SeFa line, on 16 x 2 samples of
+    # 1 + 2 x 2 images
+    assert "5 matrices x 32 samples (2 per direction) = 800 generator images" in events[0]
+    assert events[1] == ("bar", 5 * 32) and events[2] == "find"
+    assert sum(counted) == 5 * 32
 
 
 # ---------------------------------------------------------------------- view's sliders
@@ -455,19 +456,19 @@ def test_gallery_card_gives_the_verdict_and_says_when_it_cannot_tell(tmp_path, s
 
 
 # ---------------------------------------------------------------------- found in the search
-def test_test_eval_puts_the_kept_matrix_beside_sefa_on_the_test_draws(tmp_path, small_biggan):
+def test_test_eval_puts_the_kept_matrix_beside_sefa_on_the_test_draws(tmp_path, narrow_biggan):
     """README: test_eval gives the kept matrix's value on the test draws 'beside SeFa's value
     there'; it was always null (the test references skipped SeFa)."""
     from biggan_directions.methods.fixed_eval import FixedEvaluation
     from biggan_directions.methods.sefa import sefa_directions
 
-    G = BigGANGenerator(small_biggan, 207, 1.0)
+    G = BigGANGenerator(narrow_biggan, 207, 1.0)
     cfg = small_config(steps=2, eval_every=2, ndirs=None)           # a full basis: SeFa applies
     run_discover(G, cfg, tmp_path / "run", meta={"model": "m"}, progress=False,
                  notify=lambda line: None)
     record = json.loads((tmp_path / "run" / "run.json").read_text())
-    evaluation = FixedEvaluation(G, cfg, 128, "cpu", per_direction=record["eval_per_direction"])
-    sefa = evaluation.evaluate(sefa_directions(G, 128)[0], evaluation.test_draws)
+    evaluation = FixedEvaluation(G, cfg, G.z_dim, "cpu", per_direction=record["eval_per_direction"])
+    sefa = evaluation.evaluate(sefa_directions(G, G.z_dim)[0], evaluation.test_draws)
     assert record["test_eval"]["sefa"] == pytest.approx(sefa, rel=1e-6)
     assert record["reference_test"]["sefa"] == pytest.approx(sefa, rel=1e-6)
 

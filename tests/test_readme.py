@@ -1,8 +1,10 @@
 """The README is tested as written: every command line in its code blocks runs, in order, as typed.
 
 The commands run in one scratch folder (as a user typing them in order would), with the default
-model name resolved to the small test model through the weights store (BIGGAN_DIRECTIONS_WEIGHTS
-holds it under biggan-deep-128), LPIPS backbones where torchvision looks for them
+model name resolved to a small random BigGAN through the weights store (BIGGAN_DIRECTIONS_WEIGHTS
+holds it under biggan-deep-128): the tests' small model with a 48-dimensional latent (README_Z),
+as the README's commands need 40 coordinates (`--subspace 0-39 --ndirs 40`), and every run's
+fixed evaluation and every score measures one direction per coordinate. LPIPS backbones where torchvision looks for them
 ($TORCH_HOME), and the files the README tells the user to have (a classes file, a hand-downloaded
 checkpoint). The only thing added to a command is a budget (a few steps, a small evaluation,
 few frames), appended at its end: click takes the last value of a repeated option. `--model`
@@ -16,7 +18,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -25,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
-from tests.support import build_small_biggan, write_backbone_checkpoint
+from tests.support import SMALL_CONFIG, build_small_biggan, serve_once, write_backbone_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -46,6 +47,7 @@ BUDGETS = {
 }
 ASSIGNMENT = re.compile(r"([A-Z_]+)=(\S+)(\s+#.*)?$")   # RUN=outputs/...  # a comment
 WITH = {"--score": ["--score-seeds", "2"], "--render": ["--render-frames", "4", "--render-seeds", "0-1"]}
+README_Z = 48                         # the README model's latent (and class embedding) size
 SERVES = "view"                      # started, asked for its page once, stopped (unless --save)
 
 
@@ -75,19 +77,22 @@ def readme_commands(text: str) -> list[str]:
 
 
 @pytest.fixture()
-def user_machine(tmp_path, monkeypatch, small_biggan_dir):
+def user_machine(tmp_path, monkeypatch):
     """A scratch folder with the weights store, LPIPS backbones and the README's inputs."""
-    from biggan_directions.models.weights import WEIGHTS_DIR_ENV, import_weights
+    from biggan_directions.models.weights import WEIGHTS_DIR_ENV, import_weights, save_biggan
 
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir()
+    model = save_biggan(build_small_biggan(config=dict(SMALL_CONFIG, z_dim=README_Z,
+                                                       class_embed_dim=README_Z)),
+                        tmp_path / "model")
     store = work / "weights"
-    import_weights(small_biggan_dir / "pytorch_model.bin", "biggan-deep-128", weights_dir=store,
-                   config=small_biggan_dir / "config.json")
+    import_weights(model / "pytorch_model.bin", "biggan-deep-128", weights_dir=store,
+                   config=model / "config.json")
     downloads = home / "Downloads"                        # `weights import` reads from here
     downloads.mkdir(parents=True)
-    shutil.copy(small_biggan_dir / "pytorch_model.bin", downloads / "biggan-deep-256-pytorch_model.bin")
-    shutil.copy(small_biggan_dir / "config.json", downloads / "biggan-deep-256-config.json")
+    shutil.copy(model / "pytorch_model.bin", downloads / "biggan-deep-256-pytorch_model.bin")
+    shutil.copy(model / "config.json", downloads / "biggan-deep-256-config.json")
     torch_home = tmp_path / "torch-home"
     for net in ("alex", "squeeze"):
         write_backbone_checkpoint(torch_home / "hub" / "checkpoints", net)
@@ -144,11 +149,15 @@ def run_command(line: str, variables: dict[str, str], cwd: Path) -> str | None:
     args = argv[1:]
     command = args[0]
     if command == SERVES and "--save" not in args:
-        return serve_once(args)
+        return fetch_page_once(args)
     args = args + BUDGETS.get(command, []) + method_budget(command, args)
     if command == "batch":                      # budgets of the stages the command asks for
         args += [b for flag, budget in WITH.items() if flag in args for b in budget]
-    result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    return failure(CliRunner().invoke(cli, args, catch_exceptions=True))
+
+
+def failure(result) -> str | None:
+    """None when a CliRunner result exited 0, else its exit code, output and traceback."""
     if result.exit_code != 0:
         import traceback
         detail = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info and \
@@ -182,33 +191,20 @@ def make_recipe(argv: list[str]) -> list[str] | None:
     return ["biggan-directions"] + recipe[1:]
 
 
-def serve_once(args: list[str]) -> str | None:
-    """Start `view`, fetch the page it prints once, stop it; None when the page came back."""
-    cmd = [sys.executable, str(ROOT / "cli.py")] + args
+def fetch_page_once(args: list[str]) -> str | None:
+    """Run `view` as the other commands run (CliRunner, this process), serving until the URL it
+    printed has been fetched once (support.serve_once); None when the page came back."""
     if "--port" not in args:
-        cmd += ["--port", "0"]                  # the README's default port may be taken here
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    output, url = [], None
-    try:
-        deadline = time.monotonic() + 120
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            m = re.search(r"https?://[\w.\[\]:]+/\S*", line)
-            url = m.group(0) if m else None
-        if url is None:
-            return "no URL printed:\n" + "".join(output)
-        with urllib.request.urlopen(url, timeout=60) as page:
+        args = args + ["--port", "0"]           # the README's default port may be taken here
+
+    def fetch(printed: str) -> str | None:
+        m = re.search(r"https?://[\w.\[\]:]+/\S*", printed)
+        if m is None:
+            return "no URL printed:\n" + printed
+        with urllib.request.urlopen(m.group(0), timeout=60) as page:
             body = page.read().decode()
-        if page.status != 200 or "<html" not in body.lower():
-            return f"{url}: status {page.status}"
-        return None
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        return None if page.status == 200 and "<html" in body.lower() else \
+            f"{m.group(0)}: status {page.status}"
+
+    result, fetched = serve_once(cli, args, fetch)
+    return failure(result) or (fetched[0] if fetched else "view never served:\n" + result.output)

@@ -19,7 +19,7 @@ from biggan_directions.core.evaluation import (EVAL_FLOOR_SAMPLES, planned_eval_
 from biggan_directions.methods.config import DiscoverConfig
 from biggan_directions.methods.hessian import Discovery, DiscoveryInterrupted, patience_spread
 from biggan_directions.runs.discover import run_discover
-from tests.support import HiddenBasis
+from tests.support import TINY_EVAL, HiddenBasis
 
 
 class Isotropic:
@@ -115,9 +115,12 @@ def test_patience_stops_a_run_that_cannot_improve_and_says_why(tmp_path):
     again = run_discover(Isotropic(), cfg, tmp_path / "run", resume=True, progress=False)
     assert again.status == "already finished" and again.step == 6
 
-    full = run_discover(Isotropic(), DiscoverConfig(**{**cfg.__dict__, "patience": None}),
+    # without patience the same run goes past step 6, to its last step (12 steps: each
+    # evaluation redraws curve.png, so 50 would cost 26 drawings)
+    full = run_discover(Isotropic(), DiscoverConfig(**{**cfg.__dict__, "patience": None,
+                                                     "steps": 12}),
                         tmp_path / "all", progress=False)
-    assert full.step == 50
+    assert full.step == 12
     assert json.loads((tmp_path / "all" / "run.json").read_text())["stop_reason"] == "steps"
 
 
@@ -297,7 +300,7 @@ def test_rademacher_draws_follow_the_start_and_the_evaluation_does_not(small_big
     assert calls == [27]                                  # 3 latents x (1 + 2 x 4) in one call
 
     record_folder = tmp_path / "run"
-    run_discover(G, DiscoverConfig(steps=2, batch_size=2, init="random", eval_per_direction=1,
-                                   eval_k=2, eval_references=2), record_folder, progress=False)
+    run_discover(G, DiscoverConfig(steps=2, batch_size=2, init="random", ndirs=4, **TINY_EVAL),
+                 record_folder, progress=False)          # k follows the start, not ndirs
     record = json.loads((record_folder / "run.json").read_text())
     assert record["k"] == 4 and record["config"]["k"] is None          # used, and as typed

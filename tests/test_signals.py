@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,25 +16,51 @@ import torch
 from click.testing import CliRunner
 
 from biggan_directions.cli import cli
-from tests.support import default_hangup, signal_when_logged
+from tests.support import TINY_EVAL_ARGS, default_hangup, signal_when_logged
 
 ROOT = Path(__file__).resolve().parents[1]
+SIGNALS = ["SIGTERM", "SIGHUP"]
+
+
+def discover_args(model: Path, out: Path, steps: int = 200) -> list[str]:
+    return ["discover", "-c", "207", "--model", str(model), "--steps", str(steps), "--batch-size",
+            "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every", "1000", "--device",
+            "cpu", "--threads", "1", "-q", *TINY_EVAL_ARGS, "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory, small_biggan_dir) -> dict[str, tuple[int, str, list[Path], Path]]:
+    """One real discover process per signal, started together (on two cores they start in the
+    time of one), each sent its signal once it has logged a few steps: signal name ->
+    (exit status, stderr, its log files, its --out folder)."""
+    procs = {}
+    for sig in SIGNALS:
+        out = tmp_path_factory.mktemp(sig)
+        procs[sig] = out, subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), *discover_args(small_biggan_dir, out)],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, preexec_fn=default_hangup)
+    try:
+        with ThreadPoolExecutor(len(procs)) as pool:          # each signalled when it is ready
+            logs = {sig: pool.submit(signal_when_logged, proc, out, getattr(signal, sig))
+                    for sig, (out, proc) in procs.items()}
+        stopped = {}
+        for sig, (out, proc) in procs.items():
+            _, err = proc.communicate(timeout=120)
+            stopped[sig] = proc.returncode, err, logs[sig].result(), out
+        return stopped
+    finally:
+        for _, proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
-def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir, sig):
-    args = ["discover", "-c", "207", "--model", str(small_biggan_dir), "--steps", "200",
-            "--batch-size", "1", "--ndirs", "4", "--checkpoint-every", "1000", "--eval-every",
-            "1000", "--device", "cpu", "--threads", "1", "-q", "--eval-per-direction", "1", "--eval-references", "2", "--eval-k", "2",
-            "--out", str(tmp_path)]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args],
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_hangup)
-    logs = signal_when_logged(proc, tmp_path, getattr(signal, sig))
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+@pytest.mark.parametrize("sig", SIGNALS)
+def test_cli_sigterm_saves_a_checkpoint_and_exits_130(stopped, small_biggan_dir, sig):
+    returncode, err, logs, out = stopped[sig]
+    assert returncode == 130, err
     assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
     folder = logs[0].parent
     step = torch.load(folder / "checkpoint.pt", weights_only=True)["step"]
@@ -43,7 +70,7 @@ def test_cli_sigterm_saves_a_checkpoint_and_exits_130(tmp_path, small_biggan_dir
     assert not (folder / ".lock").exists()
     logged = (folder / "log.csv").read_text().splitlines()
     assert int(logged[-1].split(",")[0]) == step                # the log ends at the checkpoint
-    resumed = CliRunner().invoke(cli, [*args[:5], "--steps", str(step + 2), *args[7:], "--resume"])
+    resumed = CliRunner().invoke(cli, [*discover_args(small_biggan_dir, out, step + 2), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert f"finished at step {step + 2}" in resumed.output
 

@@ -282,69 +282,77 @@ def test_serve_warns_when_others_can_reach_it(viewer, monkeypatch):
     ran[1][0].close()
 
 
-def test_cli_serves_on_a_free_port_and_refuses_foreign_host_names(run_dir):
-    import os
-    import signal
-    import subprocess
-    import sys
-
+def test_cli_serves_on_a_free_port_and_refuses_foreign_host_names(run_dir, monkeypatch):
+    """view --port 0 prints its URL (with the first view's query) and serves it; a request that
+    names another host is refused (DNS rebinding). Served in this process (support.serve_once);
+    the real process, stopped by its signals, is the next test."""
     import httpx
 
-    code = ("from biggan_directions.cli import cli; from biggan_directions.cli.view import view; "
-            "cli.add_command(view); cli.main()")
-    proc = subprocess.Popen([sys.executable, "-c", code, "view", str(run_dir), "--port", "0",
-                             "--device", "cpu", "--quiet", "--seed", "9"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "BIGGAN_DIRECTIONS_THREADS": "1"})
-    try:
-        line = proc.stdout.readline()
+    monkeypatch.setenv("BIGGAN_DIRECTIONS_THREADS", "1")
+
+    def visit(printed: str):
+        line = printed.splitlines()[0]
         assert "Serving" in line and "http://127.0.0.1:" in line, line
         url = line.split(" at ")[1].split()[0]
-        assert "seed=9" in url
         base = url.split("?")[0]
-        assert httpx.get(base + "api/info", timeout=30).json()["class_index"] == 207
+        info = httpx.get(base + "api/info", timeout=30)
         foreign = httpx.get(base + "api/info", headers={"Host": "attacker.example"}, timeout=30)
-        assert foreign.status_code == 400                     # DNS rebinding: refused
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        return url, info.json()["class_index"], foreign.status_code
+
+    result, visited = support.serve_once(_cli(), ["view", str(run_dir), "--port", "0", "--device",
+                                                  "cpu", "--quiet", "--seed", "9"], visit)
+    assert result.exit_code == 0, result.output
+    [(url, class_index, foreign)] = visited
+    assert "seed=9" in url
+    assert class_index == 207
+    assert foreign == 400                                   # DNS rebinding: refused
 
 
-@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
-def test_a_hangup_or_sigterm_stops_view_as_ctrl_c_does(run_dir, sig):
-    """The terminal closed (SIGHUP) or `timeout` (SIGTERM): "Interrupted.", exit 130, no
-    traceback (uvicorn handles SIGTERM itself; SIGHUP used to interrupt its event loop)."""
-    import os
-    import signal
+@pytest.fixture(scope="module")
+def view_processes(run_dir):
+    """One real `view` process per signal, started together (on two cores they start in the
+    time of one): signal name -> (the process, the first line it printed)."""
     import subprocess
     import sys
-
-    import httpx
 
     from tests.support import default_hangup
 
     code = ("from biggan_directions.cli import cli; from biggan_directions.cli.view import view; "
             "cli.add_command(view); cli.main()")
-    proc = subprocess.Popen([sys.executable, "-c", code, "view", str(run_dir), "--port", "0",
-                             "--device", "cpu", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "BIGGAN_DIRECTIONS_THREADS": "1"},
-                            preexec_fn=default_hangup)
+    procs = {sig: subprocess.Popen([sys.executable, "-c", code, "view", str(run_dir), "--port", "0",
+                                    "--device", "cpu", "--quiet"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "BIGGAN_DIRECTIONS_THREADS": "1"},
+                                   preexec_fn=default_hangup)
+             for sig in ("SIGHUP", "SIGTERM")}
     try:
-        line = proc.stdout.readline()
-        assert "Serving" in line
-        base = line.split(" at ")[1].split()[0].split("?")[0]
-        assert httpx.get(base + "api/info", timeout=30).status_code == 200   # the loop runs
-        proc.send_signal(getattr(signal, sig))
-        output, _ = proc.communicate(timeout=30)
+        yield {sig: (proc, proc.stdout.readline()) for sig, proc in procs.items()}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTERM"])
+def test_a_hangup_or_sigterm_stops_view_as_ctrl_c_does(view_processes, sig):
+    """The terminal closed (SIGHUP) or `timeout` (SIGTERM): "Interrupted.", exit 130, no
+    traceback (uvicorn handles SIGTERM itself; SIGHUP used to interrupt its event loop)."""
+    import signal
+    import subprocess
+
+    import httpx
+
+    proc, line = view_processes[sig]
+    assert "Serving" in line, line
+    base = line.split(" at ")[1].split()[0].split("?")[0]
+    assert httpx.get(base + "api/info", timeout=30).status_code == 200   # the loop runs
+    proc.send_signal(getattr(signal, sig))
+    try:
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
     assert proc.returncode == 130, output
     assert "Interrupted." in output and "Traceback" not in output
     assert "CancelledError" not in output
