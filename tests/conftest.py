@@ -44,6 +44,17 @@ def narrow_biggan():
     return build_small_biggan(config=dict(SMALL_CONFIG, z_dim=16, class_embed_dim=16))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module whose commands may set another (`--threads`): on a small
+    shared CPU, two threads make the tiny model's calls ~30x slower (thread hand-offs dominate
+    32 px convolutions). Put back afterwards."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture
 def live_pid():
     """The pid of a running process (not this one), e.g. the holder of a lock."""

@@ -205,6 +205,20 @@ def serve_once(cli, args: list[str], visit: Callable[[str], Any]) -> tuple[Any, 
     return result, visited
 
 
+def check_class_switching(client, refusal: str) -> None:
+    """A view serving classes 207 and 1 (a pooled run, or a batch): /api/info lists them, each
+    class gives its own image, another class is refused with `refusal`, and the command line
+    carries the class asked for."""
+    info = client.get("/api/info").json()
+    assert [c["index"] for c in info["classes"]] == [207, 1]
+    assert client.get("/api/info?cls=1").json()["class_name"] == "goldfish"
+    a, b = (client.get(f"/api/image?seed=0&cls={c}").content for c in (207, 1))
+    assert a != b
+    r = client.get("/api/image?cls=5")
+    assert r.status_code == 400 and refusal in r.json()["error"]
+    assert "--class 1" in client.get("/api/command?cls=1&seed=2").json()["command"]
+
+
 def make_run(folder: str | Path, model_dir: str | Path, *, ndirs: int, seed: int, truncation: float,
              path_size: float, name: str = "directions.safetensors", **meta: Any) -> Path:
     """A run as score, render and view open it: <folder>/<name> holding a seeded random

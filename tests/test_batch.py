@@ -29,14 +29,7 @@ TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", 
         *TINY_EVAL_ARGS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small shared CPU, two threads make the tiny model's calls ~30x
-    slower (thread hand-offs dominate 32 px convolutions)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")          # conftest
 
 
 def batch(*args: str):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -23,12 +22,7 @@ TINY = ["--steps", "2", "--batch-size", "1", "--ndirs", "4", "--device", "cpu", 
 SCORE = ["--num-seeds", "2", "--steps", "5", "--device", "cpu", "-q"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")          # conftest
 
 
 @pytest.fixture

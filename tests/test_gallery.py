@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from biggan_directions.batch.gallery import write_gallery
@@ -66,15 +65,6 @@ class Refs(HTMLParser):
         for name, value in attrs:
             if name in ("src", "href"):
                 self.refs.append((tag, value))
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread: on a small shared CPU, two make the tiny model's calls far slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

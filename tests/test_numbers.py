@@ -27,12 +27,7 @@ from tests.support import TINY_EVAL_ARGS
 TINY = ["--batch-size", "1", "--ndirs", "4", "--device", "cpu", "-q", *TINY_EVAL_ARGS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")          # conftest
 
 
 def invoke(*args: str):
