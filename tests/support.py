@@ -149,16 +149,19 @@ def default_hangup() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
-def signal_when_logged(proc: subprocess.Popen, out: Path, sig: int, rows: int = 4,
+def signal_when_logged(proc: subprocess.Popen, out: Path, sig: int, steps: int = 3,
                        timeout: float = 120.0) -> list[Path]:
-    """Wait until the discover run `proc` writes under `out` has `rows` lines in its log.csv
-    (<out>/<model>/<class>/log.csv, header included: rows - 1 steps), or it exits, or `timeout`
-    seconds pass; then send it `sig`. Returns the log files found."""
+    """Wait until the discover run `proc` writes under `out` has logged step `steps` in its
+    log.csv (<out>/<model>/<class>/log.csv; read from its last row's step, since the log may
+    hold a step-0 row), or it exits, or `timeout` seconds pass; then send it `sig`. The
+    checkpoint it saves is then at step `steps` or later. Returns the log files found."""
     logs: list[Path] = []
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:   # wait until a few steps are done
         logs = list(Path(out).glob("*/*/log.csv"))
-        if logs and len(logs[0].read_text().splitlines()) >= rows:
+        rows = logs[0].read_text().splitlines()[1:] if logs else []
+        last = rows[-1].split(",", 1)[0] if rows else ""
+        if last.isdigit() and int(last) >= steps:
             break
         time.sleep(0.02)
     proc.send_signal(sig)
